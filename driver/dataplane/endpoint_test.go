@@ -1,0 +1,181 @@
+package dataplane
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/vishvananda/netlink"
+)
+
+// testEndpoint returns endpoint n of a network: a 64-hex-char ID whose first
+// 12 characters differ per n, and a locally administered MAC.
+func testEndpoint(vni uint32, n int) EndpointConfig {
+	id := fmt.Sprintf("%012x", 0xe0000000000+n) + strings.Repeat("ab", 26)
+	return EndpointConfig{
+		VNI: vni,
+		ID:  id,
+		MAC: net.HardwareAddr{0x02, 0x42, 0xc6, 0x13, byte(vni), byte(n)},
+		MTU: 1450,
+	}
+}
+
+// checkEndpoint verifies both sides of an endpoint and returns their links.
+func checkEndpoint(t *testing.T, h *testHost, c EndpointConfig) (host, port netlink.Link) {
+	t.Helper()
+	n := namesFor(c.ID)
+	host = mustLinkIn(t, handleIn(t, h.ns), n.host)
+	if host.Type() != "veth" || !bytes.Equal(host.Attrs().HardwareAddr, c.MAC) ||
+		host.Attrs().MTU != c.MTU || host.Attrs().Flags&net.FlagUp != 0 {
+		t.Errorf("host side %q: type %s mac %s mtu %d flags %v", n.host, host.Type(),
+			host.Attrs().HardwareAddr, host.Attrs().MTU, host.Attrs().Flags)
+	}
+	nh := h.nsHandle(t, c.VNI)
+	port = mustLinkIn(t, nh, n.port)
+	br := mustLinkIn(t, nh, bridgeName)
+	if port.Type() != "veth" || port.Attrs().MasterIndex != br.Attrs().Index ||
+		port.Attrs().MTU != c.MTU || port.Attrs().Flags&net.FlagUp == 0 {
+		t.Errorf("port %q: type %s master %d (br0 %d) mtu %d flags %v", n.port, port.Type(),
+			port.Attrs().MasterIndex, br.Attrs().Index, port.Attrs().MTU, port.Attrs().Flags)
+	}
+	if port.Attrs().ParentIndex != host.Attrs().Index || host.Attrs().ParentIndex != port.Attrs().Index {
+		t.Errorf("%q and %q are not veth peers", n.host, n.port)
+	}
+	return host, port
+}
+
+func setupNetwork(t *testing.T, vni uint32) *testHost {
+	t.Helper()
+	h := newTestHost(t, "h1")
+	enterNS(t, h.ns)
+	if err := h.plane.EnsureNetwork(testNetwork(vni)); err != nil {
+		t.Fatalf("EnsureNetwork: %v", err)
+	}
+	return h
+}
+
+func TestEnsureEndpoint(t *testing.T) {
+	h := setupNetwork(t, 4201)
+	c := testEndpoint(4201, 1)
+	name, err := h.plane.EnsureEndpoint(c)
+	if err != nil {
+		t.Fatalf("EnsureEndpoint: %v", err)
+	}
+	if name != "vxc"+c.ID[:12] {
+		t.Errorf("name %q, want %q", name, "vxc"+c.ID[:12])
+	}
+	_, port1 := checkEndpoint(t, h, c)
+	if ids, err := h.plane.Endpoints(4201); err != nil || !slices.Equal(ids, []string{c.ID[:12]}) {
+		t.Errorf("Endpoints = %v, %v", ids, err)
+	}
+	// Idempotent: a good pair is left alone.
+	hh, nh := handleIn(t, h.ns), h.nsHandle(t, 4201)
+	mark(t, hh, name)
+	mark(t, nh, port1.Attrs().Name)
+	if _, err := h.plane.EnsureEndpoint(c); err != nil {
+		t.Fatalf("second EnsureEndpoint: %v", err)
+	}
+	_, port2 := checkEndpoint(t, h, c)
+	if !marked(t, hh, name) || !marked(t, nh, port2.Attrs().Name) {
+		t.Error("good endpoint was recreated")
+	}
+	// A port that fell out of the bridge is re-attached in place.
+	if err := nh.LinkSetNoMaster(port2); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.plane.EnsureEndpoint(c); err != nil {
+		t.Fatalf("EnsureEndpoint (detached port): %v", err)
+	}
+	checkEndpoint(t, h, c)
+	if !marked(t, nh, port2.Attrs().Name) {
+		t.Error("detached port was recreated instead of re-attached")
+	}
+}
+
+func TestEnsureEndpointRepairs(t *testing.T) {
+	h := setupNetwork(t, 4202)
+	c := testEndpoint(4202, 2)
+	if _, err := h.plane.EnsureEndpoint(c); err != nil {
+		t.Fatalf("EnsureEndpoint: %v", err)
+	}
+	checkEndpoint(t, h, c)
+	hh := handleIn(t, h.ns)
+	mark(t, hh, namesFor(c.ID).host)
+
+	// A different MAC asked for: the pair is recreated.
+	c.MAC = net.HardwareAddr{0x02, 0x42, 0xc6, 0x13, 0x99, 0x99}
+	if _, err := h.plane.EnsureEndpoint(c); err != nil {
+		t.Fatalf("EnsureEndpoint (new mac): %v", err)
+	}
+	checkEndpoint(t, h, c)
+	if marked(t, hh, namesFor(c.ID).host) {
+		t.Error("pair with the wrong MAC was not recreated")
+	}
+
+	// Half-made: the bridge side never left the host (stray link of that
+	// name), and the container side is gone.
+	if err := h.plane.DeleteEndpoint(c.VNI, c.ID); err != nil {
+		t.Fatal(err)
+	}
+	n := namesFor(c.ID)
+	stray := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: n.port}, PeerName: "stray0"}
+	if err := netlink.LinkAdd(stray); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.plane.EnsureEndpoint(c); err != nil {
+		t.Fatalf("EnsureEndpoint (half-made): %v", err)
+	}
+	checkEndpoint(t, h, c)
+	if names := linkNames(t, handleIn(t, h.ns)); !slices.Equal(names, []string{"lo", n.host}) {
+		t.Errorf("host links %v, want lo and %s", names, n.host)
+	}
+}
+
+func TestDeleteEndpoint(t *testing.T) {
+	h := setupNetwork(t, 4203)
+	c1, c2 := testEndpoint(4203, 1), testEndpoint(4203, 2)
+	for _, c := range []EndpointConfig{c1, c2} {
+		if _, err := h.plane.EnsureEndpoint(c); err != nil {
+			t.Fatalf("EnsureEndpoint: %v", err)
+		}
+	}
+	for i := range 2 {
+		if err := h.plane.DeleteEndpoint(c1.VNI, c1.ID); err != nil {
+			t.Fatalf("DeleteEndpoint #%d: %v", i+1, err)
+		}
+	}
+	checkEndpoint(t, h, c2)
+	if ids, err := h.plane.Endpoints(4203); err != nil || !slices.Equal(ids, []string{c2.ID[:12]}) {
+		t.Errorf("Endpoints = %v, %v", ids, err)
+	}
+	if err := h.plane.DeleteEndpoint(c2.VNI, c2.ID); err != nil {
+		t.Fatalf("DeleteEndpoint: %v", err)
+	}
+	if names := linkNames(t, handleIn(t, h.ns)); !slices.Equal(names, []string{"lo"}) {
+		t.Errorf("host links %v, want only lo", names)
+	}
+	if names := linkNames(t, h.nsHandle(t, 4203)); !slices.Equal(names, []string{bridgeName, "lo", vxlanName}) {
+		t.Errorf("network links %v, want br0, lo, vxlan0", names)
+	}
+	if err := h.plane.DeleteEndpoint(4999, c1.ID); err != nil {
+		t.Errorf("DeleteEndpoint in a missing network: %v", err)
+	}
+}
+
+func TestEndpointMissingNetwork(t *testing.T) {
+	h := newTestHost(t, "h1")
+	enterNS(t, h.ns)
+	if _, err := h.plane.EnsureEndpoint(testEndpoint(4204, 1)); !errors.Is(err, ErrNotFound) {
+		t.Errorf("EnsureEndpoint without network = %v, want ErrNotFound", err)
+	}
+	if _, err := h.plane.Endpoints(4204); !errors.Is(err, ErrNotFound) {
+		t.Errorf("Endpoints without network = %v, want ErrNotFound", err)
+	}
+	if err := h.plane.SetPeers(4204, nil); !errors.Is(err, ErrNotFound) {
+		t.Errorf("SetPeers without network = %v, want ErrNotFound", err)
+	}
+}

@@ -1,0 +1,169 @@
+package dataplane
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"sort"
+
+	"github.com/sirupsen/logrus"
+	"github.com/vishvananda/netlink"
+)
+
+// NetworkConfig describes one VXLAN network on this host.
+type NetworkConfig struct {
+	VNI       uint32         // 1..16777215
+	Port      int            // VXLAN UDP port, e.g. 4789
+	LocalIP   net.IP         // VTEP source address (underlay), may be nil
+	MTU       int            // MTU for bridge, vxlan and veths
+	Addresses []netip.Prefix // gateway addresses to put on the bridge
+}
+
+// EnsureNetwork creates the network's namespace, bridge and VXLAN device, or
+// verifies and repairs them. Gateway addresses on br0 converge to
+// c.Addresses; a vxlan0 whose VNI, port, local address or learning/proxy
+// flags differ is recreated. On failure what this call created is removed.
+func (p *Plane) EnsureNetwork(c NetworkConfig) (err error) {
+	if err := c.validate(); err != nil {
+		return err
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	log := p.log.WithField("vni", c.VNI)
+	path := p.nsPath(c.VNI)
+	var rb rollback
+	defer func() { err = rb.finish(log, err) }()
+
+	created, err := ensureNetnsFile(log, path)
+	if err != nil {
+		return err
+	}
+	if created {
+		rb.push("netns "+path, func() error { return removeNetnsFile(log, path) })
+	}
+	var needVxlan bool
+	err = inNetns(path, func() error {
+		var err error
+		needVxlan, err = prepareNamespace(log, path, c, &rb)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("network vni %d in netns %q: %w", c.VNI, path, err)
+	}
+	if !needVxlan {
+		return nil
+	}
+	return createVxlan(log, path, c, &rb)
+}
+
+// prepareNamespace runs inside the network namespace: sysctls, lo, br0 with
+// its addresses, and a check of vxlan0. It reports whether vxlan0 must be
+// (re)created; a mismatching one has been deleted by then.
+func prepareNamespace(log *logrus.Entry, path string, c NetworkConfig, rb *rollback) (bool, error) {
+	if err := setNamespaceSysctls(log); err != nil {
+		return false, err
+	}
+	lo, err := mustLink(log, "lo")
+	if err != nil {
+		return false, err
+	}
+	if err := setUp(log, lo); err != nil {
+		return false, err
+	}
+	created, err := ensureBridge(log, c.MTU)
+	if err != nil {
+		return false, err
+	}
+	if created {
+		rb.push("bridge "+bridgeName, func() error {
+			return inNetns(path, func() error { _, err := deleteLink(log, bridgeName); return err })
+		})
+	}
+	added, err := ensureAddrs(log, c.Addresses)
+	if err != nil {
+		return false, err
+	}
+	if !created && len(added) > 0 {
+		rb.push("gateway addresses", func() error {
+			return inNetns(path, func() error { return deleteAddrs(log, added) })
+		})
+	}
+	return checkVxlan(log, c)
+}
+
+// setNamespaceSysctls turns off IPv6 duplicate address detection for
+// interfaces created in (or moved into) the namespace: br0's link-local
+// address and the ports' would otherwise sit tentative after every change.
+// Gateway addresses are added with nodad as well. A kernel without IPv6
+// has nothing to set.
+func setNamespaceSysctls(log *logrus.Entry) error {
+	const key = "/proc/sys/net/ipv6/conf/default/accept_dad"
+	log.WithField("sysctl", key).Debug("sysctl: write 0")
+	err := os.WriteFile(key, []byte("0"), 0o644)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("set sysctl %q: %w", key, err)
+	}
+	return nil
+}
+
+// DeleteNetwork removes the network's links and its namespace. A network
+// that does not exist is not an error.
+func (p *Plane) DeleteNetwork(vni uint32) error {
+	if err := validateVNI(vni); err != nil {
+		return err
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	log := p.log.WithField("vni", vni)
+	path := p.nsPath(vni)
+	live, err := isNetnsMount(path)
+	if err != nil {
+		return err
+	}
+	if live {
+		// Delete links explicitly: namespace teardown is asynchronous, and a
+		// lingering vxlan0 would keep its VNI busy in the host namespace.
+		if err := inNetns(path, func() error { return deleteAllLinks(log) }); err != nil {
+			return fmt.Errorf("delete links of network vni %d in netns %q: %w", vni, path, err)
+		}
+	}
+	if err := removeNetnsFile(log, path); err != nil {
+		return err
+	}
+	if live {
+		log.WithField("netns", path).Info("deleted network")
+	}
+	return nil
+}
+
+// deleteAllLinks deletes every link but lo inside a network namespace:
+// VXLAN devices first (freeing their VNI in the host namespace at once),
+// then the other ports (taking endpoints' host-side peers with them), then
+// the bridge.
+func deleteAllLinks(log *logrus.Entry) error {
+	log.Debug("netlink: list links")
+	links, err := dump("links", netlink.LinkList)
+	if err != nil {
+		return err
+	}
+	rank := func(l netlink.Link) int {
+		switch l.Type() {
+		case "vxlan":
+			return 0
+		case "bridge":
+			return 2
+		}
+		return 1
+	}
+	sort.SliceStable(links, func(i, j int) bool { return rank(links[i]) < rank(links[j]) })
+	for _, l := range links {
+		if name := l.Attrs().Name; name != "lo" {
+			if _, err := deleteLink(log, name); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}

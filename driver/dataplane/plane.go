@@ -1,0 +1,158 @@
+// Package dataplane is vxnet's kernel data plane: the network namespaces,
+// bridges, VXLAN devices, veth pairs and static neighbour/FDB entries that
+// carry one multi-host L2 network, modelled on Docker's overlay driver.
+//
+// What it owns, per network (VNI):
+//   - a network namespace bind-mounted at NetnsDir/vx-<vni>;
+//   - inside it the bridge "br0" holding the gateway addresses, and the VXLAN
+//     device "vxlan0" enslaved to it. vxlan0 is created in the caller's (host)
+//     namespace and then moved in, so its UDP socket stays in the underlay
+//     namespace while its L2 side lives in the network namespace;
+//   - one veth pair per endpoint: "vxc<id12>" stays in the host namespace for
+//     Docker to move into the container, "vxp<id12>" is a port of br0;
+//   - on vxlan0, one permanent neighbour entry (IP → MAC, answered by the
+//     VXLAN ARP/ND proxy) and one static FDB entry (MAC → remote VTEP) per
+//     remote endpoint. Learning is off: the kernel only knows what SetPeers
+//     wrote, so the data plane converges to the cluster store.
+//
+// Invariants:
+//   - Every Ensure* call is create-or-verify: matching state is left alone,
+//     drifted state is repaired in place or recreated, and on failure what
+//     the call created is undone in reverse order.
+//   - Every Delete* call is idempotent: something already gone is not an error.
+//   - Code that runs inside a namespace goes through onLockedThread, the one
+//     place that switches a thread's netns; no other code calls setns.
+//   - Host-side netlink calls run on the calling goroutine, in the caller's
+//     namespace (the host's in production, a throwaway one in tests).
+//   - A Plane serializes its own calls; it holds no package-level state.
+package dataplane
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/sirupsen/logrus"
+)
+
+// ErrInvalid is wrapped by every error about a bad argument, returned before
+// the kernel is touched.
+var ErrInvalid = errors.New("invalid argument")
+
+// ErrNotFound is wrapped when an operation needs a network that does not
+// exist (no live namespace file for the VNI).
+var ErrNotFound = errors.New("not found")
+
+const (
+	nsPrefix   = "vx-"
+	bridgeName = "br0"
+	vxlanName  = "vxlan0"
+	hostPrefix = "vxc" // container side of an endpoint's veth pair
+	portPrefix = "vxp" // bridge side of an endpoint's veth pair
+	idPrefix   = 12    // endpoint ID characters used in interface names
+	maxVNI     = 1<<24 - 1
+)
+
+// Options configures a Plane.
+type Options struct {
+	// NetnsDir holds the bind-mounted namespace files, e.g. /run/vxnet/netns.
+	// It is created (0700) if missing and made a shared mount point, as
+	// iproute2 does for /run/netns, so namespace mounts and unmounts
+	// propagate to mount namespaces that copied it.
+	NetnsDir string
+	// Log receives Info for state changes and Debug for each kernel call.
+	// Nil means the logrus standard logger.
+	Log *logrus.Entry
+}
+
+// Plane manages the kernel objects of vxnet networks on this host.
+type Plane struct {
+	dir string
+	log *logrus.Entry
+	mu  sync.Mutex // serializes all kernel changes made through this Plane
+}
+
+// New prepares NetnsDir and returns a Plane using it.
+func New(o Options) (*Plane, error) {
+	if o.NetnsDir == "" || !filepath.IsAbs(o.NetnsDir) {
+		return nil, invalid("netns dir %q must be an absolute path", o.NetnsDir)
+	}
+	log := o.Log
+	if log == nil {
+		log = logrus.NewEntry(logrus.StandardLogger())
+	}
+	dir := filepath.Clean(o.NetnsDir)
+	if err := ensureNetnsDir(log, dir); err != nil {
+		return nil, err
+	}
+	return &Plane{dir: dir, log: log}, nil
+}
+
+// Networks returns, sorted, the VNIs whose namespace files in NetnsDir are
+// live namespace mounts.
+func (p *Plane) Networks() ([]uint32, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	entries, err := os.ReadDir(p.dir)
+	if err != nil {
+		return nil, fmt.Errorf("list netns dir %q: %w", p.dir, err)
+	}
+	var vnis []uint32
+	for _, e := range entries {
+		vni, ok := parseNsName(e.Name())
+		if !ok {
+			continue
+		}
+		live, err := isNetnsMount(filepath.Join(p.dir, e.Name()))
+		if err != nil {
+			return nil, err
+		}
+		if live {
+			vnis = append(vnis, vni)
+		}
+	}
+	sort.Slice(vnis, func(i, j int) bool { return vnis[i] < vnis[j] })
+	return vnis, nil
+}
+
+// nsPath is the namespace file of a network.
+func (p *Plane) nsPath(vni uint32) string {
+	return filepath.Join(p.dir, nsPrefix+strconv.FormatUint(uint64(vni), 10))
+}
+
+// liveNs returns the namespace file of a network, or an error wrapping
+// ErrNotFound when it is not a live namespace mount.
+func (p *Plane) liveNs(vni uint32) (string, error) {
+	path := p.nsPath(vni)
+	live, err := isNetnsMount(path)
+	if err != nil {
+		return "", err
+	}
+	if !live {
+		return "", fmt.Errorf("network namespace %q (vni %d): %w", path, vni, ErrNotFound)
+	}
+	return path, nil
+}
+
+// parseNsName returns the VNI of a canonical namespace file name "vx-<vni>".
+func parseNsName(name string) (uint32, bool) {
+	s, ok := strings.CutPrefix(name, nsPrefix)
+	if !ok {
+		return 0, false
+	}
+	v, err := strconv.ParseUint(s, 10, 32)
+	if err != nil || v == 0 || v > maxVNI || strconv.FormatUint(v, 10) != s {
+		return 0, false
+	}
+	return uint32(v), true
+}
+
+// invalid returns an error wrapping ErrInvalid.
+func invalid(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", ErrInvalid, fmt.Sprintf(format, args...))
+}
