@@ -1,0 +1,165 @@
+package consul
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/consul/api"
+	"github.com/vxnet/vxnet/store"
+)
+
+// Get returns key, or an error wrapping store.ErrNotFound.
+func (s *Store) Get(ctx context.Context, key string) (store.KV, error) {
+	if err := s.checkKey(ctx, "get", key); err != nil {
+		return store.KV{}, err
+	}
+	cctx, done := s.callCtx(ctx, callTimeout)
+	defer done()
+	pair, _, err := s.kv.Get(s.path(key), (&api.QueryOptions{}).WithContext(cctx))
+	if err != nil {
+		return store.KV{}, s.fail(ctx, "get", key, err)
+	}
+	if pair == nil {
+		return store.KV{}, fmt.Errorf("get %q: %w", key, store.ErrNotFound)
+	}
+	return s.kvOf(pair), nil
+}
+
+// Put writes key unconditionally.
+func (s *Store) Put(ctx context.Context, key string, value []byte) (uint64, error) {
+	op := &api.KVTxnOp{Verb: api.KVSet, Key: s.path(key), Value: value}
+	return s.set(ctx, "put", key, op, func(*store.KV) bool { return false })
+}
+
+// CAS writes key only if its ModifyIndex is index (0: only if absent).
+func (s *Store) CAS(ctx context.Context, key string, value []byte, index uint64) (uint64, error) {
+	op := &api.KVTxnOp{Verb: api.KVCAS, Key: s.path(key), Value: value, Index: index}
+	return s.set(ctx, "cas", key, op, func(cur *store.KV) bool {
+		if cur == nil {
+			return index != 0
+		}
+		return cur.ModifyIndex != index
+	})
+}
+
+// set runs a one-operation write transaction and returns the key's new
+// ModifyIndex; conflict is as for apply.
+func (s *Store) set(ctx context.Context, op, key string, kvop *api.KVTxnOp,
+	conflict func(cur *store.KV) bool) (uint64, error) {
+	if err := s.checkKey(ctx, op, key); err != nil {
+		return 0, err
+	}
+	results, err := s.apply(ctx, op, key, conflict, api.TxnOps{{KV: kvop}})
+	if err != nil {
+		return 0, err
+	}
+	if len(results) != 1 || results[0].KV == nil || results[0].KV.ModifyIndex == 0 {
+		return 0, fmt.Errorf("%s %q: consul %q: transaction returned no index", op, key, s.addr)
+	}
+	return results[0].KV.ModifyIndex, nil
+}
+
+// Delete removes key; a missing key is not an error.
+func (s *Store) Delete(ctx context.Context, key string) error {
+	if err := s.checkKey(ctx, "delete", key); err != nil {
+		return err
+	}
+	cctx, done := s.callCtx(ctx, callTimeout)
+	defer done()
+	if _, err := s.kv.Delete(s.path(key), (&api.WriteOptions{}).WithContext(cctx)); err != nil {
+		return s.fail(ctx, "delete", key, err)
+	}
+	return nil
+}
+
+// DeleteCAS removes key only if its ModifyIndex is index. Consul's
+// delete-cas succeeds on a missing key, so the transaction checks the
+// index (which fails on a missing key) before deleting.
+func (s *Store) DeleteCAS(ctx context.Context, key string, index uint64) error {
+	if err := s.checkKey(ctx, "delete-cas", key); err != nil {
+		return err
+	}
+	path := s.path(key)
+	_, err := s.apply(ctx, "delete-cas", key, func(cur *store.KV) bool {
+		return cur == nil || cur.ModifyIndex != index
+	}, api.TxnOps{
+		{KV: &api.KVTxnOp{Verb: api.KVCheckIndex, Key: path, Index: index}},
+		{KV: &api.KVTxnOp{Verb: api.KVDelete, Key: path}},
+	})
+	return err
+}
+
+// apply runs a transaction on key. If Consul rolls it back, apply reads
+// the key: if conflict says its state (nil: absent) is not what the caller
+// expected, the result wraps store.ErrConflict; otherwise the transaction
+// failed for another reason (ACL, size) and that is reported.
+func (s *Store) apply(ctx context.Context, op, key string, conflict func(cur *store.KV) bool,
+	ops api.TxnOps) (api.TxnResults, error) {
+	cctx, done := s.callCtx(ctx, callTimeout)
+	defer done()
+	ok, resp, _, err := s.txn.Txn(ops, (&api.QueryOptions{}).WithContext(cctx))
+	if err != nil {
+		return nil, s.fail(ctx, op, key, err)
+	}
+	if ok {
+		return resp.Results, nil
+	}
+	var why []string
+	for _, e := range resp.Errors {
+		why = append(why, e.What)
+	}
+	rolledBack := fmt.Errorf("transaction rolled back: %s", strings.Join(why, "; "))
+	kv, err := s.Get(ctx, key)
+	var cur *store.KV
+	switch {
+	case err == nil:
+		cur = &kv
+	case !errors.Is(err, store.ErrNotFound):
+		return nil, errors.Join(s.fail(ctx, op, key, rolledBack), err)
+	}
+	if !conflict(cur) {
+		return nil, s.fail(ctx, op, key, rolledBack)
+	}
+	if cur == nil {
+		return nil, fmt.Errorf("%s %q: key is absent: %w", op, key, store.ErrConflict)
+	}
+	return nil, fmt.Errorf("%s %q: key is at index %d: %w", op, key, cur.ModifyIndex, store.ErrConflict)
+}
+
+// List returns the keys starting with prefix, sorted, and Consul's index
+// for the prefix.
+func (s *Store) List(ctx context.Context, prefix string) ([]store.KV, uint64, error) {
+	if err := s.check(ctx, "list", prefix); err != nil {
+		return nil, 0, err
+	}
+	return s.list(ctx, "list", prefix, &api.QueryOptions{}, callTimeout)
+}
+
+// list runs one (possibly blocking) List call.
+func (s *Store) list(ctx context.Context, op, prefix string, q *api.QueryOptions,
+	timeout time.Duration) ([]store.KV, uint64, error) {
+	cctx, done := s.callCtx(ctx, timeout)
+	defer done()
+	pairs, meta, err := s.kv.List(s.path(prefix), q.WithContext(cctx))
+	if err != nil {
+		return nil, 0, s.fail(ctx, op, prefix, err)
+	}
+	kvs := make([]store.KV, 0, len(pairs))
+	for _, p := range pairs {
+		kvs = append(kvs, s.kvOf(p))
+	}
+	// Consul's docs: an index of 0 is a bug; 1 keeps blocking queries blocking.
+	return kvs, max(meta.LastIndex, 1), nil
+}
+
+// kvOf converts a Consul pair to a store.KV.
+func (s *Store) kvOf(p *api.KVPair) store.KV {
+	value := p.Value
+	if value == nil {
+		value = []byte{}
+	}
+	return store.KV{Key: s.key(p.Key), Value: value, ModifyIndex: p.ModifyIndex}
+}

@@ -1,0 +1,27 @@
+package consul
+
+import (
+	"context"
+
+	"github.com/hashicorp/consul/api"
+	"github.com/vxnet/vxnet/store"
+)
+
+// Watch blocks until Consul's index for prefix moves away from index, then
+// returns the listing as List does. Index 0 returns at once; an index above
+// Consul's (the index went backwards) returns at once with the current
+// listing, which resets the caller. When ctx ends or the store is closed it
+// returns an error wrapping ctx.Err() or saying the store is closed.
+func (s *Store) Watch(ctx context.Context, prefix string, index uint64) ([]store.KV, uint64, error) {
+	for {
+		if err := s.check(ctx, "watch", prefix); err != nil {
+			return nil, 0, err
+		}
+		q := &api.QueryOptions{WaitIndex: index, WaitTime: watchWait}
+		// Consul adds up to WaitTime/16 of jitter to a blocking query.
+		kvs, next, err := s.list(ctx, "watch", prefix, q, watchWait+watchWait/16+callTimeout)
+		if err != nil || next != index {
+			return kvs, next, err
+		}
+	}
+}
