@@ -1,0 +1,171 @@
+package ipam
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+
+	ipamapi "github.com/docker/go-plugins-helpers/ipam"
+	"github.com/sirupsen/logrus"
+
+	"github.com/vxnet/vxnet/store"
+)
+
+// maxLeaseAttempts bounds the search for a free address when other hosts
+// keep taking the candidates first.
+const maxLeaseAttempts = 64
+
+// RequestAddress leases an address: the gateway, a preferred (static)
+// address, or the next free one.
+func (m *IPAM) RequestAddress(ctx context.Context, r *ipamapi.RequestAddressRequest) (*ipamapi.RequestAddressResponse, error) {
+	pool, err := m.pool(ctx, r.PoolID)
+	if err != nil {
+		return nil, err
+	}
+	var pref netip.Addr
+	if r.Address != "" {
+		if pref, err = netip.ParseAddr(r.Address); err != nil {
+			return nil, fmt.Errorf("bad address %q: %w", r.Address, err)
+		}
+		if !pool.Subnet.Contains(pref) {
+			return nil, fmt.Errorf("address %s is not in subnet %s", pref, pool.Subnet)
+		}
+	}
+	var a netip.Addr
+	switch {
+	case r.Options[requestAddressType] == gatewayType:
+		a, err = m.gateway(ctx, r.PoolID, pref)
+	case pref.IsValid():
+		a, err = m.leaseStatic(ctx, r.PoolID, pool, pref)
+	default:
+		a, err = m.leaseNext(ctx, r.PoolID, pool)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &ipamapi.RequestAddressResponse{Address: netip.PrefixFrom(a, pool.Subnet.Bits()).String()}, nil
+}
+
+func (m *IPAM) pool(ctx context.Context, id string) (*Pool, error) {
+	if _, err := ParsePoolID(id); err != nil {
+		return nil, err
+	}
+	p, _, err := store.GetJSON[Pool](ctx, m.o.Store, poolKey(id))
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, fmt.Errorf("unknown pool ID %q", id)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read pool %q: %w", id, err)
+	}
+	return p, nil
+}
+
+// gateway fixes the pool's gateway on first request (the preferred one or
+// the subnet's first host address) and returns it to every later request.
+func (m *IPAM) gateway(ctx context.Context, id string, pref netip.Addr) (netip.Addr, error) {
+	p, err := store.Update(ctx, m.o.Store, poolKey(id), func(cur *Pool) (*Pool, error) {
+		if cur == nil {
+			return nil, fmt.Errorf("unknown pool ID %q", id)
+		}
+		want := pref
+		if !want.IsValid() {
+			want = cur.Gateway
+		}
+		if !want.IsValid() {
+			want = cur.defaultGateway()
+		}
+		if cur.Gateway.IsValid() && cur.Gateway != want {
+			return nil, fmt.Errorf("gateway %s conflicts with gateway %s of vxnet pool %s", want, cur.Gateway, cur.Subnet)
+		}
+		next := *cur
+		next.Gateway = want
+		return &next, nil
+	})
+	if err != nil {
+		return netip.Addr{}, fmt.Errorf("gateway of pool %q: %w", id, err)
+	}
+	return p.Gateway, nil
+}
+
+// leaseStatic takes exactly the preferred address or fails naming it.
+func (m *IPAM) leaseStatic(ctx context.Context, id string, p *Pool, a netip.Addr) (netip.Addr, error) {
+	if a == p.Gateway {
+		return netip.Addr{}, fmt.Errorf("address %s is the gateway of subnet %s", a, p.Subnet)
+	}
+	err := store.CreateJSON(ctx, m.o.Store, addrKey(id, a), Lease{Host: m.o.HostID})
+	if errors.Is(err, store.ErrConflict) {
+		return netip.Addr{}, fmt.Errorf("address %s is already in use in subnet %s", a, p.Subnet)
+	}
+	if err != nil {
+		return netip.Addr{}, fmt.Errorf("lease %s: %w", a, err)
+	}
+	m.log(id, a).Info("address leased")
+	return a, nil
+}
+
+// leaseNext takes the next free address after the pool's cursor. Losing a
+// race for a candidate re-reads the leases and tries the next one.
+func (m *IPAM) leaseNext(ctx context.Context, id string, p *Pool) (netip.Addr, error) {
+	for range maxLeaseAttempts {
+		taken, err := m.Leases(ctx, id)
+		if err != nil {
+			return netip.Addr{}, err
+		}
+		set := make(map[netip.Addr]bool, len(taken))
+		for a := range taken {
+			set[a] = true
+		}
+		a, ok := p.nextFree(m.startAt(id), set)
+		if !ok {
+			return netip.Addr{}, fmt.Errorf("no free address left in %s (%d leased)", prefixOrSubnet(p), len(taken))
+		}
+		err = store.CreateJSON(ctx, m.o.Store, addrKey(id, a), Lease{Host: m.o.HostID})
+		if errors.Is(err, store.ErrConflict) {
+			continue
+		}
+		if err != nil {
+			return netip.Addr{}, fmt.Errorf("lease %s: %w", a, err)
+		}
+		m.advance(id, a)
+		m.log(id, a).Info("address leased")
+		return a, nil
+	}
+	return netip.Addr{}, fmt.Errorf("no address leased in pool %q after %d attempts: too much contention", id, maxLeaseAttempts)
+}
+
+func prefixOrSubnet(p *Pool) netip.Prefix { return p.effectiveRange() }
+
+func (m *IPAM) startAt(id string) netip.Addr {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.cursor[id]
+}
+
+func (m *IPAM) advance(id string, a netip.Addr) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.cursor[id] = a.Next()
+}
+
+// ReleaseAddress drops a lease. Releasing the gateway, an unknown address
+// or an address of an unknown pool is not an error: Docker releases the
+// gateway on every host, and the pool owns it until the last host leaves.
+func (m *IPAM) ReleaseAddress(ctx context.Context, r *ipamapi.ReleaseAddressRequest) error {
+	if _, err := ParsePoolID(r.PoolID); err != nil {
+		return err
+	}
+	a, err := netip.ParseAddr(r.Address)
+	if err != nil {
+		return fmt.Errorf("bad address %q: %w", r.Address, err)
+	}
+	if err := m.o.Store.Delete(ctx, addrKey(r.PoolID, a)); err != nil {
+		return fmt.Errorf("release %s: %w", a, err)
+	}
+	m.log(r.PoolID, a).Info("address released")
+	return nil
+}
+
+func (m *IPAM) log(id string, a netip.Addr) *logrus.Entry {
+	return m.o.Log.WithFields(logrus.Fields{"pool": id, "address": a.String()})
+}

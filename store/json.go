@@ -1,0 +1,119 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"time"
+)
+
+// maxCASRetries bounds every read-modify-write loop: under contention from
+// many hosts each retry re-reads, so a livelock ends in a clear error.
+const maxCASRetries = 32
+
+// GetJSON reads key and decodes it into a T. A missing key wraps ErrNotFound.
+func GetJSON[T any](ctx context.Context, s Store, key string) (*T, uint64, error) {
+	kv, err := s.Get(ctx, key)
+	if err != nil {
+		return nil, 0, err
+	}
+	v := new(T)
+	if err := json.Unmarshal(kv.Value, v); err != nil {
+		return nil, 0, fmt.Errorf("decode store key %q: %w", key, err)
+	}
+	return v, kv.ModifyIndex, nil
+}
+
+// CreateJSON writes v under key only if the key does not exist yet; an
+// existing key wraps ErrConflict.
+func CreateJSON(ctx context.Context, s Store, key string, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("encode store key %q: %w", key, err)
+	}
+	_, err = s.CAS(ctx, key, b, 0)
+	return err
+}
+
+// PutJSON writes v under key unconditionally.
+func PutJSON(ctx context.Context, s Store, key string, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("encode store key %q: %w", key, err)
+	}
+	_, err = s.Put(ctx, key, b)
+	return err
+}
+
+// Update is a read-modify-write of one JSON value with check-and-set. fn
+// gets the current value (nil when the key is absent) and returns the new
+// one, or nil to delete the key, or an error to abort without writing. fn
+// may run several times when other writers interfere, so it must not have
+// side effects. Update returns what fn last returned.
+func Update[T any](ctx context.Context, s Store, key string, fn func(cur *T) (*T, error)) (*T, error) {
+	for attempt := 0; attempt < maxCASRetries; attempt++ {
+		cur, idx, err := GetJSON[T](ctx, s, key)
+		if err != nil && !errors.Is(err, ErrNotFound) {
+			return nil, err
+		}
+		next, err := fn(cur)
+		if err != nil {
+			return nil, err
+		}
+		switch {
+		case next == nil && cur == nil:
+			return nil, nil
+		case next == nil:
+			err = s.DeleteCAS(ctx, key, idx)
+		default:
+			var b []byte
+			if b, err = json.Marshal(next); err != nil {
+				return nil, fmt.Errorf("encode store key %q: %w", key, err)
+			}
+			_, err = s.CAS(ctx, key, b, idx)
+		}
+		if err == nil {
+			return next, nil
+		}
+		if !errors.Is(err, ErrConflict) {
+			return nil, err
+		}
+		if err := backoff(ctx, attempt); err != nil {
+			return nil, fmt.Errorf("update store key %q: %w", key, err)
+		}
+	}
+	return nil, fmt.Errorf("update store key %q: gave up after %d concurrent modifications: %w", key, maxCASRetries, ErrConflict)
+}
+
+// backoff sleeps a short jittered time that grows with attempt.
+func backoff(ctx context.Context, attempt int) error {
+	d := time.Duration(1+rand.IntN(1<<min(attempt, 6))) * time.Millisecond
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// CASJSON writes v under key if the key's ModifyIndex is still idx.
+func CASJSON(ctx context.Context, s Store, key string, v any, idx uint64) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("encode store key %q: %w", key, err)
+	}
+	_, err = s.CAS(ctx, key, b, idx)
+	return err
+}
+
+// Decode decodes a listed value, naming its key on failure.
+func Decode(kv KV, v any) error {
+	if err := json.Unmarshal(kv.Value, v); err != nil {
+		return fmt.Errorf("decode store key %q: %w", kv.Key, err)
+	}
+	return nil
+}
