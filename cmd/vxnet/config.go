@@ -1,0 +1,98 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/netip"
+	"strings"
+	"time"
+)
+
+// config is everything `vxnet serve` takes. Every flag can also be set by
+// an environment variable VXNET_<FLAG>, e.g. VXNET_STORE; a flag given on
+// the command line wins.
+type config struct {
+	Store             string
+	Socket            string
+	AdvertiseAddr     string
+	HostID            string
+	VXLANPort         int
+	MTU               int
+	NetnsDir          string
+	Scope             string
+	LogLevel          string
+	LogFormat         string
+	ReconcileInterval time.Duration
+}
+
+func newFlagSet(c *config, out io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet("vxnet serve", flag.ContinueOnError)
+	fs.SetOutput(out)
+	fs.StringVar(&c.Store, "store", "bolt:///var/lib/vxnet/vxnet.db", "state store: bolt:///path/file.db or consul://host:port[/prefix]")
+	fs.StringVar(&c.Socket, "socket", "/run/docker/plugins/vxnet.sock", "plugin socket path (created mode 0600)")
+	fs.StringVar(&c.AdvertiseAddr, "advertise-addr", "", "underlay address of this host, VXLAN source (default: the address of the default-route interface)")
+	fs.StringVar(&c.HostID, "host-id", "", "this host's ID in the cluster (default: the advertise address)")
+	fs.IntVar(&c.VXLANPort, "vxlan-port", 4789, "VXLAN UDP port")
+	fs.IntVar(&c.MTU, "mtu", 0, "MTU of vxnet networks without -o com.docker.network.driver.mtu (0 = underlay MTU - 50)")
+	fs.StringVar(&c.NetnsDir, "netns-dir", "/run/vxnet/netns", "directory for the networks' namespace files")
+	fs.StringVar(&c.Scope, "scope", "local", "driver scope reported to Docker: local (standalone hosts) or global (swarm)")
+	fs.StringVar(&c.LogLevel, "log-level", "info", "log level: debug, info, warn, error")
+	fs.StringVar(&c.LogFormat, "log-format", "text", "log format: text or json")
+	fs.DurationVar(&c.ReconcileInterval, "reconcile-interval", 30*time.Second, "how often the kernel state is checked against the store (0 = only at start)")
+	return fs
+}
+
+// parseConfig reads flags over environment over defaults, and validates.
+func parseConfig(args []string, getenv func(string) string, out io.Writer) (*config, error) {
+	c := &config{}
+	fs := newFlagSet(c, out)
+	var envErr error
+	fs.VisitAll(func(f *flag.Flag) {
+		name := "VXNET_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		if v := getenv(name); v != "" {
+			if err := f.Value.Set(v); err != nil && envErr == nil {
+				envErr = fmt.Errorf("environment %s=%q: %w", name, v, err)
+			}
+		}
+	})
+	if envErr != nil {
+		return nil, envErr
+	}
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	return c, c.validate()
+}
+
+func (c *config) validate() error {
+	var errs []error
+	if c.VXLANPort < 1 || c.VXLANPort > 65535 {
+		errs = append(errs, fmt.Errorf("--vxlan-port %d is out of range 1..65535", c.VXLANPort))
+	}
+	if c.MTU != 0 && (c.MTU < 576 || c.MTU > 65535) {
+		errs = append(errs, fmt.Errorf("--mtu %d is out of range 576..65535 (or 0 for auto)", c.MTU))
+	}
+	if c.AdvertiseAddr != "" {
+		if _, err := netip.ParseAddr(c.AdvertiseAddr); err != nil {
+			errs = append(errs, fmt.Errorf("--advertise-addr %q is not an IP address", c.AdvertiseAddr))
+		}
+	}
+	if c.Scope != "local" && c.Scope != "global" {
+		errs = append(errs, fmt.Errorf("--scope %q: want local or global", c.Scope))
+	}
+	if c.LogFormat != "text" && c.LogFormat != "json" {
+		errs = append(errs, fmt.Errorf("--log-format %q: want text or json", c.LogFormat))
+	}
+	if c.ReconcileInterval < 0 {
+		errs = append(errs, fmt.Errorf("--reconcile-interval %s is negative", c.ReconcileInterval))
+	}
+	if !strings.HasPrefix(c.Socket, "/") {
+		errs = append(errs, fmt.Errorf("--socket %q: want an absolute path", c.Socket))
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,45 @@
+// Command vxnet is the vxnet Docker network plugin: `vxnet serve` runs the
+// network and IPAM driver on one plugin socket; `vxnet version` prints the
+// version.
+package main
+
+import (
+	"fmt"
+	"os"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+func main() {
+	os.Exit(run(os.Args[1:]))
+}
+
+func run(args []string) int {
+	if len(args) == 0 {
+		usage()
+		return 2
+	}
+	switch args[0] {
+	case "serve":
+		return serve(args[1:])
+	case "version", "--version":
+		fmt.Println("vxnet", version)
+		return 0
+	case "help", "-h", "--help":
+		usage()
+		return 0
+	}
+	fmt.Fprintf(os.Stderr, "vxnet: unknown command %q\n", args[0])
+	usage()
+	return 2
+}
+
+func usage() {
+	fmt.Fprint(os.Stderr, `usage: vxnet <command> [flags]
+
+commands:
+  serve     run the Docker network + IPAM plugin (vxnet serve --help for flags)
+  version   print the version
+`)
+}

@@ -1,0 +1,176 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/vxnet/vxnet/cmd/vxnet/server"
+	"github.com/vxnet/vxnet/driver"
+	"github.com/vxnet/vxnet/driver/dataplane"
+	"github.com/vxnet/vxnet/ipam"
+	"github.com/vxnet/vxnet/store"
+	"github.com/vxnet/vxnet/store/bolt"
+	"github.com/vxnet/vxnet/store/consul"
+)
+
+func serve(args []string) int {
+	c, err := parseConfig(args, os.Getenv, os.Stderr)
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		fmt.Fprintln(os.Stderr, "vxnet serve:", err)
+		return 2
+	}
+	log, err := newLogger(c)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "vxnet serve:", err)
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	if err := runServe(ctx, c, log); err != nil {
+		log.WithError(err).Error("vxnet serve failed")
+		return 1
+	}
+	return 0
+}
+
+func newLogger(c *config) (*logrus.Entry, error) {
+	l := logrus.New()
+	lvl, err := logrus.ParseLevel(c.LogLevel)
+	if err != nil {
+		return nil, fmt.Errorf("--log-level %q: %w", c.LogLevel, err)
+	}
+	l.SetLevel(lvl)
+	if c.LogFormat == "json" {
+		l.SetFormatter(&logrus.JSONFormatter{})
+	}
+	l.SetOutput(os.Stderr)
+	return logrus.NewEntry(l), nil
+}
+
+// openStore opens the store named by a URI.
+func openStore(ctx context.Context, uri string) (store.Store, error) {
+	u, err := url.Parse(uri)
+	if err != nil {
+		return nil, fmt.Errorf("--store %q: %w", uri, err)
+	}
+	switch u.Scheme {
+	case "bolt":
+		if u.Host != "" || u.Path == "" {
+			return nil, fmt.Errorf("--store %q: want bolt:///absolute/path/file.db", uri)
+		}
+		return bolt.Open(u.Path)
+	case "consul":
+		return consul.Open(ctx, uri)
+	}
+	return nil, fmt.Errorf("--store %q: unknown scheme %q (want bolt or consul)", uri, u.Scheme)
+}
+
+func runServe(ctx context.Context, c *config, log *logrus.Entry) error {
+	ul, err := findUnderlay(c.AdvertiseAddr)
+	if err != nil {
+		return err
+	}
+	mtu := c.MTU
+	if mtu == 0 {
+		mtu = ul.MTU - vxlanOverhead
+	}
+	if c.HostID == "" {
+		c.HostID = ul.Addr.String()
+	}
+	log = log.WithField("host", c.HostID)
+	st, err := openStore(ctx, c.Store)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	plane, err := dataplane.New(dataplane.Options{NetnsDir: c.NetnsDir, Log: log})
+	if err != nil {
+		return err
+	}
+	drv, err := driver.New(driver.Options{
+		Store: st, Plane: plane, HostID: c.HostID, VTEP: ul.Addr,
+		Port: c.VXLANPort, MTU: mtu, Scope: c.Scope, Log: log,
+	})
+	if err != nil {
+		return err
+	}
+	ip := ipam.New(ipam.Options{Store: st, HostID: c.HostID, Log: log})
+	if err := reconcile(ctx, drv); err != nil {
+		log.WithError(err).Error("reconcile at start found problems; serving anyway")
+	}
+	go reconcileLoop(ctx, drv, c.ReconcileInterval, log)
+	log.WithFields(logrus.Fields{"socket": c.Socket, "advertise": ul.Addr, "underlay": ul.Link, "mtu": mtu, "store": c.Store, "version": version}).Info("vxnet serving")
+	return listenAndServe(ctx, c.Socket, server.New(drv, ip, server.Options{Log: log}))
+}
+
+func reconcile(ctx context.Context, drv *driver.Driver) error {
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	return drv.Reconcile(ctx)
+}
+
+func reconcileLoop(ctx context.Context, drv *driver.Driver, every time.Duration, log *logrus.Entry) {
+	if every == 0 {
+		return
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := reconcile(ctx, drv); err != nil {
+				log.WithError(err).Error("reconcile failed")
+			}
+		}
+	}
+}
+
+// listenAndServe serves h on a unix socket readable by root only, until
+// ctx ends; the socket file is removed on the way out. Kernel state stays,
+// so containers keep their traffic while the plugin is down.
+func listenAndServe(ctx context.Context, path string, h http.Handler) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return fmt.Errorf("socket dir: %w", err)
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("remove stale socket %q: %w", path, err)
+	}
+	old := syscall.Umask(0o177)
+	l, err := net.Listen("unix", path)
+	syscall.Umask(old)
+	if err != nil {
+		return fmt.Errorf("listen on %q: %w", path, err)
+	}
+	defer os.Remove(path)
+	if err := os.Chmod(path, 0o600); err != nil {
+		return fmt.Errorf("chmod socket %q: %w", path, err)
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(sctx)
+	}()
+	if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}

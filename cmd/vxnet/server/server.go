@@ -1,0 +1,166 @@
+// Package server speaks Docker's plugin protocol on one socket for both
+// vxnet drivers: Plugin.Activate lists NetworkDriver and IpamDriver, and
+// every callback path decodes its request into the go-plugins-helpers type,
+// runs the driver with a deadline, and answers in Docker's form.
+//
+// It replaces the helpers' own handlers for three reasons: they answer a
+// malformed body with plain text instead of {"Err": ...}, each serves one
+// interface per socket, and they put no bound on body size or run time.
+//
+// Invariants: every response is JSON; errors are {"Err": "<message>"} with
+// a non-2xx status; no request body over MaxBody is read; a callback that
+// runs past Timeout is answered with an error naming the callback, and a
+// panic in a callback is answered (and logged) instead of killing the
+// plugin.
+package server
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"runtime/debug"
+	"time"
+
+	"github.com/docker/go-plugins-helpers/sdk"
+	"github.com/sirupsen/logrus"
+)
+
+// Defaults for Options.
+const (
+	DefaultTimeout = 25 * time.Second // under dockerd's own plugin timeout
+	DefaultMaxBody = 1 << 20
+)
+
+// Options configure a Server.
+type Options struct {
+	Timeout time.Duration
+	MaxBody int64
+	Log     *logrus.Entry
+}
+
+// Server is the plugin's HTTP handler.
+type Server struct {
+	o   Options
+	mux *http.ServeMux
+}
+
+// errorResponse is Docker's error form.
+type errorResponse struct {
+	Err string
+}
+
+// New returns a Server answering for the network driver nd and the IPAM
+// driver id.
+func New(nd NetworkDriver, id IPAMDriver, o Options) *Server {
+	if o.Timeout <= 0 {
+		o.Timeout = DefaultTimeout
+	}
+	if o.MaxBody <= 0 {
+		o.MaxBody = DefaultMaxBody
+	}
+	if o.Log == nil {
+		o.Log = logrus.NewEntry(logrus.StandardLogger())
+	}
+	s := &Server{o: o, mux: http.NewServeMux()}
+	s.mux.HandleFunc("/Plugin.Activate", func(w http.ResponseWriter, _ *http.Request) {
+		write(w, http.StatusOK, map[string][]string{"Implements": {"NetworkDriver", "IpamDriver"}})
+	})
+	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		write(w, http.StatusNotFound, errorResponse{Err: fmt.Sprintf("unknown plugin endpoint %q", r.URL.Path)})
+	})
+	registerNetwork(s, nd)
+	registerIPAM(s, id)
+	return s
+}
+
+// ServeHTTP implements http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+
+// handle registers one callback: decode a Req, call fn, encode its answer.
+func handle[Req any, Resp any](s *Server, path string, fn func(context.Context, *Req) (Resp, error)) {
+	s.mux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		log := s.o.Log.WithField("call", path[1:])
+		req := new(Req)
+		if err := s.decode(w, r, req); err != nil {
+			log.WithError(err).Warn("bad request")
+			write(w, http.StatusBadRequest, errorResponse{Err: fmt.Sprintf("%s: %v", path[1:], err)})
+			return
+		}
+		log.WithField("request", req).Debug("call")
+		resp, err := run(s, r.Context(), path[1:], req, fn)
+		if err != nil {
+			log.WithError(err).WithField("took", time.Since(start)).Warn("call failed")
+			write(w, http.StatusInternalServerError, errorResponse{Err: err.Error()})
+			return
+		}
+		log.WithField("took", time.Since(start)).Debug("call done")
+		write(w, http.StatusOK, resp)
+	})
+}
+
+// decode reads at most MaxBody bytes of JSON into req. An empty body or
+// "null" leaves req zero, as Docker sends for argument-less calls.
+func (s *Server) decode(w http.ResponseWriter, r *http.Request, req any) error {
+	if r.Method != http.MethodPost {
+		return fmt.Errorf("method %s not allowed, use POST", r.Method)
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.o.MaxBody))
+	var tooBig *http.MaxBytesError
+	if errors.As(err, &tooBig) {
+		return fmt.Errorf("request body over %d bytes", s.o.MaxBody)
+	}
+	if err != nil {
+		return fmt.Errorf("read request: %w", err)
+	}
+	if len(bytes.TrimSpace(body)) == 0 {
+		return nil
+	}
+	if err := json.Unmarshal(body, req); err != nil {
+		return fmt.Errorf("malformed request: %w", err)
+	}
+	return nil
+}
+
+// run calls fn with a deadline; fn's answer after the deadline is dropped
+// (its context is cancelled, so store calls stop too).
+func run[Req any, Resp any](s *Server, ctx context.Context, name string, req *Req, fn func(context.Context, *Req) (Resp, error)) (Resp, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.o.Timeout)
+	defer cancel()
+	type result struct {
+		resp Resp
+		err  error
+	}
+	done := make(chan result, 1)
+	go func() {
+		defer func() {
+			if p := recover(); p != nil {
+				s.o.Log.WithField("call", name).Errorf("panic: %v\n%s", p, debug.Stack())
+				done <- result{err: fmt.Errorf("%s: internal error: %v", name, p)}
+			}
+		}()
+		resp, err := fn(ctx, req)
+		done <- result{resp, err}
+	}()
+	select {
+	case r := <-done:
+		return r.resp, r.err
+	case <-ctx.Done():
+		var zero Resp
+		return zero, fmt.Errorf("%s: no answer within %s: %w", name, s.o.Timeout, ctx.Err())
+	}
+}
+
+func write(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil || string(b) == "null" {
+		b = []byte("{}")
+	}
+	w.Header().Set("Content-Type", sdk.DefaultContentTypeV1_1)
+	w.WriteHeader(status)
+	_, _ = w.Write(append(b, '\n'))
+}

@@ -1,0 +1,180 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	ipamapi "github.com/docker/go-plugins-helpers/ipam"
+	"github.com/docker/go-plugins-helpers/network"
+	"github.com/sirupsen/logrus"
+)
+
+// stub answers every call; CreateNetwork is steered by the network ID.
+type stub struct{ calls atomic.Int32 }
+
+func (s *stub) GetCapabilities(context.Context) (*network.CapabilitiesResponse, error) {
+	return &network.CapabilitiesResponse{Scope: "local"}, nil
+}
+func (s *stub) CreateNetwork(ctx context.Context, r *network.CreateNetworkRequest) error {
+	s.calls.Add(1)
+	switch r.NetworkID {
+	case "panic":
+		panic("boom")
+	case "slow":
+		<-ctx.Done()
+		return ctx.Err()
+	case "fail":
+		return errors.New(`network "fail" is bad`)
+	}
+	return nil
+}
+func (s *stub) AllocateNetwork(context.Context, *network.AllocateNetworkRequest) (*network.AllocateNetworkResponse, error) {
+	return &network.AllocateNetworkResponse{}, nil
+}
+func (s *stub) DeleteNetwork(context.Context, *network.DeleteNetworkRequest) error { return nil }
+func (s *stub) FreeNetwork(context.Context, *network.FreeNetworkRequest) error     { return nil }
+func (s *stub) CreateEndpoint(context.Context, *network.CreateEndpointRequest) (*network.CreateEndpointResponse, error) {
+	return &network.CreateEndpointResponse{}, nil
+}
+func (s *stub) DeleteEndpoint(context.Context, *network.DeleteEndpointRequest) error { return nil }
+func (s *stub) EndpointInfo(context.Context, *network.InfoRequest) (*network.InfoResponse, error) {
+	return nil, nil
+}
+func (s *stub) Join(context.Context, *network.JoinRequest) (*network.JoinResponse, error) {
+	return &network.JoinResponse{InterfaceName: network.InterfaceName{SrcName: "vxc0", DstPrefix: "eth"}}, nil
+}
+func (s *stub) Leave(context.Context, *network.LeaveRequest) error                   { return nil }
+func (s *stub) DiscoverNew(context.Context, *network.DiscoveryNotification) error    { return nil }
+func (s *stub) DiscoverDelete(context.Context, *network.DiscoveryNotification) error { return nil }
+func (s *stub) ProgramExternalConnectivity(context.Context, *network.ProgramExternalConnectivityRequest) error {
+	return nil
+}
+func (s *stub) RevokeExternalConnectivity(context.Context, *network.RevokeExternalConnectivityRequest) error {
+	return nil
+}
+
+type ipamStub struct{}
+
+func (ipamStub) GetCapabilities(context.Context) (*ipamapi.CapabilitiesResponse, error) {
+	return &ipamapi.CapabilitiesResponse{}, nil
+}
+func (ipamStub) GetDefaultAddressSpaces(context.Context) (*ipamapi.AddressSpacesResponse, error) {
+	return &ipamapi.AddressSpacesResponse{LocalDefaultAddressSpace: "l", GlobalDefaultAddressSpace: "g"}, nil
+}
+func (ipamStub) RequestPool(_ context.Context, r *ipamapi.RequestPoolRequest) (*ipamapi.RequestPoolResponse, error) {
+	return &ipamapi.RequestPoolResponse{PoolID: "p", Pool: r.Pool}, nil
+}
+func (ipamStub) ReleasePool(context.Context, *ipamapi.ReleasePoolRequest) error { return nil }
+func (ipamStub) RequestAddress(context.Context, *ipamapi.RequestAddressRequest) (*ipamapi.RequestAddressResponse, error) {
+	return &ipamapi.RequestAddressResponse{Address: "198.19.1.2/24"}, nil
+}
+func (ipamStub) ReleaseAddress(context.Context, *ipamapi.ReleaseAddressRequest) error { return nil }
+
+func newServer(t testing.TB, timeout time.Duration) (*Server, *stub) {
+	l := logrus.New()
+	l.SetOutput(io.Discard)
+	st := &stub{}
+	return New(st, ipamStub{}, Options{Timeout: timeout, Log: logrus.NewEntry(l)}), st
+}
+
+func call(h http.Handler, method, path, body string) (int, map[string]any) {
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(method, path, strings.NewReader(body)))
+	var out map[string]any
+	if err := json.Unmarshal(rec.Body.Bytes(), &out); err != nil {
+		return rec.Code, map[string]any{"_raw": rec.Body.String()}
+	}
+	return rec.Code, out
+}
+
+func TestActivateListsBothDrivers(t *testing.T) {
+	s, _ := newServer(t, time.Second)
+	code, out := call(s, "POST", "/Plugin.Activate", "")
+	impl, _ := json.Marshal(out["Implements"])
+	if code != 200 || string(impl) != `["NetworkDriver","IpamDriver"]` {
+		t.Fatalf("Activate = %d %v", code, out)
+	}
+}
+
+func TestAnswers(t *testing.T) {
+	s, st := newServer(t, 200*time.Millisecond)
+	big := `{"NetworkID":"` + strings.Repeat("a", DefaultMaxBody) + `"}`
+	for _, tt := range []struct {
+		name, method, path, body string
+		code                     int
+		errHas                   string // "" = success
+	}{
+		{"ok", "POST", "/NetworkDriver.CreateNetwork", `{"NetworkID":"ok"}`, 200, ""},
+		{"null body", "POST", "/NetworkDriver.GetCapabilities", "null", 200, ""},
+		{"empty body", "POST", "/IpamDriver.GetDefaultAddressSpaces", "", 200, ""},
+		{"driver error", "POST", "/NetworkDriver.CreateNetwork", `{"NetworkID":"fail"}`, 500, `network "fail" is bad`},
+		{"truncated", "POST", "/NetworkDriver.CreateNetwork", `{"NetworkID":"ok"`, 400, "malformed request"},
+		{"wrong type", "POST", "/IpamDriver.RequestPool", `{"Pool":42}`, 400, "malformed request"},
+		{"trailing garbage", "POST", "/NetworkDriver.Join", `{} {}`, 400, "malformed request"},
+		{"oversized", "POST", "/NetworkDriver.CreateNetwork", big, 400, "over 1048576 bytes"},
+		{"unknown endpoint", "POST", "/NetworkDriver.Frobnicate", `{}`, 404, `unknown plugin endpoint "/NetworkDriver.Frobnicate"`},
+		{"wrong method", "GET", "/NetworkDriver.Join", ``, 400, "method GET not allowed"},
+		{"panic", "POST", "/NetworkDriver.CreateNetwork", `{"NetworkID":"panic"}`, 500, "internal error: boom"},
+		{"timeout", "POST", "/NetworkDriver.CreateNetwork", `{"NetworkID":"slow"}`, 500, "no answer within 200ms"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			code, out := call(s, tt.method, tt.path, tt.body)
+			if code != tt.code {
+				t.Fatalf("status %d, want %d (%v)", code, tt.code, out)
+			}
+			msg, hasErr := out["Err"].(string)
+			if tt.errHas == "" && hasErr {
+				t.Fatalf("unexpected error %q", msg)
+			}
+			if tt.errHas != "" && !strings.Contains(msg, tt.errHas) {
+				t.Fatalf("Err = %q, want it to contain %q (%v)", msg, tt.errHas, out)
+			}
+		})
+	}
+	// the server still serves after all of that
+	if code, _ := call(s, "POST", "/NetworkDriver.CreateNetwork", `{"NetworkID":"ok"}`); code != 200 || st.calls.Load() == 0 {
+		t.Fatalf("server broken after bad requests: %d", code)
+	}
+}
+
+var paths = []string{
+	"/Plugin.Activate", "/NetworkDriver.GetCapabilities", "/NetworkDriver.CreateNetwork", "/NetworkDriver.AllocateNetwork",
+	"/NetworkDriver.DeleteNetwork", "/NetworkDriver.FreeNetwork", "/NetworkDriver.CreateEndpoint", "/NetworkDriver.DeleteEndpoint",
+	"/NetworkDriver.EndpointOperInfo", "/NetworkDriver.Join", "/NetworkDriver.Leave", "/NetworkDriver.DiscoverNew",
+	"/NetworkDriver.DiscoverDelete", "/NetworkDriver.ProgramExternalConnectivity", "/NetworkDriver.RevokeExternalConnectivity",
+	"/IpamDriver.GetCapabilities", "/IpamDriver.GetDefaultAddressSpaces", "/IpamDriver.RequestPool", "/IpamDriver.ReleasePool",
+	"/IpamDriver.RequestAddress", "/IpamDriver.ReleaseAddress", "/nope",
+}
+
+// FuzzDecoders: any body on any path gets a JSON answer; a non-200 answer
+// always carries a non-empty Err.
+func FuzzDecoders(f *testing.F) {
+	for i := range paths {
+		f.Add(uint8(i), `{"NetworkID":"ok","Options":{"com.docker.network.generic":{"a":"b"}}}`)
+		f.Add(uint8(i), `{"PoolID":"p","Address":"198.19.1.2","Options":null}`)
+		f.Add(uint8(i), `{"Interface":{"Address":1}}`)
+		f.Add(uint8(i), `[`)
+	}
+	s, _ := newServer(f, time.Second)
+	f.Fuzz(func(t *testing.T, p uint8, body string) {
+		path := paths[int(p)%len(paths)]
+		if strings.Contains(body, `"slow"`) {
+			return // the timeout path is tested above, not worth a second per input
+		}
+		code, out := call(s, "POST", path, body)
+		if _, raw := out["_raw"]; raw {
+			t.Fatalf("%s %q: answer is not a JSON object: %v", path, body, out)
+		}
+		if msg, _ := out["Err"].(string); code != 200 && msg == "" {
+			t.Fatalf("%s %q: status %d without Err: %v", path, body, code, out)
+		}
+	})
+}

@@ -1,0 +1,175 @@
+// Package driver is vxnet's NetworkDriver: it turns Docker's callbacks into
+// cluster records in the store and kernel objects through the data plane.
+//
+// Store layout (keys relative to the store's own prefix):
+//
+//	networks/<key>                    Network: VNI, subnets, gateways, hosts using it
+//	vnis/<vni>                        VNIRecord: which network holds the VNI
+//	hosts/<host>/networks/<docker id> LocalRef: this host's Docker network → <key>
+//	endpoints/<key>/<endpoint id>     Endpoint: addresses, MAC, host, VTEP
+//
+// <key> is the IPAM pool ID of the network's first subnet: on standalone
+// hosts Docker never sends the network's name, so the same subnet is what
+// makes `docker network create` on several hosts one cluster network.
+//
+// Invariants: a VNI belongs to at most one network (create-only CAS on
+// vnis/<vni>); the kernel holds, per network this host uses, one namespace
+// with br0 + vxlan0, and one veth per joined local endpoint; Reconcile makes
+// the kernel match the store, so a restart or drift repair replays one path.
+// Network create/delete take mu exclusively, endpoint callbacks share it.
+package driver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"sync"
+
+	"github.com/docker/go-plugins-helpers/network"
+	"github.com/sirupsen/logrus"
+
+	"github.com/vxnet/vxnet/driver/dataplane"
+	"github.com/vxnet/vxnet/store"
+)
+
+// Dataplane is the kernel side the driver programs (dataplane.Plane).
+type Dataplane interface {
+	EnsureNetwork(dataplane.NetworkConfig) error
+	DeleteNetwork(vni uint32) error
+	Networks() ([]uint32, error)
+	EnsureEndpoint(dataplane.EndpointConfig) (string, error)
+	DeleteEndpoint(vni uint32, id string) error
+	Endpoints(vni uint32) ([]string, error)
+	SetPeers(vni uint32, peers []dataplane.Peer) error
+}
+
+// Options configure a Driver.
+type Options struct {
+	Store     store.Store
+	Plane     Dataplane
+	HostID    string     // this host's identity in the cluster
+	VTEP      netip.Addr // advertise address: VXLAN source and peers' destination
+	Port      int        // VXLAN UDP port
+	MTU       int        // default MTU of networks without -o mtu
+	Scope     string     // "local" or "global"
+	Log       *logrus.Entry
+	VNIOffset uint32 // first VNI handed out automatically
+}
+
+// Driver implements the NetworkDriver callbacks.
+type Driver struct {
+	o  Options
+	mu sync.RWMutex
+}
+
+// Network is the cluster record of one vxnet network.
+type Network struct {
+	Key      string            `json:"key"`
+	VNI      uint32            `json:"vni"`
+	Subnets  []netip.Prefix    `json:"subnets"`
+	Gateways []netip.Prefix    `json:"gateways,omitempty"`
+	Options  NetworkOptions    `json:"options"`
+	Hosts    map[string]string `json:"hosts"` // host ID → that host's Docker network ID
+}
+
+// VNIRecord is the value of vnis/<vni>.
+type VNIRecord struct {
+	Network string `json:"network"`
+}
+
+// LocalRef is the value of hosts/<host>/networks/<docker id>.
+type LocalRef struct {
+	Network string `json:"network"`
+}
+
+// Endpoint is the cluster record of one container interface.
+type Endpoint struct {
+	ID        string         `json:"id"`
+	DockerNet string         `json:"dockerNetwork"`
+	Host      string         `json:"host"`
+	VTEP      netip.Addr     `json:"vtep"`
+	Addrs     []netip.Prefix `json:"addrs"`
+	MAC       string         `json:"mac"`
+}
+
+// New returns a Driver. Call Reconcile before serving.
+func New(o Options) (*Driver, error) {
+	if o.Store == nil || o.Plane == nil || o.HostID == "" {
+		return nil, errors.New("driver: store, data plane and host ID are required")
+	}
+	if o.Log == nil {
+		o.Log = logrus.NewEntry(logrus.StandardLogger())
+	}
+	if o.VNIOffset == 0 {
+		o.VNIOffset = 4096
+	}
+	if o.Scope == "" {
+		o.Scope = network.LocalScope
+	}
+	return &Driver{o: o}, nil
+}
+
+func networkKey(key string) string { return "networks/" + key }
+func vniKey(vni uint32) string     { return fmt.Sprintf("vnis/%d", vni) }
+func (d *Driver) localPrefix() string {
+	return "hosts/" + d.o.HostID + "/networks/"
+}
+func (d *Driver) localKey(dockerID string) string { return d.localPrefix() + dockerID }
+func endpointPrefix(key string) string            { return "endpoints/" + key + "/" }
+func endpointKey(key, id string) string           { return endpointPrefix(key) + id }
+
+// lookup finds the cluster network behind this host's Docker network ID.
+func (d *Driver) lookup(ctx context.Context, dockerID string) (*Network, error) {
+	if err := validID("network", dockerID); err != nil {
+		return nil, err
+	}
+	ref, _, err := store.GetJSON[LocalRef](ctx, d.o.Store, d.localKey(dockerID))
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, fmt.Errorf("network %q is not a vxnet network on this host", dockerID)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("look up network %q: %w", dockerID, err)
+	}
+	n, _, err := store.GetJSON[Network](ctx, d.o.Store, networkKey(ref.Network))
+	if err != nil {
+		return nil, fmt.Errorf("read network %q (%s): %w", dockerID, ref.Network, err)
+	}
+	return n, nil
+}
+
+// mtu is the MTU this host uses for n.
+func (d *Driver) mtu(n *Network) int {
+	if n.Options.MTU != 0 {
+		return n.Options.MTU
+	}
+	return d.o.MTU
+}
+
+func (d *Driver) netConfig(n *Network) dataplane.NetworkConfig {
+	return dataplane.NetworkConfig{
+		VNI:       n.VNI,
+		Port:      d.o.Port,
+		LocalIP:   net.IP(d.o.VTEP.AsSlice()),
+		MTU:       d.mtu(n),
+		Addresses: n.Gateways,
+	}
+}
+
+// validID accepts Docker's IDs: 12 to 64 lowercase hex characters.
+func validID(what, id string) error {
+	if len(id) < 12 || len(id) > 64 {
+		return fmt.Errorf("bad %s ID %q: want 12 to 64 hex characters", what, id)
+	}
+	for _, c := range id {
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return fmt.Errorf("bad %s ID %q: want 12 to 64 hex characters", what, id)
+		}
+	}
+	return nil
+}
+
+func (d *Driver) logNet(n *Network) *logrus.Entry {
+	return d.o.Log.WithFields(logrus.Fields{"network": n.Key, "vni": n.VNI})
+}

@@ -1,0 +1,147 @@
+package driver
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/docker/go-plugins-helpers/network"
+
+	"github.com/vxnet/vxnet/store"
+)
+
+// cleanupTimeout bounds rollbacks, which run after the request's own
+// context may have expired.
+const cleanupTimeout = 10 * time.Second
+
+// DeleteNetwork removes this host from the network: its local endpoints,
+// the namespace, and its membership; the last host also removes the cluster
+// record and the VNI. An unknown network is not an error (Docker retries
+// deletes after failures).
+func (d *Driver) DeleteNetwork(ctx context.Context, r *network.DeleteNetworkRequest) error {
+	if err := validID("network", r.NetworkID); err != nil {
+		return err
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	n, err := d.lookup(ctx, r.NetworkID)
+	if err != nil {
+		if _, gerr := d.o.Store.Get(ctx, d.localKey(r.NetworkID)); gerr != nil {
+			d.o.Log.WithField("docker_network", r.NetworkID).Info("delete of unknown network: nothing to do")
+			return nil
+		}
+		return err
+	}
+	if err := d.leave(ctx, n, r.NetworkID); err != nil {
+		return fmt.Errorf("delete network %q: %w", r.NetworkID, err)
+	}
+	d.logNet(n).WithField("docker_network", r.NetworkID).Info("network deleted")
+	return nil
+}
+
+// rollbackCreate undoes a CreateNetwork that failed after join.
+func (d *Driver) rollbackCreate(n *Network, dockerID string) {
+	ctx, cancel := context.WithTimeout(context.Background(), cleanupTimeout)
+	defer cancel()
+	if err := d.leave(ctx, n, dockerID); err != nil {
+		d.logNet(n).WithError(err).Error("roll back failed network create")
+	}
+}
+
+// leave is the common part of DeleteNetwork and a failed CreateNetwork, in
+// reverse order of creation: endpoints, kernel, membership, local ref.
+func (d *Driver) leave(ctx context.Context, n *Network, dockerID string) error {
+	if err := d.deleteLocalEndpoints(ctx, n); err != nil {
+		return err
+	}
+	if err := d.o.Plane.DeleteNetwork(n.VNI); err != nil {
+		return err
+	}
+	last := false
+	_, err := store.Update(ctx, d.o.Store, networkKey(n.Key), func(cur *Network) (*Network, error) {
+		last = false
+		if cur == nil {
+			return nil, nil
+		}
+		if cur.Hosts[d.o.HostID] != dockerID {
+			return cur, nil // not ours (another Docker network on this host owns it)
+		}
+		next := *cur
+		next.Hosts = map[string]string{}
+		for h, id := range cur.Hosts {
+			if h != d.o.HostID {
+				next.Hosts[h] = id
+			}
+		}
+		if len(next.Hosts) == 0 {
+			last = true
+			return nil, nil
+		}
+		return &next, nil
+	})
+	if err != nil {
+		return fmt.Errorf("leave network %s: %w", n.Key, err)
+	}
+	if last {
+		if err := d.deletePrefix(ctx, endpointPrefix(n.Key)); err != nil {
+			return err
+		}
+		if err := d.o.Store.Delete(ctx, vniKey(n.VNI)); err != nil {
+			return fmt.Errorf("release VNI %d: %w", n.VNI, err)
+		}
+	}
+	if err := d.o.Store.Delete(ctx, d.localKey(dockerID)); err != nil {
+		return fmt.Errorf("forget network %q: %w", dockerID, err)
+	}
+	return nil
+}
+
+// deleteLocalEndpoints removes this host's endpoints of n, kernel first.
+func (d *Driver) deleteLocalEndpoints(ctx context.Context, n *Network) error {
+	eps, err := d.endpoints(ctx, n.Key)
+	if err != nil {
+		return err
+	}
+	for _, ep := range eps {
+		if ep.Host != d.o.HostID {
+			continue
+		}
+		if err := d.o.Plane.DeleteEndpoint(n.VNI, ep.ID); err != nil {
+			return err
+		}
+		if err := d.o.Store.Delete(ctx, endpointKey(n.Key, ep.ID)); err != nil {
+			return fmt.Errorf("delete endpoint %q: %w", ep.ID, err)
+		}
+	}
+	return nil
+}
+
+func (d *Driver) deletePrefix(ctx context.Context, prefix string) error {
+	kvs, _, err := d.o.Store.List(ctx, prefix)
+	if err != nil {
+		return fmt.Errorf("list %q: %w", prefix, err)
+	}
+	for _, kv := range kvs {
+		if err := d.o.Store.Delete(ctx, kv.Key); err != nil {
+			return fmt.Errorf("delete %q: %w", kv.Key, err)
+		}
+	}
+	return nil
+}
+
+// endpoints lists the endpoint records of a cluster network.
+func (d *Driver) endpoints(ctx context.Context, key string) ([]Endpoint, error) {
+	kvs, _, err := d.o.Store.List(ctx, endpointPrefix(key))
+	if err != nil {
+		return nil, fmt.Errorf("list endpoints of %s: %w", key, err)
+	}
+	out := make([]Endpoint, 0, len(kvs))
+	for _, kv := range kvs {
+		var ep Endpoint
+		if err := store.Decode(kv, &ep); err != nil {
+			return nil, err
+		}
+		out = append(out, ep)
+	}
+	return out, nil
+}

@@ -1,0 +1,216 @@
+package driver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/docker/go-plugins-helpers/network"
+
+	"github.com/vxnet/vxnet/ipam"
+	"github.com/vxnet/vxnet/store"
+)
+
+// GetCapabilities answers NetworkDriver.GetCapabilities.
+func (d *Driver) GetCapabilities(context.Context) (*network.CapabilitiesResponse, error) {
+	return &network.CapabilitiesResponse{Scope: d.o.Scope, ConnectivityScope: d.o.Scope}, nil
+}
+
+// CreateNetwork joins this host to the cluster network for the request's
+// subnet, creating the cluster record (and its VNI) if it is the first
+// host, then builds the namespace. On failure nothing is left behind.
+func (d *Driver) CreateNetwork(ctx context.Context, r *network.CreateNetworkRequest) (err error) {
+	if err := validID("network", r.NetworkID); err != nil {
+		return err
+	}
+	opts, err := ParseNetworkOptions(r.Options)
+	if err != nil {
+		return err
+	}
+	sub, err := ParseIPAMData(r.IPv4Data, r.IPv6Data)
+	if err != nil {
+		return err
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	want := &Network{
+		Key:      ipam.PoolID(sub.Pools[0]),
+		VNI:      opts.VNI,
+		Subnets:  sub.Pools,
+		Gateways: sub.Gateways,
+		Options:  opts,
+	}
+	n, err := d.join(ctx, want, r.NetworkID)
+	if err != nil {
+		return err
+	}
+	undo := true
+	defer func() {
+		if undo {
+			d.rollbackCreate(n, r.NetworkID)
+		}
+	}()
+	if err := store.PutJSON(ctx, d.o.Store, d.localKey(r.NetworkID), LocalRef{Network: n.Key}); err != nil {
+		return fmt.Errorf("record network %q: %w", r.NetworkID, err)
+	}
+	if err := d.o.Plane.EnsureNetwork(d.netConfig(n)); err != nil {
+		return fmt.Errorf("network %q: %w", r.NetworkID, err)
+	}
+	undo = false
+	d.logNet(n).WithField("docker_network", r.NetworkID).Info("network created")
+	return nil
+}
+
+// join adds this host to the cluster network want.Key, creating it when
+// absent.
+func (d *Driver) join(ctx context.Context, want *Network, dockerID string) (*Network, error) {
+	if err := d.checkOverlap(ctx, want); err != nil {
+		return nil, err
+	}
+	for range 8 {
+		cur, idx, err := store.GetJSON[Network](ctx, d.o.Store, networkKey(want.Key))
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			n, err := d.createCluster(ctx, want, dockerID)
+			if errors.Is(err, store.ErrConflict) {
+				continue // another host created it first: join that one
+			}
+			return n, err
+		case err != nil:
+			return nil, fmt.Errorf("read network %s: %w", want.Key, err)
+		}
+		if err := compatible(cur, want); err != nil {
+			return nil, err
+		}
+		if other, ok := cur.Hosts[d.o.HostID]; ok && other != dockerID {
+			return nil, fmt.Errorf("subnet %s is already used by vxnet network %q on this host", want.Subnets[0], other)
+		}
+		next := *cur
+		next.Hosts = copyWith(cur.Hosts, d.o.HostID, dockerID)
+		if err := store.CASJSON(ctx, d.o.Store, networkKey(want.Key), &next, idx); errors.Is(err, store.ErrConflict) {
+			continue
+		} else if err != nil {
+			return nil, fmt.Errorf("join network %s: %w", want.Key, err)
+		}
+		return &next, nil
+	}
+	return nil, fmt.Errorf("join network %s: too many concurrent changes", want.Key)
+}
+
+// createCluster reserves a VNI and writes a new cluster record; a lost race
+// for the record releases the VNI and returns ErrConflict.
+func (d *Driver) createCluster(ctx context.Context, want *Network, dockerID string) (*Network, error) {
+	n := *want
+	n.Hosts = map[string]string{d.o.HostID: dockerID}
+	vni, err := d.reserveVNI(ctx, want.Options.VNI, want.Key)
+	if err != nil {
+		return nil, err
+	}
+	n.VNI = vni
+	if err := store.CreateJSON(ctx, d.o.Store, networkKey(n.Key), &n); err != nil {
+		if derr := d.o.Store.Delete(context.WithoutCancel(ctx), vniKey(vni)); derr != nil {
+			d.logNet(&n).WithError(derr).Error("release VNI after failed create")
+		}
+		return nil, err
+	}
+	return &n, nil
+}
+
+// reserveVNI takes the explicit VNI or the lowest free one from VNIOffset.
+func (d *Driver) reserveVNI(ctx context.Context, explicit uint32, key string) (uint32, error) {
+	if explicit != 0 {
+		err := store.CreateJSON(ctx, d.o.Store, vniKey(explicit), VNIRecord{Network: key})
+		if errors.Is(err, store.ErrConflict) {
+			owner, _, _ := store.GetJSON[VNIRecord](ctx, d.o.Store, vniKey(explicit))
+			name := "another network"
+			if owner != nil {
+				name = "network " + strings.ReplaceAll(owner.Network, "_", "/")
+			}
+			return 0, fmt.Errorf("VNI %d is already used by vxnet %s", explicit, name)
+		}
+		if err != nil {
+			return 0, fmt.Errorf("reserve VNI %d: %w", explicit, err)
+		}
+		return explicit, nil
+	}
+	for range 32 {
+		kvs, _, err := d.o.Store.List(ctx, "vnis/")
+		if err != nil {
+			return 0, fmt.Errorf("list VNIs: %w", err)
+		}
+		used := map[uint32]bool{}
+		for _, kv := range kvs {
+			if v, err := strconv.ParseUint(strings.TrimPrefix(kv.Key, "vnis/"), 10, 32); err == nil {
+				used[uint32(v)] = true
+			}
+		}
+		vni := d.o.VNIOffset
+		for used[vni] && vni < maxVNI {
+			vni++
+		}
+		if used[vni] {
+			return 0, errors.New("no free VNI left")
+		}
+		err = store.CreateJSON(ctx, d.o.Store, vniKey(vni), VNIRecord{Network: key})
+		if errors.Is(err, store.ErrConflict) {
+			continue
+		}
+		if err != nil {
+			return 0, fmt.Errorf("reserve VNI %d: %w", vni, err)
+		}
+		return vni, nil
+	}
+	return 0, errors.New("reserve VNI: too many concurrent allocations")
+}
+
+// compatible tells whether a host may join cur with the options it asked for.
+func compatible(cur, want *Network) error {
+	if !slices.Equal(cur.Subnets, want.Subnets) {
+		return fmt.Errorf("subnets %v differ from vxnet network %s with subnets %v", want.Subnets, cur.Key, cur.Subnets)
+	}
+	if want.Options.VNI != 0 && want.Options.VNI != cur.VNI {
+		return fmt.Errorf("VNI %d differs from VNI %d of vxnet network with subnet %s", want.Options.VNI, cur.VNI, cur.Subnets[0])
+	}
+	if !slices.Equal(cur.Gateways, want.Gateways) {
+		return fmt.Errorf("gateways %v differ from gateways %v of vxnet network with subnet %s", want.Gateways, cur.Gateways, cur.Subnets[0])
+	}
+	return nil
+}
+
+// checkOverlap refuses subnets overlapping another cluster network's (the
+// vxnet IPAM refuses them too; this covers networks with another IPAM).
+func (d *Driver) checkOverlap(ctx context.Context, want *Network) error {
+	kvs, _, err := d.o.Store.List(ctx, "networks/")
+	if err != nil {
+		return fmt.Errorf("list networks: %w", err)
+	}
+	for _, kv := range kvs {
+		var other Network
+		if err := store.Decode(kv, &other); err != nil {
+			return err
+		}
+		if other.Key == want.Key {
+			continue
+		}
+		for _, a := range want.Subnets {
+			for _, b := range other.Subnets {
+				if a.Overlaps(b) {
+					return fmt.Errorf("subnet %s overlaps subnet %s of vxnet network %s", a, b, other.Key)
+				}
+			}
+		}
+	}
+	return nil
+}
+
+func copyWith(m map[string]string, k, v string) map[string]string {
+	out := make(map[string]string, len(m)+1)
+	for a, b := range m {
+		out[a] = b
+	}
+	out[k] = v
+	return out
+}
