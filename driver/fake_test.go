@@ -1,0 +1,97 @@
+package driver
+
+import (
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"sync"
+
+	"github.com/vxnet/vxnet/driver/dataplane"
+)
+
+// fakePlane records the kernel objects the driver asks for.
+type fakePlane struct {
+	mu       sync.Mutex
+	nets     map[uint32]dataplane.NetworkConfig
+	eps      map[uint32]map[string]bool
+	failNext error // returned once by the next EnsureNetwork or EnsureEndpoint
+}
+
+func newFakePlane() *fakePlane {
+	return &fakePlane{nets: map[uint32]dataplane.NetworkConfig{}, eps: map[uint32]map[string]bool{}}
+}
+
+func (f *fakePlane) takeFailure() error {
+	err := f.failNext
+	f.failNext = nil
+	return err
+}
+
+func (f *fakePlane) EnsureNetwork(c dataplane.NetworkConfig) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.takeFailure(); err != nil {
+		return err
+	}
+	f.nets[c.VNI] = c
+	if f.eps[c.VNI] == nil {
+		f.eps[c.VNI] = map[string]bool{}
+	}
+	return nil
+}
+
+func (f *fakePlane) DeleteNetwork(vni uint32) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	delete(f.nets, vni)
+	delete(f.eps, vni)
+	return nil
+}
+
+func (f *fakePlane) Networks() ([]uint32, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Sorted(maps.Keys(f.nets)), nil
+}
+
+func (f *fakePlane) EnsureEndpoint(c dataplane.EndpointConfig) (string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.takeFailure(); err != nil {
+		return "", err
+	}
+	if _, ok := f.nets[c.VNI]; !ok {
+		return "", fmt.Errorf("vni %d: %w", c.VNI, dataplane.ErrNotFound)
+	}
+	f.eps[c.VNI][c.ID[:12]] = true
+	return "vxc" + c.ID[:12], nil
+}
+
+func (f *fakePlane) DeleteEndpoint(vni uint32, id string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	delete(f.eps[vni], id[:12])
+	return nil
+}
+
+func (f *fakePlane) Endpoints(vni uint32) ([]string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if _, ok := f.nets[vni]; !ok {
+		return nil, errors.New("no such network")
+	}
+	return slices.Sorted(maps.Keys(f.eps[vni])), nil
+}
+
+func (f *fakePlane) SetPeers(uint32, []dataplane.Peer) error { return nil }
+
+func (f *fakePlane) endpointCount() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	n := 0
+	for _, e := range f.eps {
+		n += len(e)
+	}
+	return n
+}
