@@ -73,3 +73,12 @@ func TestLastAddr(t *testing.T) {
 		}
 	}
 }
+
+func mustPrefix(t *testing.T, s string) netip.Prefix {
+	t.Helper()
+	p, err := netip.ParsePrefix(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}

@@ -1,0 +1,155 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vxnet/vxnet/e2e/harness"
+	"github.com/vxnet/vxnet/store/bolt"
+)
+
+// plugin is one `vxnet serve` on a harness host.
+type plugin struct {
+	h        *harness.Host
+	proc     *harness.Proc
+	db       string // bolt file
+	netnsDir string
+	args     []string
+}
+
+// startPlugin runs vxnet on the embedded store of host h and waits until
+// it answers on its socket.
+func startPlugin(t *testing.T, h *harness.Host, extra ...string) *plugin {
+	t.Helper()
+	p := &plugin{h: h, db: filepath.Join(h.RunDir(), "vxnet", "vxnet.db"), netnsDir: filepath.Join(h.RunDir(), "vxnet", "netns")}
+	p.args = append([]string{vxnetBin, "serve", "--store", "bolt://" + p.db, "--netns-dir", p.netnsDir,
+		"--log-level", "debug", "--reconcile-interval", "2s"}, extra...)
+	p.start(t)
+	return p
+}
+
+func (p *plugin) start(t *testing.T) {
+	t.Helper()
+	p.proc = p.h.Start(t, "vxnet", p.args...)
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		code, _, err := p.call("/Plugin.Activate", "")
+		if err == nil && code == 200 {
+			return
+		}
+		if p.proc.Exited() || time.Now().After(deadline) {
+			t.Fatalf("vxnet on %s did not come up (%v):\n%s", p.h.Name, err, p.proc.LogTail())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// socket is the plugin socket as seen from the test: it exists only in
+// the host's mount namespace.
+func (p *plugin) socket() string {
+	return fmt.Sprintf("/proc/%d/root/run/docker/plugins/vxnet.sock", p.h.DockerdPid())
+}
+
+// call posts body to a plugin endpoint, as dockerd does.
+func (p *plugin) call(path, body string) (int, string, error) {
+	c := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, "unix", p.socket())
+		}}}
+	defer c.CloseIdleConnections()
+	resp, err := c.Post("http://plugin"+path, "application/vnd.docker.plugins.v1.1+json", strings.NewReader(body))
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, strings.TrimSpace(string(b)), err
+}
+
+// storeKeys stops the plugin (bbolt allows one process) and lists what it
+// left in its store.
+func (p *plugin) storeKeys(t *testing.T) []string {
+	t.Helper()
+	if err := p.proc.Stop(); err != nil {
+		t.Fatalf("stop vxnet: %v", err)
+	}
+	s, err := bolt.Open(p.db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	kvs, _, err := s.List(context.Background(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var keys []string
+	for _, kv := range kvs {
+		keys = append(keys, kv.Key)
+	}
+	return keys
+}
+
+// kernelLeaks names vxnet's kernel objects left on the host: namespace
+// files and veth/vxlan links in the host namespace.
+func (p *plugin) kernelLeaks() error {
+	var leaks []string
+	entries, err := os.ReadDir(p.netnsDir)
+	if err != nil && !os.IsNotExist(err) {
+		return err
+	}
+	for _, e := range entries {
+		leaks = append(leaks, "netns "+e.Name())
+	}
+	links, err := p.h.Links()
+	if err != nil {
+		return err
+	}
+	for _, l := range links {
+		if strings.HasPrefix(l, "vxc") || strings.HasPrefix(l, "vxp") || strings.HasPrefix(l, "vxt") {
+			leaks = append(leaks, "link "+l)
+		}
+	}
+	out, err := p.h.Docker("network", "ls", "-q", "--filter", "driver=vxnet")
+	if err != nil {
+		return err
+	}
+	if out != "" {
+		leaks = append(leaks, "docker networks "+strings.ReplaceAll(out, "\n", " "))
+	}
+	if len(leaks) > 0 {
+		return fmt.Errorf("left behind: %s", strings.Join(leaks, ", "))
+	}
+	return nil
+}
+
+// ip returns a container's address on a network.
+func ip(t *testing.T, h *harness.Host, container, network string) string {
+	t.Helper()
+	return h.MustDocker(t, "inspect", "-f", fmt.Sprintf("{{(index .NetworkSettings.Networks %q).IPAddress}}", network), container)
+}
+
+// createNet creates a vxnet network and removes it when the test ends.
+func createNet(t *testing.T, h *harness.Host, name, subnet string, extra ...string) {
+	t.Helper()
+	args := append([]string{"network", "create", "-d", "vxnet", "--ipam-driver", "vxnet", "--subnet", subnet}, extra...)
+	h.MustDocker(t, append(args, name)...)
+	t.Cleanup(func() { _, _ = h.Docker("network", "rm", name) })
+}
+
+// runC starts a detached container and removes it when the test ends.
+func runC(t *testing.T, h *harness.Host, name string, args ...string) {
+	t.Helper()
+	a := append([]string{"run", "-d", "--name", name}, args...)
+	h.MustDocker(t, a...)
+	t.Cleanup(func() { _, _ = h.Docker("rm", "-f", name) })
+}
+
+var sleeper = []string{harness.Image, "sleep", "1d"}
