@@ -7,6 +7,9 @@
 //	vnis/<vni>                        VNIRecord: which network holds the VNI
 //	hosts/<host>/networks/<docker id> LocalRef: this host's Docker network → <key>
 //	endpoints/<key>/<endpoint id>     Endpoint: addresses, MAC, host, VTEP
+//	hosts/<host>/endpoints/<id>       the host's own copy of its Endpoints, from
+//	                                  which it re-publishes them after other
+//	                                  hosts purged it as dead
 //
 // <key> is the IPAM pool ID of the network's first subnet: on standalone
 // hosts Docker never sends the network's name, so the same subnet is what
@@ -56,12 +59,20 @@ type Options struct {
 	Scope     string     // "local" or "global"
 	Log       *logrus.Entry
 	VNIOffset uint32 // first VNI handed out automatically
+	// Reclaim re-leases an address of this host's endpoint after other
+	// hosts purged it while this host was gone (ipam.IPAM.Reclaim).
+	Reclaim func(ctx context.Context, subnet netip.Prefix, a netip.Addr) error
 }
 
 // Driver implements the NetworkDriver callbacks.
 type Driver struct {
 	o  Options
 	mu sync.RWMutex
+
+	life     context.Context // ends at Close: the peer goroutines' parent
+	stop     context.CancelFunc
+	wmu      sync.Mutex
+	watchers map[string]*watcher // cluster network key → peer goroutine
 }
 
 // Network is the cluster record of one vxnet network.
@@ -87,6 +98,7 @@ type LocalRef struct {
 // Endpoint is the cluster record of one container interface.
 type Endpoint struct {
 	ID        string         `json:"id"`
+	Network   string         `json:"network"` // cluster network key
 	DockerNet string         `json:"dockerNetwork"`
 	Host      string         `json:"host"`
 	VTEP      netip.Addr     `json:"vtep"`
@@ -108,7 +120,15 @@ func New(o Options) (*Driver, error) {
 	if o.Scope == "" {
 		o.Scope = network.LocalScope
 	}
-	return &Driver{o: o}, nil
+	life, stop := context.WithCancel(context.Background())
+	return &Driver{o: o, life: life, stop: stop, watchers: map[string]*watcher{}}, nil
+}
+
+// Close stops the driver's goroutines. Kernel state stays, so containers
+// keep their traffic while the plugin is down.
+func (d *Driver) Close() {
+	d.stop()
+	d.StopWatches()
 }
 
 func networkKey(key string) string { return "networks/" + key }
@@ -119,6 +139,8 @@ func (d *Driver) localPrefix() string {
 func (d *Driver) localKey(dockerID string) string { return d.localPrefix() + dockerID }
 func endpointPrefix(key string) string            { return "endpoints/" + key + "/" }
 func endpointKey(key, id string) string           { return endpointPrefix(key) + id }
+func (d *Driver) copyPrefix() string              { return "hosts/" + d.o.HostID + "/endpoints/" }
+func (d *Driver) copyKey(id string) string        { return d.copyPrefix() + id }
 
 // lookup finds the cluster network behind this host's Docker network ID.
 func (d *Driver) lookup(ctx context.Context, dockerID string) (*Network, error) {

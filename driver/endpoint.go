@@ -32,12 +32,8 @@ func (d *Driver) CreateEndpoint(ctx context.Context, r *network.CreateEndpointRe
 	if err != nil {
 		return nil, err
 	}
-	err = store.CreateJSON(ctx, d.o.Store, endpointKey(n.Key, ep.ID), ep)
-	if errors.Is(err, store.ErrConflict) {
-		return nil, fmt.Errorf("endpoint %q already exists in network %q", ep.ID, r.NetworkID)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("record endpoint %q: %w", ep.ID, err)
+	if err := d.publish(ctx, ep); err != nil {
+		return nil, err
 	}
 	d.logNet(n).WithFields(map[string]any{"endpoint": ep.ID, "addrs": ep.Addrs, "mac": ep.MAC}).Info("endpoint created")
 	resp := &network.CreateEndpointResponse{}
@@ -47,8 +43,30 @@ func (d *Driver) CreateEndpoint(ctx context.Context, r *network.CreateEndpointRe
 	return resp, nil
 }
 
+// publish writes this host's copy of the endpoint, then the cluster record
+// other hosts watch; a failure leaves neither.
+func (d *Driver) publish(ctx context.Context, ep *Endpoint) error {
+	if err := store.CreateJSON(ctx, d.o.Store, d.copyKey(ep.ID), ep); err != nil {
+		if errors.Is(err, store.ErrConflict) {
+			return fmt.Errorf("endpoint %q already exists", ep.ID)
+		}
+		return fmt.Errorf("record endpoint %q: %w", ep.ID, err)
+	}
+	err := store.CreateJSON(ctx, d.o.Store, endpointKey(ep.Network, ep.ID), ep)
+	if err == nil {
+		return nil
+	}
+	if derr := d.o.Store.Delete(context.WithoutCancel(ctx), d.copyKey(ep.ID)); derr != nil {
+		d.o.Log.WithError(derr).WithField("endpoint", ep.ID).Error("roll back endpoint copy")
+	}
+	if errors.Is(err, store.ErrConflict) {
+		return fmt.Errorf("endpoint %q already exists in network %s", ep.ID, ep.Network)
+	}
+	return fmt.Errorf("record endpoint %q: %w", ep.ID, err)
+}
+
 func (d *Driver) parseEndpoint(n *Network, r *network.CreateEndpointRequest) (*Endpoint, error) {
-	ep := &Endpoint{ID: r.EndpointID, DockerNet: r.NetworkID, Host: d.o.HostID, VTEP: d.o.VTEP}
+	ep := &Endpoint{ID: r.EndpointID, Network: n.Key, DockerNet: r.NetworkID, Host: d.o.HostID, VTEP: d.o.VTEP}
 	for _, s := range []string{r.Interface.Address, r.Interface.AddressIPv6} {
 		if s == "" {
 			continue
@@ -121,11 +139,8 @@ func (d *Driver) DeleteEndpoint(ctx context.Context, r *network.DeleteEndpointRe
 	if err != nil {
 		return err
 	}
-	if err := d.o.Plane.DeleteEndpoint(n.VNI, r.EndpointID); err != nil {
-		return fmt.Errorf("delete endpoint %q: %w", r.EndpointID, err)
-	}
-	if err := d.o.Store.Delete(ctx, endpointKey(n.Key, r.EndpointID)); err != nil {
-		return fmt.Errorf("delete endpoint %q: %w", r.EndpointID, err)
+	if err := d.removeEndpoint(ctx, n, r.EndpointID); err != nil {
+		return err
 	}
 	d.logNet(n).WithField("endpoint", r.EndpointID).Info("endpoint deleted")
 	return nil

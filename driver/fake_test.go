@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"sync"
 
 	"github.com/vxnet/vxnet/driver/dataplane"
@@ -16,10 +17,11 @@ type fakePlane struct {
 	nets     map[uint32]dataplane.NetworkConfig
 	eps      map[uint32]map[string]bool
 	failNext error // returned once by the next EnsureNetwork or EnsureEndpoint
+	peers    map[uint32][]dataplane.Peer
 }
 
 func newFakePlane() *fakePlane {
-	return &fakePlane{nets: map[uint32]dataplane.NetworkConfig{}, eps: map[uint32]map[string]bool{}}
+	return &fakePlane{nets: map[uint32]dataplane.NetworkConfig{}, eps: map[uint32]map[string]bool{}, peers: map[uint32][]dataplane.Peer{}}
 }
 
 func (f *fakePlane) takeFailure() error {
@@ -84,7 +86,25 @@ func (f *fakePlane) Endpoints(vni uint32) ([]string, error) {
 	return slices.Sorted(maps.Keys(f.eps[vni])), nil
 }
 
-func (f *fakePlane) SetPeers(uint32, []dataplane.Peer) error { return nil }
+func (f *fakePlane) SetPeers(vni uint32, peers []dataplane.Peer) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if _, ok := f.nets[vni]; !ok {
+		return fmt.Errorf("vni %d: %w", vni, dataplane.ErrNotFound)
+	}
+	f.peers[vni] = peers
+	return nil
+}
+
+func (f *fakePlane) peerIPs(vni uint32) string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []string
+	for _, p := range f.peers[vni] {
+		out = append(out, p.IP.String()+"@"+p.VTEP.String())
+	}
+	return strings.Join(out, ",")
+}
 
 func (f *fakePlane) endpointCount() int {
 	f.mu.Lock()

@@ -51,6 +51,7 @@ func (d *Driver) rollbackCreate(n *Network, dockerID string) {
 // leave is the common part of DeleteNetwork and a failed CreateNetwork, in
 // reverse order of creation: endpoints, kernel, membership, local ref.
 func (d *Driver) leave(ctx context.Context, n *Network, dockerID string) error {
+	d.stopWatch(n.Key)
 	if err := d.deleteLocalEndpoints(ctx, n); err != nil {
 		return err
 	}
@@ -96,24 +97,41 @@ func (d *Driver) leave(ctx context.Context, n *Network, dockerID string) error {
 	return nil
 }
 
-// deleteLocalEndpoints removes this host's endpoints of n, kernel first.
+// deleteLocalEndpoints removes this host's endpoints of n: kernel, cluster
+// record, own copy.
 func (d *Driver) deleteLocalEndpoints(ctx context.Context, n *Network) error {
-	eps, err := d.endpoints(ctx, n.Key)
+	eps, err := d.localEndpoints(ctx)
 	if err != nil {
 		return err
 	}
 	for _, ep := range eps {
-		if ep.Host != d.o.HostID {
+		if ep.Network != n.Key {
 			continue
 		}
-		if err := d.o.Plane.DeleteEndpoint(n.VNI, ep.ID); err != nil {
+		if err := d.removeEndpoint(ctx, n, ep.ID); err != nil {
 			return err
-		}
-		if err := d.o.Store.Delete(ctx, endpointKey(n.Key, ep.ID)); err != nil {
-			return fmt.Errorf("delete endpoint %q: %w", ep.ID, err)
 		}
 	}
 	return nil
+}
+
+// removeEndpoint deletes one endpoint of this host everywhere; missing
+// pieces are not an error.
+func (d *Driver) removeEndpoint(ctx context.Context, n *Network, id string) error {
+	if err := d.o.Plane.DeleteEndpoint(n.VNI, id); err != nil {
+		return fmt.Errorf("delete endpoint %q: %w", id, err)
+	}
+	for _, k := range []string{endpointKey(n.Key, id), d.copyKey(id)} {
+		if err := d.o.Store.Delete(ctx, k); err != nil {
+			return fmt.Errorf("delete endpoint %q: %w", id, err)
+		}
+	}
+	return nil
+}
+
+// localEndpoints lists this host's own endpoint copies.
+func (d *Driver) localEndpoints(ctx context.Context) ([]Endpoint, error) {
+	return d.decodeEndpoints(ctx, d.copyPrefix())
 }
 
 func (d *Driver) deletePrefix(ctx context.Context, prefix string) error {
@@ -131,9 +149,13 @@ func (d *Driver) deletePrefix(ctx context.Context, prefix string) error {
 
 // endpoints lists the endpoint records of a cluster network.
 func (d *Driver) endpoints(ctx context.Context, key string) ([]Endpoint, error) {
-	kvs, _, err := d.o.Store.List(ctx, endpointPrefix(key))
+	return d.decodeEndpoints(ctx, endpointPrefix(key))
+}
+
+func (d *Driver) decodeEndpoints(ctx context.Context, prefix string) ([]Endpoint, error) {
+	kvs, _, err := d.o.Store.List(ctx, prefix)
 	if err != nil {
-		return nil, fmt.Errorf("list endpoints of %s: %w", key, err)
+		return nil, fmt.Errorf("list endpoints %q: %w", prefix, err)
 	}
 	out := make([]Endpoint, 0, len(kvs))
 	for _, kv := range kvs {

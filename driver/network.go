@@ -60,6 +60,7 @@ func (d *Driver) CreateNetwork(ctx context.Context, r *network.CreateNetworkRequ
 		return fmt.Errorf("network %q: %w", r.NetworkID, err)
 	}
 	undo = false
+	d.startWatch(n)
 	d.logNet(n).WithField("docker_network", r.NetworkID).Info("network created")
 	return nil
 }

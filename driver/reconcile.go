@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/vxnet/vxnet/store"
 )
 
 // Reconcile makes the kernel match the store for this host: it rebuilds
@@ -60,19 +62,25 @@ func (d *Driver) reconcileNetwork(ctx context.Context, n *Network, existed bool)
 	if !existed {
 		d.logNet(n).Warn("reconcile: recreated missing namespace")
 	}
-	eps, err := d.endpoints(ctx, n.Key)
+	d.startWatch(n)
+	mine, err := d.localEndpoints(ctx)
 	if err != nil {
 		return err
 	}
 	known := map[string]bool{}
-	for _, ep := range eps {
-		if ep.Host == d.o.HostID {
-			known[ep.ID[:12]] = true
+	var errs []error
+	for _, ep := range mine {
+		if ep.Network != n.Key {
+			continue
+		}
+		known[ep.ID[:12]] = true
+		if err := d.republish(ctx, &ep); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	ports, err := d.o.Plane.Endpoints(n.VNI)
 	if err != nil {
-		return err
+		return errors.Join(append(errs, err)...)
 	}
 	for _, p := range ports {
 		if known[p[:min(12, len(p))]] {
@@ -80,8 +88,52 @@ func (d *Driver) reconcileNetwork(ctx context.Context, n *Network, existed bool)
 		}
 		d.logNet(n).WithField("endpoint", p).Warn("reconcile: removing veth of an unknown endpoint")
 		if err := d.o.Plane.DeleteEndpoint(n.VNI, p); err != nil {
-			return err
+			errs = append(errs, err)
 		}
 	}
+	return errors.Join(errs...)
+}
+
+// republish restores the cluster record of one of this host's endpoints
+// (and its address leases) after other hosts purged them while this host
+// was gone.
+func (d *Driver) republish(ctx context.Context, ep *Endpoint) error {
+	_, err := d.o.Store.Get(ctx, endpointKey(ep.Network, ep.ID))
+	if err == nil || !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
+	if d.o.Reclaim != nil {
+		for _, a := range ep.Addrs {
+			if err := d.o.Reclaim(ctx, a.Masked(), a.Addr()); err != nil {
+				return fmt.Errorf("republish endpoint %q: %w", ep.ID, err)
+			}
+		}
+	}
+	if err := store.CreateJSON(ctx, d.o.Store, endpointKey(ep.Network, ep.ID), ep); err != nil && !errors.Is(err, store.ErrConflict) {
+		return fmt.Errorf("republish endpoint %q: %w", ep.ID, err)
+	}
+	d.o.Log.WithFields(map[string]any{"network": ep.Network, "endpoint": ep.ID}).Warn("reconcile: republished endpoint purged while this host was away")
 	return nil
+}
+
+// PurgeHost removes the cluster endpoint records of a host that stopped
+// heartbeating, so every other host drops its FDB and neighbour entries.
+// The host's own copies stay: it republishes them when it comes back.
+func (d *Driver) PurgeHost(ctx context.Context, host string) (int, error) {
+	kvs, _, err := d.o.Store.List(ctx, "endpoints/")
+	if err != nil {
+		return 0, fmt.Errorf("purge host %q: %w", host, err)
+	}
+	n := 0
+	for _, kv := range kvs {
+		var ep Endpoint
+		if err := store.Decode(kv, &ep); err != nil || ep.Host != host {
+			continue
+		}
+		if err := d.o.Store.DeleteCAS(ctx, kv.Key, kv.ModifyIndex); err != nil && !errors.Is(err, store.ErrConflict) {
+			return n, fmt.Errorf("purge host %q: %w", host, err)
+		}
+		n++
+	}
+	return n, nil
 }

@@ -25,6 +25,8 @@ type config struct {
 	LogLevel          string
 	LogFormat         string
 	ReconcileInterval time.Duration
+	HeartbeatInterval time.Duration
+	DeadAfter         time.Duration
 }
 
 func newFlagSet(c *config, out io.Writer) *flag.FlagSet {
@@ -41,6 +43,8 @@ func newFlagSet(c *config, out io.Writer) *flag.FlagSet {
 	fs.StringVar(&c.LogLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.StringVar(&c.LogFormat, "log-format", "text", "log format: text or json")
 	fs.DurationVar(&c.ReconcileInterval, "reconcile-interval", 30*time.Second, "how often the kernel state is checked against the store (0 = only at start)")
+	fs.DurationVar(&c.HeartbeatInterval, "heartbeat-interval", 2*time.Second, "how often this host writes its heartbeat to the store")
+	fs.DurationVar(&c.DeadAfter, "dead-after", 10*time.Second, "a host whose heartbeat has not moved for this long is dead: its endpoints are purged and its addresses released")
 	return fs
 }
 
@@ -90,6 +94,9 @@ func (c *config) validate() error {
 	}
 	if c.ReconcileInterval < 0 {
 		errs = append(errs, fmt.Errorf("--reconcile-interval %s is negative", c.ReconcileInterval))
+	}
+	if c.HeartbeatInterval < 100*time.Millisecond || c.DeadAfter < 2*c.HeartbeatInterval {
+		errs = append(errs, fmt.Errorf("--heartbeat-interval %s / --dead-after %s: want an interval of at least 100ms and dead-after of at least twice that", c.HeartbeatInterval, c.DeadAfter))
 	}
 	if !strings.HasPrefix(c.Socket, "/") {
 		errs = append(errs, fmt.Errorf("--socket %q: want an absolute path", c.Socket))

@@ -19,6 +19,7 @@ import (
 	"github.com/vxnet/vxnet/cmd/vxnet/server"
 	"github.com/vxnet/vxnet/driver"
 	"github.com/vxnet/vxnet/driver/dataplane"
+	"github.com/vxnet/vxnet/driver/liveness"
 	"github.com/vxnet/vxnet/ipam"
 	"github.com/vxnet/vxnet/store"
 	"github.com/vxnet/vxnet/store/bolt"
@@ -102,20 +103,47 @@ func runServe(ctx context.Context, c *config, log *logrus.Entry) error {
 	if err != nil {
 		return err
 	}
+	ip := ipam.New(ipam.Options{Store: st, HostID: c.HostID, Log: log})
 	drv, err := driver.New(driver.Options{
 		Store: st, Plane: plane, HostID: c.HostID, VTEP: ul.Addr,
-		Port: c.VXLANPort, MTU: mtu, Scope: c.Scope, Log: log,
+		Port: c.VXLANPort, MTU: mtu, Scope: c.Scope, Log: log, Reclaim: ip.Reclaim,
 	})
 	if err != nil {
 		return err
 	}
-	ip := ipam.New(ipam.Options{Store: st, HostID: c.HostID, Log: log})
+	defer drv.Close()
 	if err := reconcile(ctx, drv); err != nil {
 		log.WithError(err).Error("reconcile at start found problems; serving anyway")
 	}
 	go reconcileLoop(ctx, drv, c.ReconcileInterval, log)
+	live, stopLive := context.WithCancel(ctx)
+	liveDone := make(chan struct{})
+	defer func() { <-liveDone }() // its heartbeat key goes before the store closes
+	defer stopLive()
+	go func() {
+		defer close(liveDone)
+		liveness.Run(live, liveness.Options{
+			Store: st, HostID: c.HostID, Interval: c.HeartbeatInterval, DeadAfter: c.DeadAfter, Log: log,
+			OnDead: func(ctx context.Context, host string) error { return purgeHost(ctx, drv, ip, host, log) },
+		})
+	}()
 	log.WithFields(logrus.Fields{"socket": c.Socket, "advertise": ul.Addr, "underlay": ul.Link, "mtu": mtu, "store": c.Store, "version": version}).Info("vxnet serving")
 	return listenAndServe(ctx, c.Socket, server.New(drv, ip, server.Options{Log: log}))
+}
+
+// purgeHost removes a dead host's endpoints (so every host drops its FDB
+// and neighbour entries) and releases its addresses.
+func purgeHost(ctx context.Context, drv *driver.Driver, ip *ipam.IPAM, host string, log *logrus.Entry) error {
+	eps, err := drv.PurgeHost(ctx, host)
+	if err != nil {
+		return err
+	}
+	leases, err := ip.ReleaseHost(ctx, host)
+	if err != nil {
+		return err
+	}
+	log.WithFields(logrus.Fields{"peer": host, "endpoints": eps, "leases": leases}).Warn("purged dead host")
+	return nil
 }
 
 func reconcile(ctx context.Context, drv *driver.Driver) error {

@@ -1,0 +1,41 @@
+package main
+
+import (
+	"io"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestParseConfig(t *testing.T) {
+	env := func(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+	c, err := parseConfig(nil, env(nil), io.Discard)
+	if err != nil || c.Store != "bolt:///var/lib/vxnet/vxnet.db" || c.Socket != "/run/docker/plugins/vxnet.sock" || c.VXLANPort != 4789 || c.Scope != "local" {
+		t.Fatalf("defaults: %+v, %v", c, err)
+	}
+	c, err = parseConfig([]string{"--vxlan-port", "4790"}, env(map[string]string{"VXNET_STORE": "consul://h:8500", "VXNET_VXLAN_PORT": "5000", "VXNET_DEAD_AFTER": "30s"}), io.Discard)
+	if err != nil || c.Store != "consul://h:8500" || c.VXLANPort != 4790 || c.DeadAfter != 30*time.Second {
+		t.Fatalf("env and flags: %+v, %v", c, err)
+	}
+	for _, tt := range []struct {
+		args []string
+		env  map[string]string
+		want string
+	}{
+		{[]string{"--vxlan-port", "0"}, nil, "--vxlan-port 0 is out of range"},
+		{[]string{"--mtu", "100"}, nil, "--mtu 100 is out of range"},
+		{[]string{"--advertise-addr", "nope"}, nil, `--advertise-addr "nope" is not an IP address`},
+		{[]string{"--scope", "swarm"}, nil, `--scope "swarm"`},
+		{[]string{"--log-format", "xml"}, nil, `--log-format "xml"`},
+		{[]string{"--socket", "rel.sock"}, nil, "want an absolute path"},
+		{[]string{"--dead-after", "1s"}, nil, "dead-after"},
+		{[]string{"extra"}, nil, `unexpected argument "extra"`},
+		{[]string{"--bogus"}, nil, "flag provided but not defined"},
+		{nil, map[string]string{"VXNET_VXLAN_PORT": "x"}, `environment VXNET_VXLAN_PORT="x"`},
+	} {
+		_, err := parseConfig(tt.args, env(tt.env), io.Discard)
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%v %v: %v, want %q", tt.args, tt.env, err, tt.want)
+		}
+	}
+}
