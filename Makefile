@@ -8,10 +8,30 @@ VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 PKGS     = $(shell $(GO) list ./... | grep -v /e2e)
 
-.PHONY: build run deps test unit e2e lint fuzz clean
+.PHONY: build run deps test unit e2e lint fuzz clean bench plugin plugin-install
+
+# Managed plugin: build/plugin is the directory `docker plugin create` takes
+# (config.json and a rootfs holding the static binary); plugin-install
+# installs it on the Docker of DOCKER_HOST as PLUGIN_NAME.
+PLUGIN_NAME ?= vxnet:latest
+PLUGIN_DIR  := build/plugin
 
 build:
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/vxnet ./cmd/vxnet
+
+plugin: build
+	rm -rf ./$(PLUGIN_DIR)
+	mkdir -p $(PLUGIN_DIR)/rootfs/run/docker/plugins $(PLUGIN_DIR)/rootfs/var/lib/vxnet \
+		$(PLUGIN_DIR)/rootfs/host/run $(PLUGIN_DIR)/rootfs/etc $(PLUGIN_DIR)/rootfs/tmp
+	install -m 0755 bin/vxnet $(PLUGIN_DIR)/rootfs/vxnet
+	install -m 0644 plugin-config/config.json $(PLUGIN_DIR)/config.json
+
+# Replaces an installed plugin of the same name (which must not be in use).
+plugin-install: plugin
+	-docker plugin disable -f $(PLUGIN_NAME) >/dev/null 2>&1
+	-docker plugin rm -f $(PLUGIN_NAME) >/dev/null 2>&1
+	docker plugin create $(PLUGIN_NAME) $(PLUGIN_DIR)
+	docker plugin enable $(PLUGIN_NAME)
 
 run: build
 	./bin/vxnet serve --store bolt:///var/lib/vxnet/vxnet.db
@@ -38,3 +58,8 @@ fuzz:
 
 clean:
 	rm -rf bin build e2e.log
+
+# Benchmarks: ratios measured side by side in one run; results (JSON + PNG)
+# go to bench/results/, the table is printed for the README.
+bench:
+	$(GO) test -tags bench -count=1 -timeout 30m -v -run 'TestBench' ./e2e/ 2>&1 | grep -vE '^=== (RUN|NAME)'

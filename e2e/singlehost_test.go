@@ -20,7 +20,7 @@ import (
 func TestSingleHost(t *testing.T) {
 	c := harness.Start(t, 1)
 	h := c.Hosts[0]
-	p := startPlugin(t, h)
+	p := startPlugin(t, h, "")
 	c.AddLeakCheck("vxnet kernel objects", func(*harness.Host) error { return p.kernelLeaks() })
 	for _, tc := range []struct {
 		name string
@@ -29,6 +29,7 @@ func TestSingleHost(t *testing.T) {
 		{"NetworkLifecycle", testNetworkLifecycle},
 		{"Ping", testPing},
 		{"StaticIP", testStaticIP},
+		{"IPv6", testIPv6},
 		{"PublishAndEgress", testPublishAndEgress},
 		{"Internal", testInternal},
 		{"ConnectDisconnect", testConnectDisconnect},
@@ -94,6 +95,16 @@ func testStaticIP(t *testing.T, h *harness.Host, _ *plugin) {
 		t.Fatalf("duplicate --ip: err=%v out=%q", err, out)
 	}
 	h.MustDocker(t, "run", "--rm", "--network", "snet", harness.Image, "ping", "-c1", "-W2", "198.19.1.50")
+}
+
+func testIPv6(t *testing.T, h *harness.Host, _ *plugin) {
+	createNet(t, h, "v6net", "198.19.5.0/24", "--ipv6", "--subnet", "fd00:198:19:5::/64")
+	runC(t, h, "six", append([]string{"--network", "v6net"}, sleeper...)...)
+	v6 := h.MustDocker(t, "inspect", "-f", `{{(index .NetworkSettings.Networks "v6net").GlobalIPv6Address}}`, "six")
+	if !strings.HasPrefix(v6, "fd00:198:19:5::") {
+		t.Fatalf("six has IPv6 address %q", v6)
+	}
+	h.MustDocker(t, "run", "--rm", "--network", "v6net", harness.Image, "ping", "-6", "-c1", "-W2", v6)
 }
 
 func testPublishAndEgress(t *testing.T, h *harness.Host, _ *plugin) {

@@ -1,0 +1,129 @@
+// Package bench writes benchmark results: a JSON file with every sample and
+// a PNG bar chart of the medians, side by side, under bench/results/.
+package bench
+
+import (
+	"encoding/json"
+	"fmt"
+	"image"
+	"image/color"
+	"image/draw"
+	"image/png"
+	"os"
+	"path/filepath"
+	"slices"
+	"time"
+
+	"golang.org/x/image/font"
+	"golang.org/x/image/font/basicfont"
+	"golang.org/x/image/math/fixed"
+)
+
+// Series is one measured variant: its samples in the unit of Result.
+type Series struct {
+	Name    string    `json:"name"`
+	Samples []float64 `json:"samples"`
+	Median  float64   `json:"median"`
+	P90     float64   `json:"p90"`
+	Min     float64   `json:"min"`
+	Max     float64   `json:"max"`
+}
+
+// Result is one benchmark run.
+type Result struct {
+	Name    string    `json:"name"`
+	Unit    string    `json:"unit"`
+	When    time.Time `json:"when"`
+	Command string    `json:"command"`
+	Note    string    `json:"note,omitempty"`
+	Series  []Series  `json:"series"`
+}
+
+// Summarize fills in the statistics of every series.
+func (r *Result) Summarize() {
+	for i := range r.Series {
+		s := slices.Clone(r.Series[i].Samples)
+		slices.Sort(s)
+		if len(s) == 0 {
+			continue
+		}
+		r.Series[i].Median = quantile(s, 0.5)
+		r.Series[i].P90 = quantile(s, 0.9)
+		r.Series[i].Min, r.Series[i].Max = s[0], s[len(s)-1]
+	}
+}
+
+func quantile(sorted []float64, q float64) float64 {
+	pos := q * float64(len(sorted)-1)
+	lo := int(pos)
+	if lo+1 >= len(sorted) {
+		return sorted[lo]
+	}
+	return sorted[lo] + (pos-float64(lo))*(sorted[lo+1]-sorted[lo])
+}
+
+// Table is the result as a markdown table (for the README).
+func (r *Result) Table() string {
+	out := fmt.Sprintf("| %s | median (%s) | p90 | min | max | ratio to first |\n|---|---|---|---|---|---|\n", r.Name, r.Unit)
+	for _, s := range r.Series {
+		ratio := s.Median / r.Series[0].Median
+		out += fmt.Sprintf("| %s | %.1f | %.1f | %.1f | %.1f | %.2f |\n", s.Name, s.Median, s.P90, s.Min, s.Max, ratio)
+	}
+	return out
+}
+
+// Write stores dir/<name>.json and dir/<name>.png.
+func (r *Result) Write(dir, name string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	b, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(dir, name+".json"), append(b, '\n'), 0o644); err != nil {
+		return err
+	}
+	f, err := os.Create(filepath.Join(dir, name+".png"))
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return png.Encode(f, r.plot())
+}
+
+// plot draws one horizontal bar per series (median), with p90 as a tick.
+func (r *Result) plot() image.Image {
+	const w, rowH, left, top = 680, 40, 210, 40
+	h := top + rowH*len(r.Series) + 30
+	img := image.NewRGBA(image.Rect(0, 0, w, h))
+	draw.Draw(img, img.Bounds(), image.White, image.Point{}, draw.Src)
+	max := 0.0
+	for _, s := range r.Series {
+		max = maxf(max, s.P90)
+	}
+	scale := float64(w-left-80) / maxf(max, 1e-9)
+	label(img, 10, 20, fmt.Sprintf("%s (median, p90 tick; %s)", r.Name, r.Unit))
+	bar := color.RGBA{0x3b, 0x6e, 0xc4, 0xff}
+	for i, s := range r.Series {
+		y := top + i*rowH
+		label(img, 10, y+18, s.Name)
+		draw.Draw(img, image.Rect(left, y+4, left+int(s.Median*scale), y+rowH-12), &image.Uniform{bar}, image.Point{}, draw.Src)
+		x := left + int(s.P90*scale)
+		draw.Draw(img, image.Rect(x, y, x+2, y+rowH-8), image.Black, image.Point{}, draw.Src)
+		label(img, x+6, y+18, fmt.Sprintf("%.1f", s.Median))
+	}
+	return img
+}
+
+func label(img draw.Image, x, y int, s string) {
+	d := font.Drawer{Dst: img, Src: image.Black, Face: basicfont.Face7x13, Dot: fixed.P(x, y)}
+	d.DrawString(s)
+}
+
+func maxf(a, b float64) float64 {
+	if a > b {
+		return a
+	}
+	return b
+}
