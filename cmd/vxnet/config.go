@@ -21,6 +21,7 @@ type config struct {
 	VXLANPort         int
 	MTU               int
 	NetnsDir          string
+	SysctlDir         string
 	Scope             string
 	LogLevel          string
 	LogFormat         string
@@ -39,6 +40,7 @@ func newFlagSet(c *config, out io.Writer) *flag.FlagSet {
 	fs.IntVar(&c.VXLANPort, "vxlan-port", 4789, "VXLAN UDP port")
 	fs.IntVar(&c.MTU, "mtu", 0, "MTU of vxnet networks without -o com.docker.network.driver.mtu (0 = underlay MTU - 50)")
 	fs.StringVar(&c.NetnsDir, "netns-dir", "/run/vxnet/netns", "directory for the networks' namespace files")
+	fs.StringVar(&c.SysctlDir, "sysctl-dir", "/proc/sys", "a writable /proc/sys (a managed plugin's own is read-only; it mounts a procfs at /host/proc)")
 	fs.StringVar(&c.Scope, "scope", "local", "driver scope reported to Docker: local (standalone hosts) or global (swarm)")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.StringVar(&c.LogFormat, "log-format", "text", "log format: text or json")

@@ -10,7 +10,7 @@ import (
 func TestParseConfig(t *testing.T) {
 	env := func(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
 	c, err := parseConfig(nil, env(nil), io.Discard)
-	if err != nil || c.Store != "bolt:///var/lib/vxnet/vxnet.db" || c.Socket != "/run/docker/plugins/vxnet.sock" || c.VXLANPort != 4789 || c.Scope != "local" {
+	if err != nil || c.Store != "bolt:///var/lib/vxnet/vxnet.db" || c.Socket != "/run/docker/plugins/vxnet.sock" || c.VXLANPort != 4789 || c.Scope != "local" || c.SysctlDir != "/proc/sys" {
 		t.Fatalf("defaults: %+v, %v", c, err)
 	}
 	c, err = parseConfig([]string{"--vxlan-port", "4790"}, env(map[string]string{"VXNET_STORE": "consul://h:8500", "VXNET_VXLAN_PORT": "5000", "VXNET_DEAD_AFTER": "30s"}), io.Discard)

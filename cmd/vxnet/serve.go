@@ -99,7 +99,7 @@ func runServe(ctx context.Context, c *config, log *logrus.Entry) error {
 		return err
 	}
 	defer st.Close()
-	plane, err := dataplane.New(dataplane.Options{NetnsDir: c.NetnsDir, Log: log})
+	plane, err := dataplane.New(dataplane.Options{NetnsDir: c.NetnsDir, SysctlDir: c.SysctlDir, Log: log})
 	if err != nil {
 		return err
 	}

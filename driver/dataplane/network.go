@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"sort"
 
 	"github.com/sirupsen/logrus"
@@ -46,7 +47,7 @@ func (p *Plane) EnsureNetwork(c NetworkConfig) (err error) {
 	var needVxlan bool
 	err = inNetns(path, func() error {
 		var err error
-		needVxlan, err = prepareNamespace(log, path, c, &rb)
+		needVxlan, err = prepareNamespace(log, path, p.sysctl, c, &rb)
 		return err
 	})
 	if err != nil {
@@ -61,8 +62,8 @@ func (p *Plane) EnsureNetwork(c NetworkConfig) (err error) {
 // prepareNamespace runs inside the network namespace: sysctls, lo, br0 with
 // its addresses, and a check of vxlan0. It reports whether vxlan0 must be
 // (re)created; a mismatching one has been deleted by then.
-func prepareNamespace(log *logrus.Entry, path string, c NetworkConfig, rb *rollback) (bool, error) {
-	if err := setNamespaceSysctls(log); err != nil {
+func prepareNamespace(log *logrus.Entry, path, sysctlDir string, c NetworkConfig, rb *rollback) (bool, error) {
+	if err := setNamespaceSysctls(log, sysctlDir); err != nil {
 		return false, err
 	}
 	lo, err := mustLink(log, "lo")
@@ -97,9 +98,10 @@ func prepareNamespace(log *logrus.Entry, path string, c NetworkConfig, rb *rollb
 // interfaces created in (or moved into) the namespace: br0's link-local
 // address and the ports' would otherwise sit tentative after every change.
 // Gateway addresses are added with nodad as well. A kernel without IPv6
-// has nothing to set.
-func setNamespaceSysctls(log *logrus.Entry) error {
-	const key = "/proc/sys/net/ipv6/conf/default/accept_dad"
+// has nothing to set. dir is a /proc/sys; its net/ tree is that of the
+// calling thread's namespace whatever procfs instance it belongs to.
+func setNamespaceSysctls(log *logrus.Entry, dir string) error {
+	key := filepath.Join(dir, "net/ipv6/conf/default/accept_dad")
 	log.WithField("sysctl", key).Debug("sysctl: write 0")
 	err := os.WriteFile(key, []byte("0"), 0o644)
 	if err != nil && !errors.Is(err, os.ErrNotExist) {

@@ -65,6 +65,10 @@ type Options struct {
 	// iproute2 does for /run/netns, so namespace mounts and unmounts
 	// propagate to mount namespaces that copied it.
 	NetnsDir string
+	// SysctlDir is where a writable /proc/sys is mounted; "" means
+	// /proc/sys. A managed plugin's own /proc/sys is read-only (the OCI
+	// runtime makes it so), so the plugin mounts a fresh procfs elsewhere.
+	SysctlDir string
 	// Log receives Info for state changes and Debug for each kernel call.
 	// Nil means the logrus standard logger.
 	Log *logrus.Entry
@@ -72,9 +76,10 @@ type Options struct {
 
 // Plane manages the kernel objects of vxnet networks on this host.
 type Plane struct {
-	dir string
-	log *logrus.Entry
-	mu  sync.Mutex // serializes all kernel changes made through this Plane
+	dir    string
+	sysctl string // a writable /proc/sys
+	log    *logrus.Entry
+	mu     sync.Mutex // serializes all kernel changes made through this Plane
 }
 
 // New prepares NetnsDir and returns a Plane using it.
@@ -86,11 +91,24 @@ func New(o Options) (*Plane, error) {
 	if log == nil {
 		log = logrus.NewEntry(logrus.StandardLogger())
 	}
+	sysctl := o.SysctlDir
+	if sysctl == "" {
+		sysctl = "/proc/sys"
+	}
+	if !filepath.IsAbs(sysctl) {
+		return nil, invalid("sysctl dir %q must be an absolute path", sysctl)
+	}
+	sysctl = filepath.Clean(sysctl)
+	// A wrong dir would look like a kernel without IPv6 (nothing to set),
+	// so insist on a /proc/sys.
+	if fi, err := os.Stat(filepath.Join(sysctl, "net")); err != nil || !fi.IsDir() {
+		return nil, invalid("sysctl dir %q holds no net/: want a /proc/sys", sysctl)
+	}
 	dir := filepath.Clean(o.NetnsDir)
 	if err := ensureNetnsDir(log, dir); err != nil {
 		return nil, err
 	}
-	return &Plane{dir: dir, log: log}, nil
+	return &Plane{dir: dir, sysctl: sysctl, log: log}, nil
 }
 
 // Networks returns, sorted, the VNIs whose namespace files in NetnsDir are

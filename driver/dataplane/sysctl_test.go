@@ -1,0 +1,72 @@
+package dataplane
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+func TestNewRejectsBadSysctlDir(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "netns")
+	for _, bad := range []string{"proc/sys", "/nonexistent/sys", t.TempDir()} {
+		if _, err := New(Options{NetnsDir: dir, SysctlDir: bad}); !errors.Is(err, ErrInvalid) {
+			t.Errorf("SysctlDir %q: %v, want ErrInvalid", bad, err)
+		}
+	}
+	if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a bad SysctlDir touched NetnsDir: %v", err)
+	}
+}
+
+// TestSysctlDirElsewhere: sysctls written through another procfs instance
+// (as a managed plugin does, its own /proc/sys being read-only) land in
+// the network's namespace.
+func TestSysctlDirElsewhere(t *testing.T) {
+	h := newTestHost(t, "h1")
+	proc := t.TempDir()
+	if err := unix.Mount("proc", proc, "proc", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""); err != nil {
+		t.Fatalf("mount procfs on %q: %v", proc, err)
+	}
+	t.Cleanup(func() {
+		if err := unix.Unmount(proc, unix.MNT_DETACH); err != nil {
+			t.Errorf("unmount %q: %v", proc, err)
+		}
+	})
+	p, err := New(Options{NetnsDir: h.dir, SysctlDir: filepath.Join(proc, "sys"), Log: testLog(t, "h1")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	enterNS(t, h.ns)
+	const key = "/proc/sys/net/ipv6/conf/default/accept_dad"
+	if _, err := os.Stat(key); errors.Is(err, os.ErrNotExist) {
+		t.Skip("kernel without IPv6")
+	}
+	hostBefore := readSysctl(t, key)
+	c := testNetwork(4111)
+	if err := p.EnsureNetwork(c); err != nil {
+		t.Fatalf("EnsureNetwork: %v", err)
+	}
+	var inNet string
+	if err := inNetns(p.nsPath(c.VNI), func() error { inNet = readSysctl(t, key); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if inNet != "0" {
+		t.Errorf("accept_dad in the network's namespace = %q, want 0", inNet)
+	}
+	if got := readSysctl(t, key); got != hostBefore {
+		t.Errorf("accept_dad of the host namespace changed from %q to %q", hostBefore, got)
+	}
+}
+
+func readSysctl(t *testing.T, key string) string {
+	t.Helper()
+	b, err := os.ReadFile(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimSpace(string(b))
+}
