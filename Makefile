@@ -19,18 +19,18 @@ PLUGIN_DIR  := build/plugin
 build:
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/vxnet ./cmd/vxnet
 
+# The rootfs is the static binary and the mount points config.json names.
 plugin: build
 	rm -rf ./$(PLUGIN_DIR)
-	mkdir -p $(PLUGIN_DIR)/rootfs/run/docker/plugins $(PLUGIN_DIR)/rootfs/var/lib/vxnet \
-		$(PLUGIN_DIR)/rootfs/host/run $(PLUGIN_DIR)/rootfs/etc $(PLUGIN_DIR)/rootfs/tmp
+	mkdir -p $(addprefix $(PLUGIN_DIR)/rootfs/,run/docker/plugins var/lib/vxnet host/run host/proc etc tmp)
 	install -m 0755 bin/vxnet $(PLUGIN_DIR)/rootfs/vxnet
 	install -m 0644 plugin-config/config.json $(PLUGIN_DIR)/config.json
 
-# Replaces an installed plugin of the same name (which must not be in use).
+# PLUGIN_SETTINGS are `docker plugin set` arguments applied before the first
+# enable, e.g. PLUGIN_SETTINGS='VXNET_STORE=consul://10.0.0.5:8500'.
 plugin-install: plugin
-	-docker plugin disable -f $(PLUGIN_NAME) >/dev/null 2>&1
-	-docker plugin rm -f $(PLUGIN_NAME) >/dev/null 2>&1
 	docker plugin create $(PLUGIN_NAME) $(PLUGIN_DIR)
+	$(if $(strip $(PLUGIN_SETTINGS)),docker plugin set $(PLUGIN_NAME) $(PLUGIN_SETTINGS))
 	docker plugin enable $(PLUGIN_NAME)
 
 run: build
