@@ -17,6 +17,7 @@ package store
 import (
 	"context"
 	"errors"
+	"time"
 )
 
 // ErrNotFound is returned (wrapped, naming the key) when a key is absent.
@@ -57,4 +58,11 @@ type Store interface {
 	Watch(ctx context.Context, prefix string, index uint64) ([]KV, uint64, error)
 	// Close releases the store. Calls after Close fail.
 	Close() error
+}
+
+// Ephemeral is implemented by stores that can tie a key to the liveness of
+// the process writing it (Consul sessions). If the writer stops calling
+// PutEphemeral for longer than the TTL, the store deletes the key itself.
+type Ephemeral interface {
+	PutEphemeral(ctx context.Context, key string, value []byte, ttl time.Duration) error
 }

@@ -1,5 +1,6 @@
 // Package liveness tells which vxnet hosts are alive. Every host writes a
-// heartbeat key, alive/<host>, every Interval; every host watches all
+// heartbeat key, alive/<host>, every Interval (on Consul held by a session
+// with a 10 s TTL, so a dead host's key goes by itself); every host watches all
 // heartbeats and declares a host dead when its key has not changed for
 // DeadAfter, as measured by the watcher's own clock (so clock skew between
 // hosts does not matter). A dead host is purged once (OnDead) until its
@@ -64,7 +65,7 @@ func heartbeat(ctx context.Context, o Options) {
 		beat++
 		b, _ := json.Marshal(Heartbeat{Beat: beat, At: o.Now().UTC()})
 		wctx, cancel := context.WithTimeout(ctx, o.Interval*2)
-		_, err := o.Store.Put(wctx, prefix+o.HostID, b)
+		err := put(wctx, o.Store, prefix+o.HostID, b)
 		cancel()
 		switch {
 		case err != nil && ctx.Err() == nil && !failing:
@@ -87,6 +88,19 @@ func heartbeat(ctx context.Context, o Options) {
 		case <-time.After(o.Interval):
 		}
 	}
+}
+
+// sessionTTL is the TTL of the Consul session holding the heartbeat key
+// (Consul's minimum): if this host dies, Consul removes its key by itself.
+const sessionTTL = 10 * time.Second
+
+// put writes a heartbeat, held by a session where the store has them.
+func put(ctx context.Context, s store.Store, key string, value []byte) error {
+	if e, ok := s.(store.Ephemeral); ok {
+		return e.PutEphemeral(ctx, key, value, sessionTTL)
+	}
+	_, err := s.Put(ctx, key, value)
+	return err
 }
 
 type seen struct {

@@ -54,6 +54,8 @@ var _ store.Store = (*Store)(nil)
 type Store struct {
 	kv        *api.KV
 	txn       *api.Txn
+	sessions  *api.Session
+	sess      session // held by ephemeral keys
 	transport *http.Transport
 	addr      string // host:port, for errors
 	prefix    string // Consul key prefix, without trailing slash
@@ -79,6 +81,7 @@ func Open(ctx context.Context, uri string) (*Store, error) {
 	s := &Store{
 		kv:        client.KV(),
 		txn:       client.Txn(),
+		sessions:  client.Session(),
 		transport: cfg.Transport,
 		addr:      addr,
 		prefix:    prefix,
@@ -131,6 +134,7 @@ func (s *Store) Close() error {
 	if s.life.Err() != nil {
 		return fmt.Errorf("close consul %q: %w", s.addr, errClosed)
 	}
+	s.destroySession()
 	s.close()
 	s.transport.CloseIdleConnections()
 	return nil
