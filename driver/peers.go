@@ -12,7 +12,7 @@ import (
 
 // resyncEvery bounds how long kernel peer entries can drift from the store
 // (entries deleted behind vxnet's back) when no endpoint changes.
-const resyncEvery = 10 * time.Second
+const resyncEvery = 5 * time.Second
 
 // watcher is the goroutine programming one network's peers.
 type watcher struct {

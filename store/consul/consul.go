@@ -41,7 +41,7 @@ const (
 	// defaultPort is Consul's HTTP port, used when the URI has none.
 	defaultPort = "8500"
 	// callTimeout bounds one HTTP call (a blocking one: on top of its wait).
-	callTimeout = 10 * time.Second
+	callTimeout = 4 * time.Second
 	// watchWait is how long one blocking query waits in Consul.
 	watchWait = 30 * time.Second
 )

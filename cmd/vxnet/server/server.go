@@ -31,7 +31,7 @@ import (
 
 // Defaults for Options.
 const (
-	DefaultTimeout = 25 * time.Second // under dockerd's own plugin timeout
+	DefaultTimeout = 10 * time.Second // a dead store must not hold dockerd longer
 	DefaultMaxBody = 1 << 20
 )
 
