@@ -10,6 +10,9 @@
 // /run/docker/plugins, so a socket plugin started on one host is seen by that
 // host's Docker only. Per-host state lives in /run/vxe2e-hN (sockets,
 // pidfiles, plugin state) and /var/lib/vxe2e-hN (Docker's data root).
+// Multi-host tests add a Consul server node (StartConsul): namespace
+// vxe2e-consul at 198.18.0.2 on the same bridge, data in
+// /var/lib/vxe2e-consul.
 //
 // Invariants:
 //   - Only loopback and 198.18.0.0/24 are used on the underlay; Docker's own
@@ -109,6 +112,7 @@ type Cluster struct {
 	closeOnce  sync.Once
 	closed     atomic.Bool
 	closeErr   error
+	consul     atomic.Pointer[Consul]
 }
 
 // Start is StartWith(t, Options{Hosts: n}).
@@ -232,6 +236,9 @@ func (c *Cluster) teardown() error {
 		h.removeContainers()
 		return errors.Join(h.StopDockerd(), h.stopProcs())
 	}))
+	if cs := c.consul.Load(); cs != nil {
+		errs = append(errs, cs.Stop())
+	}
 	stopped := time.Since(began)
 	failed := c.t.Failed() || errors.Join(errs...) != nil
 	if failed {
@@ -252,6 +259,9 @@ func (c *Cluster) dumpLogs() {
 		for _, p := range h.Procs() {
 			c.t.Logf("harness: %s process %q log %s, last lines:\n%s", h.Name, p.Name, p.LogPath(), p.LogTail())
 		}
+	}
+	if cs := c.consul.Load(); cs != nil {
+		c.t.Logf("harness: consul log %s, last lines:\n%s", cs.LogPath(), cs.LogTail())
 	}
 	c.t.Logf("harness: logs kept in %s", c.LogDir)
 }

@@ -69,15 +69,22 @@ func TestHarnessSmoke(t *testing.T) {
 	assertNothingLeft(t)
 }
 
-const helperEnv = "VXE2E_KILLED_RUN_HELPER"
+const (
+	helperEnv       = "VXE2E_KILLED_RUN_HELPER"
+	helperConsulEnv = "VXE2E_KILLED_RUN_CONSUL"
+)
 
 // TestKilledRunHelper is the run TestCleanupAfterKill kills: one host with
-// a container and a process, then it waits to be killed.
+// a container and a process (and the Consul node, when there is a Consul
+// binary), then it waits to be killed.
 func TestKilledRunHelper(t *testing.T) {
 	if os.Getenv(helperEnv) != "1" {
 		return // the subprocess entry point of TestCleanupAfterKill, not a test of its own
 	}
 	c := Start(t, 1)
+	if os.Getenv(helperConsulEnv) == "1" {
+		c.StartConsul(t)
+	}
 	h := c.Hosts[0]
 	id := h.MustDocker(t, "run", "-d", Image, "sleep", "600")
 	cpid := h.MustDocker(t, "inspect", "-f", "{{.State.Pid}}", id)
@@ -94,6 +101,11 @@ func TestCleanupAfterKill(t *testing.T) {
 	defer cancel()
 	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^TestKilledRunHelper$", "-test.v", "-test.count=1")
 	cmd.Env = append(os.Environ(), helperEnv+"=1")
+	if _, err := ConsulBinary(); err == nil {
+		cmd.Env = append(cmd.Env, helperConsulEnv+"=1")
+	} else {
+		t.Logf("no Consul binary, the killed run has no Consul node: %v", err)
+	}
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	cmd.WaitDelay = 5 * time.Second
