@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -20,17 +21,23 @@ import (
 type plugin struct {
 	h        *harness.Host
 	proc     *harness.Proc
-	db       string // bolt file
+	store    string // --store URI
+	db       string // bolt file, when the store is bolt
 	netnsDir string
 	args     []string
 }
 
-// startPlugin runs vxnet on the embedded store of host h and waits until
-// it answers on its socket.
-func startPlugin(t *testing.T, h *harness.Host, extra ...string) *plugin {
+// startPlugin runs vxnet on host h with the store at storeURI ("" for a
+// bbolt file in the host's run dir) and waits until it answers on its
+// socket.
+func startPlugin(t *testing.T, h *harness.Host, storeURI string, extra ...string) *plugin {
 	t.Helper()
-	p := &plugin{h: h, db: filepath.Join(h.RunDir(), "vxnet", "vxnet.db"), netnsDir: filepath.Join(h.RunDir(), "vxnet", "netns")}
-	p.args = append([]string{vxnetBin, "serve", "--store", "bolt://" + p.db, "--netns-dir", p.netnsDir,
+	p := &plugin{h: h, store: storeURI, netnsDir: filepath.Join(h.RunDir(), "vxnet", "netns")}
+	if p.store == "" {
+		p.db = filepath.Join(h.RunDir(), "vxnet", "vxnet.db")
+		p.store = "bolt://" + p.db
+	}
+	p.args = append([]string{vxnetBin, "serve", "--store", p.store, "--netns-dir", p.netnsDir,
 		"--log-level", "debug", "--reconcile-interval", "2s"}, extra...)
 	p.start(t)
 	return p
@@ -53,9 +60,10 @@ func (p *plugin) start(t *testing.T) {
 }
 
 // socket is the plugin socket as seen from the test: it exists only in
-// the host's mount namespace.
+// the host's mount namespace, which the plugin is in also while dockerd is
+// down.
 func (p *plugin) socket() string {
-	return fmt.Sprintf("/proc/%d/root/run/docker/plugins/vxnet.sock", p.h.DockerdPid())
+	return fmt.Sprintf("/proc/%d/root/run/docker/plugins/vxnet.sock", p.proc.Pid())
 }
 
 // call posts body to a plugin endpoint, as dockerd does.
@@ -74,12 +82,24 @@ func (p *plugin) call(path, body string) (int, string, error) {
 	return resp.StatusCode, strings.TrimSpace(string(b)), err
 }
 
-// storeKeys stops the plugin (bbolt allows one process) and lists what it
-// left in its store.
+// storeKeys stops the plugin (bbolt allows one process, and a running
+// plugin may still write) and lists what is left in its store: the bbolt
+// file, or the keys under the Consul prefix through Consul's HTTP API.
 func (p *plugin) storeKeys(t *testing.T) []string {
 	t.Helper()
 	if err := p.proc.Stop(); err != nil {
 		t.Fatalf("stop vxnet: %v", err)
+	}
+	if p.db == "" {
+		u, err := url.Parse(p.store)
+		if err != nil || u.Scheme != "consul" {
+			t.Fatalf("store %q: neither bolt nor consul (%v)", p.store, err)
+		}
+		keys, err := harness.ConsulKeys(u.Host, strings.Trim(u.Path, "/")+"/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return keys
 	}
 	s, err := bolt.Open(p.db)
 	if err != nil {
