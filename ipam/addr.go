@@ -94,6 +94,10 @@ func (m *IPAM) leaseStatic(ctx context.Context, id string, p *Pool, a netip.Addr
 		return netip.Addr{}, fmt.Errorf("address %s is the gateway of subnet %s", a, p.Subnet)
 	}
 	err := store.CreateJSON(ctx, m.o.Store, addrKey(id, a), Lease{Host: m.o.HostID})
+	if errors.Is(err, store.ErrConflict) && m.global() {
+		m.log(id, a).Debug("address already leased: confirmed (global scope)")
+		return a, nil
+	}
 	if errors.Is(err, store.ErrConflict) {
 		return netip.Addr{}, fmt.Errorf("address %s is already in use in subnet %s", a, p.Subnet)
 	}

@@ -47,7 +47,10 @@ const (
 type Options struct {
 	Store  store.Store
 	HostID string // this host's identity in the cluster
-	Log    *logrus.Entry
+	// Scope is the driver's scope: "global" (swarm) changes two answers,
+	// see swarm.go; anything else is standalone ("local").
+	Scope string
+	Log   *logrus.Entry
 }
 
 // IPAM implements the IpamDriver callbacks.
@@ -108,7 +111,10 @@ func (m *IPAM) RequestPool(ctx context.Context, r *ipamapi.RequestPoolRequest) (
 			return nil, fmt.Errorf("subnet %s is a vxnet pool with ip-range %q, not %q", cur.Subnet, prefixOrNone(cur.Range), prefixOrNone(want.Range))
 		}
 		if cur.Hosts[m.o.HostID] {
-			return nil, fmt.Errorf("subnet %s is already used by another vxnet network on this host", cur.Subnet)
+			if !m.global() {
+				return nil, fmt.Errorf("subnet %s is already used by another vxnet network on this host", cur.Subnet)
+			}
+			return cur.withRef(m.o.HostID, +1), nil
 		}
 		next := *cur
 		next.Hosts = copyAdd(cur.Hosts, m.o.HostID)
@@ -198,6 +204,9 @@ func (m *IPAM) ReleasePool(ctx context.Context, r *ipamapi.ReleasePoolRequest) e
 		last = false
 		if cur == nil || !cur.Hosts[m.o.HostID] {
 			return cur, nil
+		}
+		if cur.Refs[m.o.HostID] > 0 {
+			return cur.withRef(m.o.HostID, -1), nil
 		}
 		next := *cur
 		next.Hosts = map[string]bool{}

@@ -15,6 +15,10 @@ type Pool struct {
 	// Hosts holds the IDs of the hosts that requested the pool; the pool
 	// goes when the last one releases it.
 	Hosts map[string]bool `json:"hosts"`
+	// Refs counts, per host, requests beyond the first. Only global scope
+	// (swarm) has them: a manager that also runs tasks requests the pool
+	// once for the swarm allocator and once for its own network.
+	Refs map[string]int `json:"refs,omitempty"`
 }
 
 // PoolID is the ID Docker is given for a subnet: stable across hosts and

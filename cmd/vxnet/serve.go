@@ -103,7 +103,7 @@ func runServe(ctx context.Context, c *config, log *logrus.Entry) error {
 	if err != nil {
 		return err
 	}
-	ip := ipam.New(ipam.Options{Store: st, HostID: c.HostID, Log: log})
+	ip := ipam.New(ipam.Options{Store: st, HostID: c.HostID, Scope: c.Scope, Log: log})
 	drv, err := driver.New(driver.Options{
 		Store: st, Plane: plane, HostID: c.HostID, VTEP: ul.Addr,
 		Port: c.VXLANPort, MTU: mtu, Scope: c.Scope, Log: log, Reclaim: ip.Reclaim,
