@@ -72,6 +72,9 @@ func checkNetwork(t *testing.T, h *testHost, c NetworkConfig) (br, vx netlink.Li
 	if v.MTU != c.MTU || v.MasterIndex != br.Attrs().Index || v.Flags&net.FlagUp == 0 {
 		t.Errorf("vxlan0: mtu %d master %d (br0 %d) flags %v", v.MTU, v.MasterIndex, br.Attrs().Index, v.Flags)
 	}
+	if pi, err := nh.LinkGetProtinfo(vx); err != nil || pi.Learning {
+		t.Errorf("vxlan0 bridge port: learning %v (%v), want off", pi.Learning, err)
+	}
 	lo := mustLinkIn(t, nh, "lo")
 	if lo.Attrs().Flags&net.FlagUp == 0 {
 		t.Error("lo is down in the network namespace")
@@ -177,6 +180,15 @@ func TestEnsureNetworkConverges(t *testing.T) {
 	if !marked(t, nh, vxlanName) {
 		t.Error("vxlan0 recreated to repair drift")
 	}
+
+	// Drift: learning turned back on at the bridge port is turned off.
+	if err := nh.LinkSetLearning(mustLinkIn(t, nh, vxlanName), true); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.plane.EnsureNetwork(c); err != nil {
+		t.Fatalf("EnsureNetwork (learning drift): %v", err)
+	}
+	checkNetwork(t, h, c)
 }
 
 func TestEnsureNetworkRecreatesVxlan(t *testing.T) {

@@ -43,7 +43,7 @@ func checkVxlan(log *logrus.Entry, c NetworkConfig) (bool, error) {
 		return true, nil
 	}
 	if v, ok := l.(*netlink.Vxlan); ok && vxlanMatches(v, c) {
-		return false, attachPort(log, vxlanName, c.MTU)
+		return false, attachVxlanPort(log, c.MTU)
 	}
 	log.WithField("link", vxlanName).Info("vxlan config differs, recreating")
 	if _, err := deleteLink(log, vxlanName); err != nil {
@@ -90,7 +90,7 @@ func createVxlan(log *logrus.Entry, path string, c NetworkConfig, rb *rollback) 
 		if err := netlink.LinkSetName(l, vxlanName); err != nil {
 			return fmt.Errorf("rename link %q to %q: %w", tmp, vxlanName, err)
 		}
-		return attachPort(log, vxlanName, c.MTU)
+		return attachVxlanPort(log, c.MTU)
 	})
 	if err != nil {
 		return fmt.Errorf("set up vxlan %q (vni %d) in netns %q: %w", vxlanName, c.VNI, path, err)
@@ -110,4 +110,31 @@ func removeVxlan(log *logrus.Entry, path, tmp string) error {
 		return errors.Join(err1, err2)
 	})
 	return errors.Join(herr, nerr)
+}
+
+// attachVxlanPort makes vxlan0 an up port of br0 that does not learn. A
+// learning port would learn the MACs of remote containers; when an address
+// (and with it the MAC derived from it) later moves to a local container,
+// br0 would keep sending its frames back out to vxlan0 until the entry
+// aged out. Remote MACs are known from the store (SetPeers) instead.
+func attachVxlanPort(log *logrus.Entry, mtu int) error {
+	if err := attachPort(log, vxlanName, mtu); err != nil {
+		return err
+	}
+	l, err := mustLink(log, vxlanName)
+	if err != nil {
+		return err
+	}
+	pi, err := netlink.LinkGetProtinfo(l)
+	if err != nil {
+		return fmt.Errorf("read bridge port flags of %q: %w", vxlanName, err)
+	}
+	if !pi.Learning {
+		return nil
+	}
+	log.WithField("link", vxlanName).Debug("netlink: bridge port learning off")
+	if err := netlink.LinkSetLearning(l, false); err != nil {
+		return fmt.Errorf("turn off learning on bridge port %q: %w", vxlanName, err)
+	}
+	return nil
 }
