@@ -52,6 +52,10 @@ func TestBenchRunLatency(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("\n%s", r.Table())
-	h.MustDocker(t, "network", "rm", "benchbridge", "benchnet")
+	for _, n := range []string{"benchbridge", "benchnet"} {
+		if err := removeNetwork(h, n); err != nil {
+			t.Fatal(err)
+		}
+	}
 	c.LeakCheck(t)
 }

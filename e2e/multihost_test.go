@@ -95,10 +95,7 @@ func (e *multiHost) leakCheck(t *testing.T) {
 		_, err = h.Docker(append([]string{"rm", "-f"}, strings.Fields(out)...)...)
 		return err
 	})
-	e.eachHost(t, func(h *harness.Host) error {
-		_, err := h.Docker("network", "rm", prodNet)
-		return err
-	})
+	e.eachHost(t, func(h *harness.Host) error { return removeNetwork(h, prodNet) })
 	e.c.LeakCheck(t)
 	var wg sync.WaitGroup
 	for _, p := range e.plugins {

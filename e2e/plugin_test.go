@@ -161,7 +161,29 @@ func createNet(t *testing.T, h *harness.Host, name, subnet string, extra ...stri
 	t.Helper()
 	args := append([]string{"network", "create", "-d", "vxnet", "--ipam-driver", "vxnet", "--subnet", subnet}, extra...)
 	h.MustDocker(t, append(args, name)...)
-	t.Cleanup(func() { _, _ = h.Docker("network", "rm", name) })
+	t.Cleanup(func() {
+		if err := removeNetwork(h, name); err != nil {
+			t.Error(err)
+		}
+	})
+}
+
+// removeNetwork removes a Docker network, waiting out dockerd's own race:
+// `docker rm -f` returns before the container's endpoints are released,
+// and until then the network "has active endpoints". A network that is
+// already gone is not an error.
+func removeNetwork(h *harness.Host, name string) error {
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		out, err := h.Docker("network", "rm", name)
+		if err == nil || strings.Contains(out, "not found") || strings.Contains(out, "No such network") {
+			return nil
+		}
+		if !strings.Contains(out, "has active endpoints") || time.Now().After(deadline) {
+			return fmt.Errorf("%s: remove network %s: %v", h.Name, name, err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 }
 
 // runC starts a detached container and removes it when the test ends.
