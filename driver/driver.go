@@ -179,8 +179,14 @@ func (d *Driver) netConfig(n *Network) dataplane.NetworkConfig {
 	}
 }
 
-// validID accepts Docker's IDs: 12 to 64 lowercase hex characters.
+// validID accepts Docker's IDs: 12 to 64 lowercase hex characters. A
+// network ID may also be a swarm object ID (25 characters of base 36):
+// a swarm network has it on the manager (AllocateNetwork) and on every
+// node (CreateNetwork and the calls after).
 func validID(what, id string) error {
+	if what == "network" && swarmID(id) {
+		return nil
+	}
 	if len(id) < 12 || len(id) > 64 {
 		return fmt.Errorf("bad %s ID %q: want 12 to 64 hex characters", what, id)
 	}
@@ -190,6 +196,20 @@ func validID(what, id string) error {
 		}
 	}
 	return nil
+}
+
+// swarmID tells whether id is a swarmkit identity.NewID(): 25 characters
+// of [0-9a-z].
+func swarmID(id string) bool {
+	if len(id) != 25 {
+		return false
+	}
+	for _, c := range id {
+		if (c < '0' || c > '9') && (c < 'a' || c > 'z') {
+			return false
+		}
+	}
+	return true
 }
 
 func (d *Driver) logNet(n *Network) *logrus.Entry {

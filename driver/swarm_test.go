@@ -30,6 +30,7 @@ func newGlobalHost(t *testing.T, s store.Store, id, vtep string) *env {
 // same swarm network ID and the manager's subnet and gateway; endpoints
 // arrive with their addresses assigned.
 func TestSwarmGlobalScope(t *testing.T) {
+	const net1 = "4r5ioafuq791o5s1mul33es0f" // swarm network IDs are base 36
 	e1 := newEnv(t)
 	m := newGlobalHost(t, e1.store, "h1", "198.18.0.11")
 	w := newGlobalHost(t, e1.store, "h2", "198.18.0.12")
@@ -83,5 +84,24 @@ func TestSwarmGlobalScope(t *testing.T) {
 	}
 	if k := e1.keys(); len(k) != 0 {
 		t.Fatalf("store keys left: %v", k)
+	}
+}
+
+func TestValidID(t *testing.T) {
+	for _, tt := range []struct {
+		what, id string
+		ok       bool
+	}{
+		{"network", "0123456789ab", true},
+		{"network", "4r5ioafuq791o5s1mul33es0f", true},
+		{"network", "4r5ioafuq791o5s1mul33es0", false},
+		{"network", "4R5IOAFUQ791O5S1MUL33ES0F", false},
+		{"network", "4r5ioafuq791o5s1mul33es0/", false},
+		{"endpoint", "4r5ioafuq791o5s1mul33es0f", false},
+		{"endpoint", ep1, true},
+	} {
+		if err := validID(tt.what, tt.id); (err == nil) != tt.ok {
+			t.Errorf("validID(%s, %q) = %v, want ok=%v", tt.what, tt.id, err, tt.ok)
+		}
 	}
 }

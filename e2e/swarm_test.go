@@ -1,0 +1,221 @@
+package e2e
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/vxnet/vxnet/e2e/harness"
+)
+
+const (
+	swarmNet     = "sw"
+	swarmSubnet  = "198.19.4.0/24"
+	swarmService = "sws"
+	// Docker's own swarm networks (ingress) take their subnets from here,
+	// inside the overlay range, and its VXLAN port moves off vxnet's 4789.
+	swarmAddrPool = "198.19.96.0/19"
+	swarmDataPort = "4790"
+)
+
+// TestSwarm runs vxnet as a global-scope managed plugin (network + IPAM) in
+// a three-node swarm on one Consul: a --attachable network created on the
+// manager, a six-replica service spread over the nodes, every task pinging
+// every other across hosts, a scale-down and the service's removal leaving
+// nothing on any host or in Consul.
+func TestSwarm(t *testing.T) {
+	c := harness.Start(t, 3)
+	consul := c.StartConsul(t)
+	prefix := "vxe2e-" + randomHex(t, 4)
+	store := "consul://" + consul.Addr() + "/" + prefix
+	mps := make([]*managedPlugin, len(c.Hosts))
+	for i, h := range c.Hosts {
+		mps[i] = installManaged(t, h, "VXNET_SCOPE=global", "VXNET_STORE="+store)
+	}
+	for _, m := range mps {
+		if caps := m.h.MustDocker(t, "info", "-f", "{{json .Plugins.Network}}"); !strings.Contains(caps, managedName) {
+			t.Fatalf("%s: dockerd does not list the network plugin: %s", m.h.Name, caps)
+		}
+	}
+	mgr := c.Hosts[0]
+	mgr.MustDocker(t, "swarm", "init", "--advertise-addr", mgr.IP, "--data-path-port", swarmDataPort,
+		"--default-addr-pool", swarmAddrPool, "--default-addr-pool-mask-length", "24", "--task-history-limit", "0")
+	token := mgr.MustDocker(t, "swarm", "join-token", "-q", "worker")
+	for _, h := range c.Hosts[1:] {
+		h.MustDocker(t, "swarm", "join", "--token", token, "--advertise-addr", h.IP, mgr.IP+":2377")
+	}
+	swarmWait(t, "3 ready nodes", 60*time.Second, func() (bool, string) {
+		out, _ := mgr.Docker("node", "ls", "--format", "{{.Hostname}} {{.Status}}")
+		return strings.Count(out, "Ready") == 3, out
+	})
+	// Each node sets up the ingress sandbox after joining, asynchronously,
+	// with a veth on docker_gwbridge: wait for it before taking the links
+	// vxnet must leave as they are.
+	baseLinks := map[*harness.Host][]string{}
+	for _, h := range c.Hosts {
+		swarmWait(t, "ingress sandbox on "+h.Name, 60*time.Second, func() (bool, string) {
+			out, _ := h.Docker("network", "inspect", "-f", "{{json .Containers}}", "ingress")
+			return strings.Contains(out, "ingress-sbox"), out
+		})
+	}
+	for _, h := range c.Hosts {
+		links, err := h.Links()
+		if err != nil {
+			t.Fatal(err)
+		}
+		baseLinks[h] = links
+	}
+
+	mgr.MustDocker(t, "network", "create", "-d", managedName, "--ipam-driver", managedName,
+		"--subnet", swarmSubnet, "--attachable", swarmNet)
+	if got := mgr.MustDocker(t, "network", "inspect", "-f", "{{.Scope}} {{.Driver}} {{range .IPAM.Config}}{{.Subnet}} {{.Gateway}}{{end}}", swarmNet); got != "swarm "+managedName+" "+swarmSubnet+" 198.19.4.1" {
+		t.Fatalf("swarm network: %q", got)
+	}
+	mgr.MustDocker(t, "service", "create", "--detach", "--name", swarmService, "--replicas", "6",
+		"--network", swarmNet, "--endpoint-mode", "dnsrr", "--no-resolve-image", harness.Image, "sleep", "1d")
+	tasks := swarmTasks(t, c, 6)
+	for _, h := range c.Hosts {
+		if len(tasks[h]) == 0 {
+			t.Errorf("no task on %s: %v", h.Name, tasks)
+		}
+	}
+	swarmPingAll(t, tasks)
+	leases := func() []string { return swarmKeys(t, consul, prefix+"/ipam/addrs/") }
+	if got := leases(); len(got) != 6 {
+		t.Errorf("%d leases for 6 tasks: %v", len(got), got)
+	}
+	// an attachable container on a worker joins the same network
+	w := c.Hosts[2]
+	runC(t, w, "att", append([]string{"--network", swarmNet}, sleeper...)...)
+	for h, cs := range tasks {
+		if len(cs) > 0 && h != w {
+			h.MustDocker(t, "exec", cs[0], "ping", "-c1", "-W2", ip(t, w, "att", swarmNet))
+			break
+		}
+	}
+	w.MustDocker(t, "rm", "-f", "att")
+
+	mgr.MustDocker(t, "service", "scale", "--detach", swarmService+"=2")
+	tasks = swarmTasks(t, c, 2)
+	swarmPingAll(t, tasks)
+	swarmWait(t, "2 leases and 2 endpoints in Consul", 30*time.Second, func() (bool, string) {
+		l, e := leases(), swarmKeys(t, consul, prefix+"/endpoints/")
+		return len(l) == 2 && len(e) == 2, fmt.Sprintf("leases %v, endpoints %v", l, e)
+	})
+
+	mgr.MustDocker(t, "service", "rm", swarmService)
+	swarmTasks(t, c, 0)
+	mgr.MustDocker(t, "network", "rm", swarmNet)
+	for _, h := range c.Hosts {
+		swarmWait(t, "network gone from "+h.Name, 30*time.Second, func() (bool, string) {
+			out, err := h.Docker("network", "ls", "-q", "--filter", "name=^"+swarmNet+"$")
+			return err == nil && out == "", out
+		})
+		if err := mps[h.Index-1].kernelLeaks(); err != nil {
+			t.Errorf("%s: %v", h.Name, err)
+		}
+		if links, err := h.Links(); err != nil || strings.Join(links, " ") != strings.Join(baseLinks[h], " ") {
+			t.Errorf("%s: links %v, before the network %v (%v)", h.Name, links, baseLinks[h], err)
+		}
+	}
+	for _, m := range mps {
+		m.disable(t, false) // its heartbeat key goes with it
+	}
+	if keys := swarmKeys(t, consul, prefix+"/"); len(keys) != 0 {
+		t.Errorf("consul keys left under %s/:\n%s", prefix, strings.Join(keys, "\n"))
+	}
+}
+
+// swarmTasks waits until exactly n containers of the service run, and
+// returns them by host.
+func swarmTasks(t *testing.T, c *harness.Cluster, n int) map[*harness.Host][]string {
+	t.Helper()
+	var byHost map[*harness.Host][]string
+	swarmWait(t, fmt.Sprintf("%d running tasks", n), 90*time.Second, func() (bool, string) {
+		byHost = map[*harness.Host][]string{}
+		total, all := 0, 0
+		var desc []string
+		for _, h := range c.Hosts {
+			running, err1 := h.Docker("ps", "-q", "--filter", "label=com.docker.swarm.service.name="+swarmService)
+			every, err2 := h.Docker("ps", "-aq", "--filter", "label=com.docker.swarm.service.name="+swarmService)
+			if err1 != nil || err2 != nil {
+				return false, fmt.Sprint(err1, err2)
+			}
+			byHost[h] = strings.Fields(running)
+			total += len(byHost[h])
+			all += len(strings.Fields(every))
+			desc = append(desc, fmt.Sprintf("%s: %d running, %d in all", h.Name, len(byHost[h]), len(strings.Fields(every))))
+		}
+		return total == n && all == n, strings.Join(desc, "; ")
+	})
+	return byHost
+}
+
+// swarmPingAll pings every task's address on the network from every other
+// task.
+func swarmPingAll(t *testing.T, tasks map[*harness.Host][]string) {
+	t.Helper()
+	type task struct {
+		h      *harness.Host
+		id, ip string
+	}
+	var all []task
+	for h, ids := range tasks {
+		for _, id := range ids {
+			all = append(all, task{h, id, ip(t, h, id, swarmNet)})
+		}
+	}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var failed []string
+	for _, from := range all {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for _, to := range all {
+				if to.id == from.id {
+					continue
+				}
+				if out, err := from.h.Docker("exec", from.id, "ping", "-c1", "-W2", to.ip); err != nil {
+					mu.Lock()
+					failed = append(failed, fmt.Sprintf("%s %s -> %s %s: %s", from.h.Name, from.ip, to.h.Name, to.ip, out))
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if len(failed) > 0 {
+		sort.Strings(failed)
+		t.Fatalf("%d of %d pings failed:\n%s", len(failed), len(all)*(len(all)-1), strings.Join(failed, "\n"))
+	}
+	t.Logf("%d tasks, %d pings across hosts ok", len(all), len(all)*(len(all)-1))
+}
+
+func swarmKeys(t *testing.T, cs *harness.Consul, prefix string) []string {
+	t.Helper()
+	keys, err := cs.Keys(prefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return keys
+}
+
+// swarmWait polls cond every 250ms until it holds or timeout passes.
+func swarmWait(t *testing.T, what string, timeout time.Duration, cond func() (bool, string)) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		ok, state := cond()
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no %s after %s: %s", what, timeout, state)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+}
