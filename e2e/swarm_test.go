@@ -57,8 +57,8 @@ func TestSwarm(t *testing.T) {
 	baseLinks := map[*harness.Host][]string{}
 	for _, h := range c.Hosts {
 		swarmWait(t, "ingress sandbox on "+h.Name, 60*time.Second, func() (bool, string) {
-			out, _ := h.Docker("network", "inspect", "-f", "{{json .Containers}}", "ingress")
-			return strings.Contains(out, "ingress-sbox"), out
+			out, _ := h.Docker("network", "inspect", "-f", "{{json .Containers}}", "docker_gwbridge")
+			return strings.Contains(out, "gateway_ingress-sbox"), out
 		})
 	}
 	for _, h := range c.Hosts {
