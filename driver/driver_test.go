@@ -47,6 +47,7 @@ func newHost(t *testing.T, s store.Store, id, vtep string) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(d.Close) // before the store closes: cleanups run last-in first
 	return &env{t: t, store: s, plane: p, d: d}
 }
 
@@ -238,23 +239,55 @@ func TestReconcile(t *testing.T) {
 	if err := e.d.CreateNetwork(ctx, createReq(net1, "198.19.1.0/24", "", map[string]interface{}{OptVNI: "10"})); err != nil {
 		t.Fatal(err)
 	}
+	e.plane.mu.Lock() // the peer goroutine reads these
 	delete(e.plane.nets, 10)            // namespace lost
 	e.plane.nets[77] = e.plane.nets[10] // orphan namespace
-	e.plane.eps[77] = map[string]bool{} //
+	e.plane.eps[77] = map[string]bool{}
+	e.plane.mu.Unlock()
 	if err := e.d.Reconcile(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if _, ok := e.plane.nets[10]; !ok {
+	e.plane.mu.Lock()
+	_, recreated := e.plane.nets[10]
+	_, orphan := e.plane.nets[77]
+	e.plane.eps[10]["cccccccccccc"] = true // orphan veth
+	e.plane.mu.Unlock()
+	if !recreated {
 		t.Fatal("missing namespace not recreated")
 	}
-	if _, ok := e.plane.nets[77]; ok {
+	if orphan {
 		t.Fatal("orphan namespace not removed")
 	}
-	e.plane.eps[10]["cccccccccccc"] = true // orphan veth
 	if err := e.d.Reconcile(ctx); err != nil {
 		t.Fatal(err)
 	}
 	if e.plane.endpointCount() != 0 {
 		t.Fatal("orphan veth not removed")
+	}
+}
+
+// failingStore fails every call, as Consul does when it is down.
+type failingStore struct{ store.Store }
+
+func (failingStore) Get(context.Context, string) (store.KV, error) {
+	return store.KV{}, errors.New("consul down")
+}
+
+// A store outage is not "unknown network": DeleteNetwork must fail, so
+// Docker does not forget a network vxnet still has.
+func TestDeleteNetworkStoreDown(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	if err := e.d.CreateNetwork(ctx, createReq(net1, "198.19.1.0/24", "", nil)); err != nil {
+		t.Fatal(err)
+	}
+	down := &Driver{o: e.d.o, life: e.d.life, watchers: map[string]*watcher{}}
+	down.o.Store = failingStore{e.store}
+	wantErr(t, down.DeleteNetwork(ctx, &network.DeleteNetworkRequest{NetworkID: net1}), "consul down")
+	if len(e.plane.nets) != 1 {
+		t.Fatal("namespace removed although the delete failed")
+	}
+	if err := e.d.DeleteNetwork(ctx, &network.DeleteNetworkRequest{NetworkID: net1}); err != nil {
+		t.Fatal(err)
 	}
 }

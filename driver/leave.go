@@ -2,6 +2,7 @@ package driver
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -26,7 +27,8 @@ func (d *Driver) DeleteNetwork(ctx context.Context, r *network.DeleteNetworkRequ
 	defer d.mu.Unlock()
 	n, err := d.lookup(ctx, r.NetworkID)
 	if err != nil {
-		if _, gerr := d.o.Store.Get(ctx, d.localKey(r.NetworkID)); gerr != nil {
+		_, gerr := d.o.Store.Get(ctx, d.localKey(r.NetworkID))
+		if errors.Is(gerr, store.ErrNotFound) {
 			d.o.Log.WithField("docker_network", r.NetworkID).Info("delete of unknown network: nothing to do")
 			return nil
 		}

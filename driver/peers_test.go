@@ -24,8 +24,6 @@ func waitPeers(t *testing.T, e *env, vni uint32, want string) {
 func TestPeersFollowTheStore(t *testing.T) {
 	e1 := newEnv(t)
 	e2 := newHost(t, e1.store, "h2", "198.18.0.12")
-	t.Cleanup(e1.d.Close)
-	t.Cleanup(e2.d.Close)
 	ctx := context.Background()
 	for _, e := range []*env{e1, e2} {
 		id := map[*env]string{e1: net1, e2: net2}[e]
