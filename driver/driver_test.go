@@ -239,7 +239,7 @@ func TestReconcile(t *testing.T) {
 	if err := e.d.CreateNetwork(ctx, createReq(net1, "198.19.1.0/24", "", map[string]interface{}{OptVNI: "10"})); err != nil {
 		t.Fatal(err)
 	}
-	e.plane.mu.Lock() // the peer goroutine reads these
+	e.plane.mu.Lock()                   // the peer goroutine reads these
 	delete(e.plane.nets, 10)            // namespace lost
 	e.plane.nets[77] = e.plane.nets[10] // orphan namespace
 	e.plane.eps[77] = map[string]bool{}
