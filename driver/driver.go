@@ -62,6 +62,10 @@ type Options struct {
 	// Reclaim re-leases an address of this host's endpoint after other
 	// hosts purged it while this host was gone (ipam.IPAM.Reclaim).
 	Reclaim func(ctx context.Context, subnet netip.Prefix, a netip.Addr) error
+	// SetupDone tells the IPAM that this host's network on subnet exists
+	// (ipam.IPAM.SetupDone): preferred addresses are static IPs from now
+	// on, no longer --aux-address reservations.
+	SetupDone func(ctx context.Context, subnet netip.Prefix) error
 }
 
 // Driver implements the NetworkDriver callbacks.

@@ -59,6 +59,14 @@ func (d *Driver) CreateNetwork(ctx context.Context, r *network.CreateNetworkRequ
 	if err := d.o.Plane.EnsureNetwork(d.netConfig(n)); err != nil {
 		return fmt.Errorf("network %q: %w", r.NetworkID, err)
 	}
+	for _, p := range n.Subnets {
+		if d.o.SetupDone == nil {
+			break
+		}
+		if err := d.o.SetupDone(ctx, p); err != nil {
+			return fmt.Errorf("network %q: %w", r.NetworkID, err)
+		}
+	}
 	undo = false
 	d.startWatch(n)
 	d.logNet(n).WithField("docker_network", r.NetworkID).Info("network created")

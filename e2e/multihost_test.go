@@ -29,6 +29,7 @@ type multiHost struct {
 const (
 	prodNet    = "prod"
 	prodSubnet = "198.19.2.0/24"
+	prodAux    = "198.19.2.253"
 )
 
 // TestMultiHost runs the multi-host scenarios: traffic across hosts over
@@ -49,7 +50,8 @@ func TestMultiHost(t *testing.T) {
 	c.AddLeakCheck("vxnet kernel objects", func(h *harness.Host) error { return e.plugin(h).kernelLeaks() })
 	t.Logf("consul and plugins up in %s (store %s)", time.Since(began).Round(time.Millisecond), storeURI)
 
-	e.createNetEverywhere(t, prodNet, prodSubnet)
+	// the aux address makes every host's create reserve the same address
+	e.createNetEverywhere(t, prodNet, prodSubnet, "--aux-address", "reserved="+prodAux)
 	vnis := e.newVNIs(t, nil)
 	e.prodVNI = vnis[0]
 	e.eachHost(t, func(h *harness.Host) error {
@@ -144,10 +146,10 @@ func (e *multiHost) eachHost(t *testing.T, f func(h *harness.Host) error) {
 // createNetEverywhere runs the same `docker network create` on every host,
 // as an operator of standalone hosts does, and removes the network from
 // every host when the test ends.
-func (e *multiHost) createNetEverywhere(t *testing.T, name, subnet string) {
+func (e *multiHost) createNetEverywhere(t *testing.T, name, subnet string, extra ...string) {
 	t.Helper()
 	for _, h := range e.c.Hosts {
-		createNet(t, h, name, subnet)
+		createNet(t, h, name, subnet, extra...)
 	}
 }
 

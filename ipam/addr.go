@@ -36,6 +36,8 @@ func (m *IPAM) RequestAddress(ctx context.Context, r *ipamapi.RequestAddressRequ
 	switch {
 	case r.Options[requestAddressType] == gatewayType:
 		a, err = m.gateway(ctx, r.PoolID, pref)
+	case pref.IsValid() && pool.Setup[m.o.HostID] && !m.global():
+		a, err = m.leaseAux(ctx, r.PoolID, pool, pref)
 	case pref.IsValid():
 		a, err = m.leaseStatic(ctx, r.PoolID, pool, pref)
 	default:
@@ -108,6 +110,47 @@ func (m *IPAM) leaseStatic(ctx context.Context, id string, p *Pool, a netip.Addr
 	return a, nil
 }
 
+// leaseAux reserves an --aux-address for the pool: the first host's
+// request takes it, the other hosts' requests for the same address share it.
+func (m *IPAM) leaseAux(ctx context.Context, id string, p *Pool, a netip.Addr) (netip.Addr, error) {
+	err := store.CreateJSON(ctx, m.o.Store, addrKey(id, a), Lease{Aux: true})
+	if errors.Is(err, store.ErrConflict) {
+		l, _, gerr := store.GetJSON[Lease](ctx, m.o.Store, addrKey(id, a))
+		if gerr == nil && l.Aux {
+			return a, nil
+		}
+		return netip.Addr{}, fmt.Errorf("aux address %s is already in use in subnet %s", a, p.Subnet)
+	}
+	if err != nil {
+		return netip.Addr{}, fmt.Errorf("reserve aux address %s: %w", a, err)
+	}
+	m.log(id, a).Info("aux address reserved")
+	return a, nil
+}
+
+// SetupDone ends the pool's setup phase on this host: from now on a
+// preferred address is a container's static --ip. The network driver calls
+// it once its network on the subnet exists.
+func (m *IPAM) SetupDone(ctx context.Context, subnet netip.Prefix) error {
+	_, err := store.Update(ctx, m.o.Store, poolKey(PoolID(subnet)), func(cur *Pool) (*Pool, error) {
+		if cur == nil || !cur.Setup[m.o.HostID] {
+			return cur, nil // another IPAM driver's subnet, or done already
+		}
+		next := *cur
+		next.Setup = map[string]bool{}
+		for h := range cur.Setup {
+			if h != m.o.HostID {
+				next.Setup[h] = true
+			}
+		}
+		return &next, nil
+	})
+	if err != nil {
+		return fmt.Errorf("pool %s ready: %w", subnet, err)
+	}
+	return nil
+}
+
 // leaseNext takes the next free address after the pool's cursor. Losing a
 // race for a candidate re-reads the leases and tries the next one.
 func (m *IPAM) leaseNext(ctx context.Context, id string, p *Pool) (netip.Addr, error) {
@@ -162,6 +205,13 @@ func (m *IPAM) ReleaseAddress(ctx context.Context, r *ipamapi.ReleaseAddressRequ
 	a, err := netip.ParseAddr(r.Address)
 	if err != nil {
 		return fmt.Errorf("bad address %q: %w", r.Address, err)
+	}
+	l, _, err := store.GetJSON[Lease](ctx, m.o.Store, addrKey(r.PoolID, a))
+	if errors.Is(err, store.ErrNotFound) || (err == nil && l.Aux) {
+		return nil // not leased, or an aux address: it goes with the pool
+	}
+	if err != nil {
+		return fmt.Errorf("release %s: %w", a, err)
 	}
 	if err := m.o.Store.Delete(ctx, addrKey(r.PoolID, a)); err != nil {
 		return fmt.Errorf("release %s: %w", a, err)

@@ -65,6 +65,9 @@ type IPAM struct {
 // Lease is the value of an address key.
 type Lease struct {
 	Host string `json:"host"`
+	// Aux marks an --aux-address reservation: shared by all hosts of the
+	// pool, it goes with the pool.
+	Aux bool `json:"aux,omitempty"`
 }
 
 // New returns an IPAM on the given store.
@@ -105,6 +108,7 @@ func (m *IPAM) RequestPool(ctx context.Context, r *ipamapi.RequestPoolRequest) (
 		if cur == nil {
 			p := *want
 			p.Hosts = map[string]bool{m.o.HostID: true}
+			p.Setup = map[string]bool{m.o.HostID: true}
 			return &p, nil
 		}
 		if cur.Range != want.Range {
@@ -118,6 +122,7 @@ func (m *IPAM) RequestPool(ctx context.Context, r *ipamapi.RequestPoolRequest) (
 		}
 		next := *cur
 		next.Hosts = copyAdd(cur.Hosts, m.o.HostID)
+		next.Setup = copyAdd(cur.Setup, m.o.HostID)
 		return &next, nil
 	})
 	if err != nil {

@@ -34,6 +34,65 @@ func requestPool(t *testing.T, m *IPAM, r ipamapi.RequestPoolRequest) string {
 	return resp.PoolID
 }
 
+// requestNetwork is RequestPool plus what the driver does once its network
+// exists: the end of the pool's setup phase (aux addresses).
+func requestNetwork(t *testing.T, m *IPAM, r ipamapi.RequestPoolRequest) string {
+	t.Helper()
+	id := requestPool(t, m, r)
+	p, _ := ParsePoolID(id)
+	if err := m.SetupDone(context.Background(), p); err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
+// --aux-address reservations (preferred addresses before the network
+// exists) are shared by the hosts of a pool; static --ip ones are not.
+func TestAuxAddressesShared(t *testing.T) {
+	s, _ := openStore(t)
+	h1, h2 := New(Options{Store: s, HostID: "h1"}), New(Options{Store: s, HostID: "h2"})
+	ctx := context.Background()
+	id := requestPool(t, h1, ipamapi.RequestPoolRequest{Pool: "198.19.7.0/24"})
+	if a, err := request(h1, id, "198.19.7.200", nil); err != nil || a != "198.19.7.200/24" {
+		t.Fatalf("aux on h1: %q, %v", a, err)
+	}
+	p, _ := ParsePoolID(id)
+	if err := h1.SetupDone(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := request(h1, id, "198.19.7.200", nil); err == nil {
+		t.Fatal("a static --ip got the aux address")
+	}
+	requestPool(t, h2, ipamapi.RequestPoolRequest{Pool: "198.19.7.0/24"})
+	if a, err := request(h2, id, "198.19.7.200", nil); err != nil || a != "198.19.7.200/24" {
+		t.Fatalf("aux on h2: %q, %v", a, err)
+	}
+	// h2's network exists now; releasing the aux address keeps it reserved
+	if err := h2.SetupDone(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	if err := h2.ReleaseAddress(ctx, &ipamapi.ReleaseAddressRequest{PoolID: id, Address: "198.19.7.200"}); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 250 {
+		a, err := request(h1, id, "", nil)
+		if err != nil {
+			break
+		}
+		if a == "198.19.7.200/24" {
+			t.Fatalf("aux address handed to a container after %d leases", i)
+		}
+	}
+	for _, m := range []*IPAM{h1, h2} {
+		if err := m.ReleasePool(ctx, &ipamapi.ReleasePoolRequest{PoolID: id}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if kvs, _, _ := s.List(ctx, "ipam/"); len(kvs) != 0 {
+		t.Fatalf("keys left: %d", len(kvs))
+	}
+}
+
 func request(m *IPAM, pool, addr string, opts map[string]string) (string, error) {
 	resp, err := m.RequestAddress(context.Background(), &ipamapi.RequestAddressRequest{PoolID: pool, Address: addr, Options: opts})
 	if err != nil {
@@ -48,7 +107,7 @@ func TestPoolLifecycle(t *testing.T) {
 	s, _ := openStore(t)
 	m := New(Options{Store: s, HostID: "h1"})
 	ctx := context.Background()
-	id := requestPool(t, m, ipamapi.RequestPoolRequest{Pool: "198.19.1.0/24"})
+	id := requestNetwork(t, m, ipamapi.RequestPoolRequest{Pool: "198.19.1.0/24"})
 	if gw, err := request(m, id, "", gwOpts); err != nil || gw != "198.19.1.1/24" {
 		t.Fatalf("gateway = %q, %v", gw, err)
 	}
@@ -123,8 +182,8 @@ func TestPoolRequestErrors(t *testing.T) {
 func TestTwoHostsShareOnePool(t *testing.T) {
 	s, _ := openStore(t)
 	h1, h2 := New(Options{Store: s, HostID: "h1"}), New(Options{Store: s, HostID: "h2"})
-	id := requestPool(t, h1, ipamapi.RequestPoolRequest{Pool: "198.19.3.0/24", SubPool: "198.19.3.128/25"})
-	if id2 := requestPool(t, h2, ipamapi.RequestPoolRequest{Pool: "198.19.3.0/24", SubPool: "198.19.3.128/25"}); id2 != id {
+	id := requestNetwork(t, h1, ipamapi.RequestPoolRequest{Pool: "198.19.3.0/24", SubPool: "198.19.3.128/25"})
+	if id2 := requestNetwork(t, h2, ipamapi.RequestPoolRequest{Pool: "198.19.3.0/24", SubPool: "198.19.3.128/25"}); id2 != id {
 		t.Fatalf("pool IDs differ: %q %q", id, id2)
 	}
 	g1, _ := request(h1, id, "", gwOpts)
@@ -180,7 +239,7 @@ func TestTwoHostsShareOnePool(t *testing.T) {
 func TestPersistentAcrossRestart(t *testing.T) {
 	s, path := openStore(t)
 	m := New(Options{Store: s, HostID: "h1"})
-	id := requestPool(t, m, ipamapi.RequestPoolRequest{Pool: "198.19.4.0/29"})
+	id := requestNetwork(t, m, ipamapi.RequestPoolRequest{Pool: "198.19.4.0/29"})
 	var got []string
 	for range 3 {
 		a, err := request(m, id, "", nil)
@@ -217,7 +276,7 @@ func TestPersistentAcrossRestart(t *testing.T) {
 func TestIPv6Pool(t *testing.T) {
 	s, _ := openStore(t)
 	m := New(Options{Store: s, HostID: "h1"})
-	id := requestPool(t, m, ipamapi.RequestPoolRequest{Pool: "fd00:198:19::/64", V6: true})
+	id := requestNetwork(t, m, ipamapi.RequestPoolRequest{Pool: "fd00:198:19::/64", V6: true})
 	if gw, _ := request(m, id, "", gwOpts); gw != "fd00:198:19::1/64" {
 		t.Fatalf("gateway %q", gw)
 	}

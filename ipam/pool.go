@@ -19,6 +19,11 @@ type Pool struct {
 	// (swarm) has them: a manager that also runs tasks requests the pool
 	// once for the swarm allocator and once for its own network.
 	Refs map[string]int `json:"refs,omitempty"`
+	// Setup holds the hosts that requested the pool and have not created
+	// their network on it yet (SetupDone). Docker reserves --aux-address
+	// addresses in that phase, with a plain RequestAddress; those leases
+	// are shared by every host, where a container's static --ip is not.
+	Setup map[string]bool `json:"setup,omitempty"`
 }
 
 // PoolID is the ID Docker is given for a subnet: stable across hosts and

@@ -88,7 +88,7 @@ func TestGlobalScopeSwarmFlow(t *testing.T) {
 func TestLocalScopeRefusesWhatGlobalAccepts(t *testing.T) {
 	s, _ := openStore(t)
 	m := New(Options{Store: s, HostID: "h1", Scope: "local"})
-	id := requestPool(t, m, ipamapi.RequestPoolRequest{Pool: "198.19.4.0/24"})
+	id := requestNetwork(t, m, ipamapi.RequestPoolRequest{Pool: "198.19.4.0/24"})
 	if _, err := m.RequestPool(context.Background(), &ipamapi.RequestPoolRequest{Pool: "198.19.4.0/24"}); err == nil {
 		t.Error("second RequestPool on one host accepted in local scope")
 	}
