@@ -27,6 +27,11 @@ var ErrNotFound = errors.New("not found")
 // lost against another writer: the key changed since the given index.
 var ErrConflict = errors.New("modified concurrently")
 
+// ErrUnavailable is wrapped by failures that say nothing about the data:
+// the store could not be reached, had no leader, or did not answer in
+// time. The same call may succeed later.
+var ErrUnavailable = errors.New("store unavailable")
+
 // KV is one key with its value and the index of its last write.
 type KV struct {
 	Key         string

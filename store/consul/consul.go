@@ -177,9 +177,11 @@ func (s *Store) callCtx(ctx context.Context, timeout time.Duration) (context.Con
 func (s *Store) fail(ctx context.Context, op, subject string, err error) error {
 	switch {
 	case ctx.Err() != nil:
-		return fmt.Errorf("%s %q: %w", op, subject, ctx.Err())
+		return fmt.Errorf("%s %q: %w (%w)", op, subject, ctx.Err(), store.ErrUnavailable)
 	case s.life.Err() != nil:
 		return fmt.Errorf("%s %q: consul %q: %w", op, subject, s.addr, errClosed)
+	case retryable(err) || errors.Is(err, context.DeadlineExceeded):
+		return fmt.Errorf("%s %q: consul %q: %w (%w)", op, subject, s.addr, err, store.ErrUnavailable)
 	default:
 		return fmt.Errorf("%s %q: consul %q: %w", op, subject, s.addr, err)
 	}

@@ -1,6 +1,7 @@
 package consul
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -18,7 +19,11 @@ func (s *Store) Get(ctx context.Context, key string) (store.KV, error) {
 	}
 	cctx, done := s.callCtx(ctx, callTimeout)
 	defer done()
-	pair, _, err := s.kv.Get(s.path(key), (&api.QueryOptions{}).WithContext(cctx))
+	var pair *api.KVPair
+	_, err := retry(cctx, func() (err error) {
+		pair, _, err = s.kv.Get(s.path(key), (&api.QueryOptions{}).WithContext(cctx))
+		return err
+	})
 	if err != nil {
 		return store.KV{}, s.fail(ctx, "get", key, err)
 	}
@@ -31,7 +36,7 @@ func (s *Store) Get(ctx context.Context, key string) (store.KV, error) {
 // Put writes key unconditionally.
 func (s *Store) Put(ctx context.Context, key string, value []byte) (uint64, error) {
 	op := &api.KVTxnOp{Verb: api.KVSet, Key: s.path(key), Value: value}
-	return s.set(ctx, "put", key, op, func(*store.KV) bool { return false })
+	return s.set(ctx, "put", key, op, func(*store.KV) bool { return false }, holds(value))
 }
 
 // CAS writes key only if its ModifyIndex is index (0: only if absent).
@@ -42,17 +47,22 @@ func (s *Store) CAS(ctx context.Context, key string, value []byte, index uint64)
 			return index != 0
 		}
 		return cur.ModifyIndex != index
-	})
+	}, holds(value))
+}
+
+// holds is the applied test of a write of value (see apply).
+func holds(value []byte) func(cur *store.KV) bool {
+	return func(cur *store.KV) bool { return cur != nil && bytes.Equal(cur.Value, value) }
 }
 
 // set runs a one-operation write transaction and returns the key's new
-// ModifyIndex; conflict is as for apply.
+// ModifyIndex; conflict and applied are as for apply.
 func (s *Store) set(ctx context.Context, op, key string, kvop *api.KVTxnOp,
-	conflict func(cur *store.KV) bool) (uint64, error) {
+	conflict, applied func(cur *store.KV) bool) (uint64, error) {
 	if err := s.checkKey(ctx, op, key); err != nil {
 		return 0, err
 	}
-	results, err := s.apply(ctx, op, key, conflict, api.TxnOps{{KV: kvop}})
+	results, err := s.apply(ctx, op, key, conflict, applied, api.TxnOps{{KV: kvop}})
 	if err != nil {
 		return 0, err
 	}
@@ -69,7 +79,11 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 	}
 	cctx, done := s.callCtx(ctx, callTimeout)
 	defer done()
-	if _, err := s.kv.Delete(s.path(key), (&api.WriteOptions{}).WithContext(cctx)); err != nil {
+	_, err := retry(cctx, func() error {
+		_, err := s.kv.Delete(s.path(key), (&api.WriteOptions{}).WithContext(cctx))
+		return err
+	})
+	if err != nil {
 		return s.fail(ctx, "delete", key, err)
 	}
 	return nil
@@ -85,7 +99,7 @@ func (s *Store) DeleteCAS(ctx context.Context, key string, index uint64) error {
 	path := s.path(key)
 	_, err := s.apply(ctx, "delete-cas", key, func(cur *store.KV) bool {
 		return cur == nil || cur.ModifyIndex != index
-	}, api.TxnOps{
+	}, func(cur *store.KV) bool { return cur == nil }, api.TxnOps{
 		{KV: &api.KVTxnOp{Verb: api.KVCheckIndex, Key: path, Index: index}},
 		{KV: &api.KVTxnOp{Verb: api.KVDelete, Key: path}},
 	})
@@ -93,14 +107,24 @@ func (s *Store) DeleteCAS(ctx context.Context, key string, index uint64) error {
 }
 
 // apply runs a transaction on key. If Consul rolls it back, apply reads
-// the key: if conflict says its state (nil: absent) is not what the caller
-// expected, the result wraps store.ErrConflict; otherwise the transaction
-// failed for another reason (ACL, size) and that is reported.
-func (s *Store) apply(ctx context.Context, op, key string, conflict func(cur *store.KV) bool,
+// the key: if an earlier attempt whose answer was lost may have been
+// applied and applied says the key is in the state the transaction makes,
+// that was it and it succeeded; if conflict says the key's state (nil:
+// absent) is not what the caller expected, the result wraps
+// store.ErrConflict; otherwise the transaction failed for another reason
+// (ACL, size) and that is reported.
+func (s *Store) apply(ctx context.Context, op, key string, conflict, applied func(cur *store.KV) bool,
 	ops api.TxnOps) (api.TxnResults, error) {
 	cctx, done := s.callCtx(ctx, callTimeout)
 	defer done()
-	ok, resp, _, err := s.txn.Txn(ops, (&api.QueryOptions{}).WithContext(cctx))
+	var (
+		ok   bool
+		resp *api.TxnResponse
+	)
+	ambiguous, err := retry(cctx, func() (err error) {
+		ok, resp, _, err = s.txn.Txn(ops, (&api.QueryOptions{}).WithContext(cctx))
+		return err
+	})
 	if err != nil {
 		return nil, s.fail(ctx, op, key, err)
 	}
@@ -119,6 +143,13 @@ func (s *Store) apply(ctx context.Context, op, key string, conflict func(cur *st
 		cur = &kv
 	case !errors.Is(err, store.ErrNotFound):
 		return nil, errors.Join(s.fail(ctx, op, key, rolledBack), err)
+	}
+	if ambiguous && applied(cur) {
+		var index uint64
+		if cur != nil {
+			index = cur.ModifyIndex
+		}
+		return api.TxnResults{{KV: &api.KVPair{Key: s.path(key), ModifyIndex: index}}}, nil
 	}
 	if !conflict(cur) {
 		return nil, s.fail(ctx, op, key, rolledBack)
@@ -143,7 +174,14 @@ func (s *Store) list(ctx context.Context, op, prefix string, q *api.QueryOptions
 	timeout time.Duration) ([]store.KV, uint64, error) {
 	cctx, done := s.callCtx(ctx, timeout)
 	defer done()
-	pairs, meta, err := s.kv.List(s.path(prefix), q.WithContext(cctx))
+	var (
+		pairs api.KVPairs
+		meta  *api.QueryMeta
+	)
+	_, err := retry(cctx, func() (err error) {
+		pairs, meta, err = s.kv.List(s.path(prefix), q.WithContext(cctx))
+		return err
+	})
 	if err != nil {
 		return nil, 0, s.fail(ctx, op, prefix, err)
 	}

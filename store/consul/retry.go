@@ -1,0 +1,62 @@
+package consul
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/hashicorp/consul/api"
+)
+
+// Retries. A Consul agent answers 500 while its cluster has no leader
+// (an election after the leader died) and while it still routes to a
+// server that is gone ("failed to get conn"), for a few seconds; the
+// transport can fail the same way. Every call is retried on such errors
+// with a growing pause until its own timeout (callTimeout), so a leader
+// change costs a callback a second or two instead of an error. 4xx
+// answers (bad request, ACL) are final.
+//
+// A write whose answer was lost may still have been applied. A retry of
+// it is then rolled back (its CAS index no longer matches); apply reads
+// the key and takes a key that already holds what the write wanted as
+// the write's success, so a lost answer never turns into a record that
+// exists although the caller was told it does not.
+const (
+	retryFirst = 25 * time.Millisecond
+	retryMax   = 500 * time.Millisecond
+)
+
+// retry calls fn until it succeeds, fails for good, or ctx ends; it
+// reports whether an attempt that may have reached Consul failed
+// (ambiguous) before the last one.
+func retry(ctx context.Context, fn func() error) (ambiguous bool, err error) {
+	pause := retryFirst
+	for {
+		err = fn()
+		if err == nil || !retryable(err) || ctx.Err() != nil {
+			return ambiguous, err
+		}
+		ambiguous = true
+		t := time.NewTimer(pause)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ambiguous, err
+		case <-t.C:
+		}
+		pause = min(2*pause, retryMax)
+	}
+}
+
+// retryable tells a transient failure (5xx, transport) from a final one.
+func retryable(err error) bool {
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return false
+	}
+	var se api.StatusError
+	if errors.As(err, &se) {
+		return se.Code >= 500 || se.Code == http.StatusTooManyRequests
+	}
+	return true
+}

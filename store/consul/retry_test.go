@@ -1,0 +1,86 @@
+package consul_test
+
+import (
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/vxnet/vxnet/store"
+)
+
+// flakyConsul is a proxy in front of a real Consul that behaves like an
+// agent during a leader election: the first failReads reads answer 500,
+// and the first write is applied but its answer is lost (500, as an agent
+// answers when the server it forwarded to went away mid-call).
+type flakyConsul struct {
+	failReads atomic.Int32
+	loseWrite atomic.Bool
+	proxy     *httputil.ReverseProxy
+}
+
+func (f *flakyConsul) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	switch {
+	case r.Method == http.MethodGet && strings.HasPrefix(r.URL.Path, "/v1/kv/") && f.failReads.Add(-1) >= 0:
+		http.Error(w, "No cluster leader", http.StatusInternalServerError)
+	case r.Method == http.MethodPut && r.URL.Path == "/v1/txn" && f.loseWrite.CompareAndSwap(true, false):
+		f.proxy.ServeHTTP(httptest.NewRecorder(), r) // applied, answer dropped
+		http.Error(w, "rpc error making call: EOF", http.StatusInternalServerError)
+	default:
+		f.proxy.ServeHTTP(w, r)
+	}
+}
+
+// TestRetryAcrossLeaderChange: reads retry through 500s, and a create
+// whose answer was lost is reported as the success it was, not as a
+// conflict with itself or an error that leaves an unknown record behind.
+func TestRetryAcrossLeaderChange(t *testing.T) {
+	u, err := url.Parse("http://" + consulAddr(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &flakyConsul{proxy: httputil.NewSingleHostReverseProxy(u)}
+	srv := httptest.NewServer(f)
+	defer srv.Close()
+	ctx := t.Context()
+	s := open(t, strings.TrimPrefix(srv.URL, "http://"), testPrefix+"/retry")
+	defer func() {
+		if err := errors.Join(s.Delete(ctx, "k"), s.Delete(ctx, "other"), s.Close()); err != nil {
+			t.Error(err)
+		}
+	}()
+
+	f.loseWrite.Store(true)
+	idx, err := s.CAS(ctx, "k", []byte("v1"), 0)
+	if err != nil || idx == 0 {
+		t.Fatalf("create whose answer was lost: index %d, %v; want success", idx, err)
+	}
+	f.failReads.Store(3)
+	kv, err := s.Get(ctx, "k")
+	if err != nil || string(kv.Value) != "v1" || kv.ModifyIndex != idx {
+		t.Fatalf("get through three 500s: %+v, %v; want v1@%d", kv, err, idx)
+	}
+	// A lost answer must not hide a real conflict: another value is there.
+	if _, err := s.Put(ctx, "other", []byte("theirs")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.CAS(ctx, "other", []byte("mine"), 0); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("create over another value: %v, want a conflict", err)
+	}
+	// A lost delete-cas answer: the key is gone, which is what was asked.
+	cur, err := s.Get(ctx, "k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.loseWrite.Store(true)
+	if err := s.DeleteCAS(ctx, "k", cur.ModifyIndex); err != nil {
+		t.Fatalf("delete-cas whose answer was lost: %v", err)
+	}
+	if _, err := s.Get(ctx, "k"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("key still there after delete-cas: %v", err)
+	}
+}
