@@ -35,6 +35,10 @@ func TestPeersFollowTheStore(t *testing.T) {
 		Interface: &network.EndpointInterface{Address: "198.19.1.2/24"}}); err != nil {
 		t.Fatal(err)
 	}
+	// A running container's: reconcile republishes only those.
+	if _, err := e1.d.Join(ctx, &network.JoinRequest{NetworkID: net1, EndpointID: ep1}); err != nil {
+		t.Fatal(err)
+	}
 	waitPeers(t, e2, 9, "198.19.1.2@198.18.0.11")
 	waitPeers(t, e1, 9, "") // never its own endpoints
 	if n, err := e2.d.PurgeHost(ctx, "h1"); err != nil || n != 1 {

@@ -43,6 +43,11 @@ func (d *Driver) Reconcile(ctx context.Context) error {
 			errs = append(errs, err)
 		}
 	}
+	// A network whose record could not be read is still this host's:
+	// removing namespaces now could cut a running network's traffic.
+	if len(errs) > 0 {
+		return errors.Join(errs...)
+	}
 	for _, vni := range have {
 		if want[vni] {
 			continue
@@ -67,6 +72,14 @@ func (d *Driver) reconcileNetwork(ctx context.Context, n *Network, existed bool)
 	if err != nil {
 		return err
 	}
+	ports, err := d.o.Plane.Endpoints(n.VNI)
+	if err != nil {
+		return err
+	}
+	live := map[string]bool{}
+	for _, p := range ports {
+		live[p[:min(12, len(p))]] = true
+	}
 	known := map[string]bool{}
 	var errs []error
 	for _, ep := range mine {
@@ -74,13 +87,16 @@ func (d *Driver) reconcileNetwork(ctx context.Context, n *Network, existed bool)
 			continue
 		}
 		known[ep.ID[:12]] = true
+		// Only an endpoint with its veth is a running container's: one
+		// without is between CreateEndpoint and Join (its record is
+		// there), or a create whose answer was lost, which must not
+		// come back (its removal is journaled).
+		if !live[ep.ID[:12]] {
+			continue
+		}
 		if err := d.republish(ctx, &ep); err != nil {
 			errs = append(errs, err)
 		}
-	}
-	ports, err := d.o.Plane.Endpoints(n.VNI)
-	if err != nil {
-		return errors.Join(append(errs, err)...)
 	}
 	for _, p := range ports {
 		if known[p[:min(12, len(p))]] {
