@@ -127,8 +127,39 @@ func runServe(ctx context.Context, c *config, log *logrus.Entry) error {
 			OnDead: func(ctx context.Context, host string) error { return purgeHost(ctx, drv, ip, host, log) },
 		})
 	}()
+	journal, err := server.OpenJournal(journalDir(c.NetnsDir))
+	if err != nil {
+		return err
+	}
+	srv := server.New(drv, ip, server.Options{Log: log, Journal: journal})
+	go replayLoop(ctx, srv, log)
 	log.WithFields(logrus.Fields{"socket": c.Socket, "advertise": ul.Addr, "underlay": ul.Link, "mtu": mtu, "store": c.Store, "version": version}).Info("vxnet serving")
-	return listenAndServe(ctx, c.Socket, server.New(drv, ip, server.Options{Log: log}))
+	return listenAndServe(ctx, c.Socket, srv)
+}
+
+// journalDir keeps the pending removals next to the namespaces, on the
+// host's /run: /run/vxnet/pending for /run/vxnet/netns.
+func journalDir(netnsDir string) string {
+	return filepath.Join(filepath.Dir(filepath.Clean(netnsDir)), "pending")
+}
+
+// replayEvery is how often removals journaled during a store outage are
+// tried again.
+const replayEvery = 2 * time.Second
+
+func replayLoop(ctx context.Context, srv *server.Server, log *logrus.Entry) {
+	t := time.NewTicker(replayEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if _, err := srv.Replay(ctx); err != nil && ctx.Err() == nil {
+				log.WithError(err).Error("replay of journaled removals failed")
+			}
+		}
+	}
 }
 
 // purgeHost removes a dead host's endpoints (so every host drops its FDB

@@ -40,6 +40,9 @@ type Options struct {
 	Timeout time.Duration
 	MaxBody int64
 	Log     *logrus.Entry
+	// Journal, if set, keeps the removals that failed for want of the
+	// store until Replay gets them done (journal.go).
+	Journal *Journal
 }
 
 // Server is the plugin's HTTP handler.
@@ -86,7 +89,8 @@ func handle[Req any, Resp any](s *Server, path string, fn func(context.Context, 
 		start := time.Now()
 		log := s.o.Log.WithField("call", path[1:])
 		req := new(Req)
-		if err := s.decode(w, r, req); err != nil {
+		body, err := s.decode(w, r, req)
+		if err != nil {
 			log.WithError(err).Warn("bad request")
 			write(w, http.StatusBadRequest, errorResponse{Err: fmt.Sprintf("%s: %v", path[1:], err)})
 			return
@@ -95,6 +99,9 @@ func handle[Req any, Resp any](s *Server, path string, fn func(context.Context, 
 		resp, err := run(s, r.Context(), path[1:], req, fn)
 		if err != nil {
 			log.WithError(err).WithField("took", time.Since(start)).Warn("call failed")
+			if r.Header.Get(replayHeader) == "" {
+				s.journal(path, body, err, log)
+			}
 			write(w, http.StatusInternalServerError, errorResponse{Err: err.Error()})
 			return
 		}
@@ -103,27 +110,28 @@ func handle[Req any, Resp any](s *Server, path string, fn func(context.Context, 
 	})
 }
 
-// decode reads at most MaxBody bytes of JSON into req. An empty body or
-// "null" leaves req zero, as Docker sends for argument-less calls.
-func (s *Server) decode(w http.ResponseWriter, r *http.Request, req any) error {
+// decode reads at most MaxBody bytes of JSON into req and returns them.
+// An empty body or "null" leaves req zero, as Docker sends for
+// argument-less calls.
+func (s *Server) decode(w http.ResponseWriter, r *http.Request, req any) ([]byte, error) {
 	if r.Method != http.MethodPost {
-		return fmt.Errorf("method %s not allowed, use POST", r.Method)
+		return nil, fmt.Errorf("method %s not allowed, use POST", r.Method)
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.o.MaxBody))
 	var tooBig *http.MaxBytesError
 	if errors.As(err, &tooBig) {
-		return fmt.Errorf("request body over %d bytes", s.o.MaxBody)
+		return nil, fmt.Errorf("request body over %d bytes", s.o.MaxBody)
 	}
 	if err != nil {
-		return fmt.Errorf("read request: %w", err)
+		return nil, fmt.Errorf("read request: %w", err)
 	}
 	if len(bytes.TrimSpace(body)) == 0 {
-		return nil
+		return body, nil
 	}
 	if err := json.Unmarshal(body, req); err != nil {
-		return fmt.Errorf("malformed request: %w", err)
+		return nil, fmt.Errorf("malformed request: %w", err)
 	}
-	return nil
+	return body, nil
 }
 
 // run calls fn with a deadline; fn's answer after the deadline is dropped

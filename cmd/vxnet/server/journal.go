@@ -1,0 +1,218 @@
+package server
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/vxnet/vxnet/store"
+)
+
+// The journal of pending removals. Docker goes on when a removal fails:
+// it forgets a network whose DeleteNetwork failed (only a "forbidden"
+// error stops it), and `docker rm -f` forgets an endpoint whose
+// DeleteEndpoint and ReleaseAddress failed. When such a call fails because
+// the store is unavailable, vxnet would keep the network's namespace and
+// records, the endpoint's records and the address's lease for ever. So the
+// server writes the request to the journal, and Replay sends it again,
+// through the same handler, until the store takes it. A create that fails
+// the same way may have written part of its records before the store went
+// away (a lost answer): the matching removal is journaled for it, as Docker
+// will not ask (it never had the object). Every removal is idempotent, so
+// replaying one that Docker also repeated does no harm.
+//
+// Entries are files in Dir (on the host's /run: they survive a plugin
+// crash, not a reboot, after which Docker cleans up its own endpoints), one
+// per distinct request, replayed oldest first.
+
+// journaled maps a failed call to the removal that completes it.
+var journaled = map[string]func(body []byte) (path string, req any){
+	"/NetworkDriver.DeleteNetwork":  same,
+	"/NetworkDriver.DeleteEndpoint": same,
+	"/IpamDriver.ReleaseAddress":    same,
+	"/IpamDriver.ReleasePool":       same,
+	"/NetworkDriver.CreateNetwork": func(body []byte) (string, any) {
+		var r struct{ NetworkID string }
+		if json.Unmarshal(body, &r) != nil || r.NetworkID == "" {
+			return "", nil
+		}
+		return "/NetworkDriver.DeleteNetwork", r
+	},
+	"/NetworkDriver.CreateEndpoint": func(body []byte) (string, any) {
+		var r struct{ NetworkID, EndpointID string }
+		if json.Unmarshal(body, &r) != nil || r.EndpointID == "" {
+			return "", nil
+		}
+		return "/NetworkDriver.DeleteEndpoint", r
+	},
+}
+
+// same journals the request itself.
+func same(body []byte) (string, any) { return "", json.RawMessage(body) }
+
+// entry is one pending removal as written to its file.
+type entry struct {
+	Path string          `json:"path"`
+	Body json.RawMessage `json:"body"`
+	At   time.Time       `json:"at"`
+	file string
+}
+
+// Journal holds the pending removals; safe for concurrent use.
+type Journal struct {
+	dir string
+	mu  sync.Mutex
+}
+
+// OpenJournal uses dir, creating it (0700) if needed.
+func OpenJournal(dir string) (*Journal, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("journal dir %q: %w", dir, err)
+	}
+	return &Journal{dir: dir}, nil
+}
+
+// add writes a removal; the same request twice is one entry.
+func (j *Journal) add(path string, body []byte) error {
+	sum := sha256.Sum256(append([]byte(path+"\n"), body...))
+	name := filepath.Join(j.dir, hex.EncodeToString(sum[:12])+".json")
+	b, err := json.Marshal(entry{Path: path, Body: body, At: time.Now().UTC()})
+	if err != nil {
+		return err
+	}
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if _, err := os.Stat(name); err == nil {
+		return nil // keep the older time
+	}
+	tmp := name + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+		return fmt.Errorf("journal %s: %w", path, err)
+	}
+	if err := os.Rename(tmp, name); err != nil {
+		return fmt.Errorf("journal %s: %w", path, err)
+	}
+	return nil
+}
+
+// entries lists the pending removals, oldest first.
+func (j *Journal) entries() ([]entry, error) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	files, err := filepath.Glob(filepath.Join(j.dir, "*.json"))
+	if err != nil {
+		return nil, err
+	}
+	var out []entry
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return nil, fmt.Errorf("read journal entry %q: %w", f, err)
+		}
+		var e entry
+		if err := json.Unmarshal(b, &e); err != nil || !strings.HasPrefix(e.Path, "/") {
+			os.Remove(f) // a torn write: nothing to replay
+			continue
+		}
+		e.file = f
+		out = append(out, e)
+	}
+	sort.SliceStable(out, func(a, b int) bool { return out[a].At.Before(out[b].At) })
+	return out, nil
+}
+
+func (j *Journal) remove(e entry) error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if err := os.Remove(e.file); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("remove journal entry %q: %w", e.file, err)
+	}
+	return nil
+}
+
+// unavailable tells an error the store may not repeat later.
+func unavailable(err error) bool {
+	return errors.Is(err, store.ErrUnavailable) || errors.Is(err, context.DeadlineExceeded)
+}
+
+// journal records the removal a call that failed for want of the store
+// needs, if any.
+func (s *Server) journal(path string, body []byte, err error, log *logrus.Entry) {
+	if s.o.Journal == nil || !unavailable(err) {
+		return
+	}
+	mk, ok := journaled[path]
+	if !ok {
+		return
+	}
+	rpath, req := mk(body)
+	if rpath == "" && req == nil {
+		return
+	}
+	if rpath == "" {
+		rpath = path
+	}
+	b, merr := json.Marshal(req)
+	if merr != nil {
+		return
+	}
+	if jerr := s.o.Journal.add(rpath, b); jerr != nil {
+		log.WithError(jerr).Error("could not journal the removal; it stays undone")
+		return
+	}
+	log.WithField("removal", rpath[1:]).Warn("store unavailable: removal journaled, replayed when the store is back")
+}
+
+// Replay sends every pending removal again, oldest first, and stops at
+// the first one the store is still unavailable for. A removal that fails
+// for another reason (the object is gone some other way) is dropped with
+// a warning. It returns how many are still pending.
+func (s *Server) Replay(ctx context.Context) (int, error) {
+	if s.o.Journal == nil {
+		return 0, nil
+	}
+	es, err := s.o.Journal.entries()
+	if err != nil {
+		return 0, err
+	}
+	for i, e := range es {
+		if ctx.Err() != nil {
+			return len(es) - i, ctx.Err()
+		}
+		rec := httptest.NewRecorder()
+		req := httptest.NewRequestWithContext(ctx, http.MethodPost, e.Path, strings.NewReader(string(e.Body)))
+		req.Header.Set(replayHeader, "1")
+		s.mux.ServeHTTP(rec, req)
+		log := s.o.Log.WithFields(logrus.Fields{"call": e.Path[1:], "pending_since": e.At})
+		if rec.Code != http.StatusOK {
+			msg := strings.TrimSpace(rec.Body.String())
+			if strings.Contains(msg, store.ErrUnavailable.Error()) || strings.Contains(msg, "no answer within") {
+				return len(es) - i, nil
+			}
+			log.WithField("answer", msg).Warn("journaled removal failed for good; dropping it")
+		} else {
+			log.Info("journaled removal done")
+		}
+		if err := s.o.Journal.remove(e); err != nil {
+			return len(es) - i, err
+		}
+	}
+	return 0, nil
+}
+
+// replayHeader marks a replayed request, which must not be journaled again
+// (Replay keeps its entry until it succeeds).
+const replayHeader = "X-Vxnet-Replay"

@@ -1,0 +1,92 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/docker/go-plugins-helpers/network"
+	"github.com/sirupsen/logrus"
+
+	"github.com/vxnet/vxnet/store"
+)
+
+// outageDriver fails DeleteNetwork and CreateEndpoint as a driver does
+// while its store is unreachable, until the store is back.
+type outageDriver struct {
+	stub
+	down    atomic.Bool
+	deleted atomic.Int32 // successful DeleteNetwork and DeleteEndpoint calls
+}
+
+func (d *outageDriver) DeleteNetwork(context.Context, *network.DeleteNetworkRequest) error {
+	if d.down.Load() {
+		return fmt.Errorf("look up network: %w", store.ErrUnavailable)
+	}
+	d.deleted.Add(1)
+	return nil
+}
+
+func (d *outageDriver) CreateEndpoint(context.Context, *network.CreateEndpointRequest) (*network.CreateEndpointResponse, error) {
+	return nil, fmt.Errorf("record endpoint: lost answer: %w", store.ErrUnavailable)
+}
+
+func (d *outageDriver) DeleteEndpoint(_ context.Context, r *network.DeleteEndpointRequest) error {
+	if d.down.Load() {
+		return fmt.Errorf("delete endpoint: %w", store.ErrUnavailable)
+	}
+	if r.EndpointID != "ep1" {
+		return fmt.Errorf("wrong endpoint %q", r.EndpointID)
+	}
+	d.deleted.Add(1)
+	return nil
+}
+
+// A removal Docker gave up on during a store outage, and the removal a
+// failed create needs, are done once the store is back; other failures
+// are not journaled, and a replayed request is not journaled twice.
+func TestJournalReplaysRemovalsAfterOutage(t *testing.T) {
+	l := logrus.New()
+	l.SetOutput(io.Discard)
+	dir := t.TempDir()
+	j, err := OpenJournal(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := &outageDriver{}
+	s := New(d, ipamStub{}, Options{Timeout: time.Second, Log: logrus.NewEntry(l), Journal: j})
+	d.down.Store(true)
+	for _, c := range []struct{ path, body string }{
+		{"/NetworkDriver.DeleteNetwork", `{"NetworkID":"n1"}`},
+		{"/NetworkDriver.DeleteNetwork", `{"NetworkID":"n1"}`}, // Docker's retry: one entry
+		{"/NetworkDriver.CreateEndpoint", `{"NetworkID":"n1","EndpointID":"ep1","Interface":{}}`},
+		{"/NetworkDriver.CreateNetwork", `{"NetworkID":"fail"}`}, // not a store failure
+	} {
+		if code, out := call(s, "POST", c.path, c.body); code != 500 {
+			t.Fatalf("%s during the outage: %d %v", c.path, code, out)
+		}
+	}
+	if files, _ := os.ReadDir(dir); len(files) != 2 {
+		t.Fatalf("journal holds %d entries, want 2 (DeleteNetwork n1, DeleteEndpoint ep1)", len(files))
+	}
+	if n, err := s.Replay(t.Context()); err != nil || n != 2 {
+		t.Fatalf("replay while the store is down: %d pending, %v; want 2", n, err)
+	}
+	if files, _ := os.ReadDir(dir); len(files) != 2 {
+		t.Fatalf("a failed replay changed the journal: %d entries", len(files))
+	}
+	d.down.Store(false)
+	if n, err := s.Replay(t.Context()); err != nil || n != 0 {
+		t.Fatalf("replay with the store back: %d pending, %v", n, err)
+	}
+	if got := d.deleted.Load(); got != 2 {
+		t.Fatalf("%d removals done, want 2", got)
+	}
+	if files, _ := os.ReadDir(dir); len(files) != 0 {
+		t.Fatalf("journal not empty after replay: %d entries", len(files))
+	}
+}
