@@ -132,6 +132,13 @@ func runServe(ctx context.Context, c *config, log *logrus.Entry) error {
 		return err
 	}
 	srv := server.New(drv, ip, server.Options{Log: log, Journal: journal})
+	// Removals cut short by a crash are done before Docker can send
+	// anything new (a create Docker retries then comes after them).
+	rctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	if n, err := srv.Replay(rctx); err != nil || n > 0 {
+		log.WithError(err).WithField("pending", n).Warn("journaled removals left for later: store unavailable")
+	}
+	cancel()
 	go replayLoop(ctx, srv, log)
 	log.WithFields(logrus.Fields{"socket": c.Socket, "advertise": ul.Addr, "underlay": ul.Link, "mtu": mtu, "store": c.Store, "version": version}).Info("vxnet serving")
 	return listenAndServe(ctx, c.Socket, srv)

@@ -24,15 +24,19 @@ import (
 // The journal of pending removals. Docker goes on when a removal fails:
 // it forgets a network whose DeleteNetwork failed (only a "forbidden"
 // error stops it), and `docker rm -f` forgets an endpoint whose
-// DeleteEndpoint and ReleaseAddress failed. When such a call fails because
-// the store is unavailable, vxnet would keep the network's namespace and
-// records, the endpoint's records and the address's lease for ever. So the
-// server writes the request to the journal, and Replay sends it again,
-// through the same handler, until the store takes it. A create that fails
-// the same way may have written part of its records before the store went
-// away (a lost answer): the matching removal is journaled for it, as Docker
-// will not ask (it never had the object). Every removal is idempotent, so
-// replaying one that Docker also repeated does no harm.
+// DeleteEndpoint and ReleaseAddress failed; it does not send them again
+// when the plugin died in the middle of one. vxnet would then keep the
+// network's namespace and records, the endpoint's records and the
+// address's lease for ever. So the server writes every removal to the
+// journal before running it (a write-ahead log), drops it when the call
+// is done, keeps it when the store was unavailable, and Replay sends what
+// is kept again, through the same handler, at start and every few seconds
+// until the store takes it. A create gets the matching removal written
+// ahead too, dropped when the create succeeds: if the plugin dies in the
+// middle, or the store fails after part of the records were written (a
+// lost answer), Docker takes the create as failed and never asks for the
+// removal. Every removal is idempotent, so replaying one that Docker also
+// repeated does no harm.
 //
 // Entries are files in Dir (on the host's /run: they survive a plugin
 // crash, not a reboot, after which Docker cleans up its own endpoints), one
@@ -86,26 +90,26 @@ func OpenJournal(dir string) (*Journal, error) {
 }
 
 // add writes a removal; the same request twice is one entry.
-func (j *Journal) add(path string, body []byte) error {
+func (j *Journal) add(path string, body []byte) (entry, error) {
 	sum := sha256.Sum256(append([]byte(path+"\n"), body...))
-	name := filepath.Join(j.dir, hex.EncodeToString(sum[:12])+".json")
-	b, err := json.Marshal(entry{Path: path, Body: body, At: time.Now().UTC()})
+	e := entry{Path: path, Body: body, At: time.Now().UTC(), file: filepath.Join(j.dir, hex.EncodeToString(sum[:12])+".json")}
+	b, err := json.Marshal(e)
 	if err != nil {
-		return err
+		return e, err
 	}
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	if _, err := os.Stat(name); err == nil {
-		return nil // keep the older time
+	if _, err := os.Stat(e.file); err == nil {
+		return e, nil // keep the older time
 	}
-	tmp := name + ".tmp"
+	tmp := e.file + ".tmp"
 	if err := os.WriteFile(tmp, b, 0o600); err != nil {
-		return fmt.Errorf("journal %s: %w", path, err)
+		return e, fmt.Errorf("journal %s: %w", path, err)
 	}
-	if err := os.Rename(tmp, name); err != nil {
-		return fmt.Errorf("journal %s: %w", path, err)
+	if err := os.Rename(tmp, e.file); err != nil {
+		return e, fmt.Errorf("journal %s: %w", path, err)
 	}
-	return nil
+	return e, nil
 }
 
 // entries lists the pending removals, oldest first.
@@ -148,32 +152,45 @@ func unavailable(err error) bool {
 	return errors.Is(err, store.ErrUnavailable) || errors.Is(err, context.DeadlineExceeded)
 }
 
-// journal records the removal a call that failed for want of the store
-// needs, if any.
-func (s *Server) journal(path string, body []byte, err error, log *logrus.Entry) {
-	if s.o.Journal == nil || !unavailable(err) {
-		return
+// begin writes the removal a journaled call needs before the call runs
+// (so a crash in the middle leaves it behind for the next start), and
+// returns what to do with it once the call has answered: keep it if the
+// call failed for want of the store, drop it otherwise (done, or refused
+// for good, which a replay would not change).
+func (s *Server) begin(r *http.Request, path string, body []byte, log *logrus.Entry) func(error) {
+	nothing := func(error) {}
+	if s.o.Journal == nil || r.Header.Get(replayHeader) != "" {
+		return nothing
 	}
 	mk, ok := journaled[path]
 	if !ok {
-		return
+		return nothing
 	}
 	rpath, req := mk(body)
 	if rpath == "" && req == nil {
-		return
+		return nothing
 	}
 	if rpath == "" {
 		rpath = path
 	}
-	b, merr := json.Marshal(req)
-	if merr != nil {
-		return
+	b, err := json.Marshal(req)
+	if err != nil {
+		return nothing
 	}
-	if jerr := s.o.Journal.add(rpath, b); jerr != nil {
-		log.WithError(jerr).Error("could not journal the removal; it stays undone")
-		return
+	e, err := s.o.Journal.add(rpath, b)
+	if err != nil {
+		log.WithError(err).Error("could not journal the removal; a crash or store outage now leaves it undone")
+		return nothing
 	}
-	log.WithField("removal", rpath[1:]).Warn("store unavailable: removal journaled, replayed when the store is back")
+	return func(err error) {
+		if err != nil && unavailable(err) {
+			log.WithField("removal", rpath[1:]).Warn("store unavailable: removal journaled, replayed when the store is back")
+			return
+		}
+		if rerr := s.o.Journal.remove(e); rerr != nil {
+			log.WithError(rerr).Error("drop journal entry")
+		}
+	}
 }
 
 // Replay sends every pending removal again, oldest first, and stops at

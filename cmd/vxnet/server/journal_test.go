@@ -90,3 +90,50 @@ func TestJournalReplaysRemovalsAfterOutage(t *testing.T) {
 		t.Fatalf("journal not empty after replay: %d entries", len(files))
 	}
 }
+
+// blockingDriver holds DeleteNetwork until released, as a plugin killed in
+// the middle of one would.
+type blockingDriver struct {
+	stub
+	entered, release chan struct{}
+}
+
+func (d *blockingDriver) DeleteNetwork(context.Context, *network.DeleteNetworkRequest) error {
+	close(d.entered)
+	<-d.release
+	return nil
+}
+
+// A removal is in the journal while it runs (a crash then leaves it for
+// the replay at the next start) and gone once it is done; a successful
+// create leaves nothing.
+func TestJournalIsWrittenAhead(t *testing.T) {
+	l := logrus.New()
+	l.SetOutput(io.Discard)
+	dir := t.TempDir()
+	j, err := OpenJournal(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := &blockingDriver{entered: make(chan struct{}), release: make(chan struct{})}
+	s := New(d, ipamStub{}, Options{Timeout: 5 * time.Second, Log: logrus.NewEntry(l), Journal: j})
+	answered := make(chan int)
+	go func() {
+		code, _ := call(s, "POST", "/NetworkDriver.DeleteNetwork", `{"NetworkID":"n1"}`)
+		answered <- code
+	}()
+	<-d.entered
+	if files, _ := os.ReadDir(dir); len(files) != 1 {
+		t.Fatalf("journal holds %d entries during DeleteNetwork, want 1", len(files))
+	}
+	close(d.release)
+	if code := <-answered; code != 200 {
+		t.Fatalf("DeleteNetwork: %d", code)
+	}
+	if code, _ := call(s, "POST", "/NetworkDriver.CreateNetwork", `{"NetworkID":"n2"}`); code != 200 {
+		t.Fatalf("CreateNetwork: %d", code)
+	}
+	if files, _ := os.ReadDir(dir); len(files) != 0 {
+		t.Fatalf("journal holds %d entries after the calls succeeded, want 0", len(files))
+	}
+}

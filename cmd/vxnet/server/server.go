@@ -96,12 +96,11 @@ func handle[Req any, Resp any](s *Server, path string, fn func(context.Context, 
 			return
 		}
 		log.WithField("request", req).Debug("call")
+		done := s.begin(r, path, body, log)
 		resp, err := run(s, r.Context(), path[1:], req, fn)
+		done(err)
 		if err != nil {
 			log.WithError(err).WithField("took", time.Since(start)).Warn("call failed")
-			if r.Header.Get(replayHeader) == "" {
-				s.journal(path, body, err, log)
-			}
 			write(w, http.StatusInternalServerError, errorResponse{Err: err.Error()})
 			return
 		}
