@@ -29,6 +29,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/consul/api"
@@ -62,6 +63,10 @@ type Store struct {
 
 	life  context.Context // cancelled by Close
 	close context.CancelFunc
+
+	// failingSince is when calls started failing with retryable errors
+	// (UnixNano), 0 while the last call succeeded (retry.go).
+	failingSince atomic.Int64
 }
 
 // Open connects to the Consul agent named by uri,

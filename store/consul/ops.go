@@ -20,7 +20,7 @@ func (s *Store) Get(ctx context.Context, key string) (store.KV, error) {
 	cctx, done := s.callCtx(ctx, callTimeout)
 	defer done()
 	var pair *api.KVPair
-	_, err := retry(cctx, func() (err error) {
+	_, err := s.retry(cctx, func() (err error) {
 		pair, _, err = s.kv.Get(s.path(key), (&api.QueryOptions{}).WithContext(cctx))
 		return err
 	})
@@ -79,7 +79,7 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 	}
 	cctx, done := s.callCtx(ctx, callTimeout)
 	defer done()
-	_, err := retry(cctx, func() error {
+	_, err := s.retry(cctx, func() error {
 		_, err := s.kv.Delete(s.path(key), (&api.WriteOptions{}).WithContext(cctx))
 		return err
 	})
@@ -121,7 +121,7 @@ func (s *Store) apply(ctx context.Context, op, key string, conflict, applied fun
 		ok   bool
 		resp *api.TxnResponse
 	)
-	ambiguous, err := retry(cctx, func() (err error) {
+	ambiguous, err := s.retry(cctx, func() (err error) {
 		ok, resp, _, err = s.txn.Txn(ops, (&api.QueryOptions{}).WithContext(cctx))
 		return err
 	})
@@ -178,7 +178,7 @@ func (s *Store) list(ctx context.Context, op, prefix string, q *api.QueryOptions
 		pairs api.KVPairs
 		meta  *api.QueryMeta
 	)
-	_, err := retry(cctx, func() (err error) {
+	_, err := s.retry(cctx, func() (err error) {
 		pairs, meta, err = s.kv.List(s.path(prefix), q.WithContext(cctx))
 		return err
 	})

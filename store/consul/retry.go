@@ -17,25 +17,40 @@ import (
 // change costs a callback a second or two instead of an error. 4xx
 // answers (bad request, ACL) are final.
 //
+// A store that has been failing for outageAfter, with no call succeeding
+// in between, is down rather than electing: calls then fail at their
+// first error, so every Docker callback fails in milliseconds instead of
+// queueing behind retries; the first call that succeeds ends that.
+//
 // A write whose answer was lost may still have been applied. A retry of
 // it is then rolled back (its CAS index no longer matches); apply reads
 // the key and takes a key that already holds what the write wanted as
 // the write's success, so a lost answer never turns into a record that
 // exists although the caller was told it does not.
 const (
-	retryFirst = 25 * time.Millisecond
-	retryMax   = 500 * time.Millisecond
+	retryFirst  = 25 * time.Millisecond
+	retryMax    = 500 * time.Millisecond
+	outageAfter = 3 * time.Second
 )
 
 // retry calls fn until it succeeds, fails for good, or ctx ends; it
 // reports whether an attempt that may have reached Consul failed
 // (ambiguous) before the last one.
-func retry(ctx context.Context, fn func() error) (ambiguous bool, err error) {
+func (s *Store) retry(ctx context.Context, fn func() error) (ambiguous bool, err error) {
 	pause := retryFirst
 	for {
 		err = fn()
-		if err == nil || !retryable(err) || ctx.Err() != nil {
+		if err == nil {
+			s.failingSince.Store(0)
+			return ambiguous, nil
+		}
+		if !retryable(err) || ctx.Err() != nil {
 			return ambiguous, err
+		}
+		now := time.Now().UnixNano()
+		s.failingSince.CompareAndSwap(0, now)
+		if since := s.failingSince.Load(); since != 0 && time.Duration(now-since) > outageAfter {
+			return ambiguous, err // down, not electing: fail fast
 		}
 		ambiguous = true
 		t := time.NewTimer(pause)

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/vxnet/vxnet/store"
 )
@@ -82,5 +83,42 @@ func TestRetryAcrossLeaderChange(t *testing.T) {
 	}
 	if _, err := s.Get(ctx, "k"); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("key still there after delete-cas: %v", err)
+	}
+}
+
+// TestFailFastWhenDown: a store that keeps failing is down, not electing:
+// after a few seconds of failures calls fail at once instead of retrying
+// to their timeout, and the first success restores the retries.
+func TestFailFastWhenDown(t *testing.T) {
+	u, err := url.Parse("http://" + consulAddr(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &flakyConsul{proxy: httputil.NewSingleHostReverseProxy(u)}
+	srv := httptest.NewServer(f)
+	defer srv.Close()
+	ctx := t.Context()
+	s := open(t, strings.TrimPrefix(srv.URL, "http://"), testPrefix+"/down")
+	defer s.Close()
+	f.failReads.Store(1 << 30)
+	start := time.Now()
+	if _, err := s.Get(ctx, "k"); !errors.Is(err, store.ErrUnavailable) {
+		t.Fatalf("get from a failing agent: %v, want ErrUnavailable", err)
+	}
+	first := time.Since(start)
+	start = time.Now()
+	if _, err := s.Get(ctx, "k"); !errors.Is(err, store.ErrUnavailable) {
+		t.Fatalf("second get: %v", err)
+	}
+	if second := time.Since(start); first < 2*time.Second || second > time.Second {
+		t.Fatalf("first get failed after %s (want the retries, ≥2s), second after %s (want at once)", first, second)
+	}
+	f.failReads.Store(0)
+	if _, err := s.Get(ctx, "k"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("get with the store back: %v", err)
+	}
+	f.failReads.Store(2)
+	if _, err := s.Get(ctx, "k"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("get through two 500s after the store came back: %v", err)
 	}
 }
