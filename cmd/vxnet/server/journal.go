@@ -79,6 +79,10 @@ type entry struct {
 type Journal struct {
 	dir string
 	mu  sync.Mutex
+	// running are the entries written ahead of calls still running:
+	// not to be replayed under them (a create's removal would undo the
+	// create).
+	running map[string]int
 }
 
 // OpenJournal uses dir, creating it (0700) if needed.
@@ -86,7 +90,7 @@ func OpenJournal(dir string) (*Journal, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("journal dir %q: %w", dir, err)
 	}
-	return &Journal{dir: dir}, nil
+	return &Journal{dir: dir, running: map[string]int{}}, nil
 }
 
 // add writes a removal; the same request twice is one entry.
@@ -99,20 +103,45 @@ func (j *Journal) add(path string, body []byte) (entry, error) {
 	}
 	j.mu.Lock()
 	defer j.mu.Unlock()
+	j.running[e.file]++
 	if _, err := os.Stat(e.file); err == nil {
 		return e, nil // keep the older time
 	}
 	tmp := e.file + ".tmp"
-	if err := os.WriteFile(tmp, b, 0o600); err != nil {
-		return e, fmt.Errorf("journal %s: %w", path, err)
+	err = os.WriteFile(tmp, b, 0o600)
+	if err == nil {
+		err = os.Rename(tmp, e.file)
 	}
-	if err := os.Rename(tmp, e.file); err != nil {
+	if err != nil {
+		j.finished(e.file)
 		return e, fmt.Errorf("journal %s: %w", path, err)
 	}
 	return e, nil
 }
 
-// entries lists the pending removals, oldest first.
+// finished ends a call's hold on its entry; the caller holds mu.
+func (j *Journal) finished(file string) {
+	if j.running[file]--; j.running[file] <= 0 {
+		delete(j.running, file)
+	}
+}
+
+// settle ends a call's hold on its entry and removes the entry unless
+// keep: the removal is still needed (the store was unavailable).
+func (j *Journal) settle(e entry, keep bool) error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	j.finished(e.file)
+	if keep || j.running[e.file] > 0 {
+		return nil
+	}
+	if err := os.Remove(e.file); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("remove journal entry %q: %w", e.file, err)
+	}
+	return nil
+}
+
+// entries lists the pending removals no running call holds, oldest first.
 func (j *Journal) entries() ([]entry, error) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
@@ -132,7 +161,9 @@ func (j *Journal) entries() ([]entry, error) {
 			continue
 		}
 		e.file = f
-		out = append(out, e)
+		if j.running[f] == 0 {
+			out = append(out, e)
+		}
 	}
 	sort.SliceStable(out, func(a, b int) bool { return out[a].At.Before(out[b].At) })
 	return out, nil
@@ -183,11 +214,11 @@ func (s *Server) begin(r *http.Request, path string, body []byte, log *logrus.En
 		return nothing
 	}
 	return func(err error) {
-		if err != nil && unavailable(err) {
+		keep := err != nil && unavailable(err)
+		if keep {
 			log.WithField("removal", rpath[1:]).Warn("store unavailable: removal journaled, replayed when the store is back")
-			return
 		}
-		if rerr := s.o.Journal.remove(e); rerr != nil {
+		if rerr := s.o.Journal.settle(e, keep); rerr != nil {
 			log.WithError(rerr).Error("drop journal entry")
 		}
 	}

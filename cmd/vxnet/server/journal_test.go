@@ -137,3 +137,50 @@ func TestJournalIsWrittenAhead(t *testing.T) {
 		t.Fatalf("journal holds %d entries after the calls succeeded, want 0", len(files))
 	}
 }
+
+// slowCreate holds CreateNetwork until released and counts DeleteNetwork.
+type slowCreate struct {
+	stub
+	entered, release chan struct{}
+	deleted          atomic.Int32
+}
+
+func (d *slowCreate) CreateNetwork(context.Context, *network.CreateNetworkRequest) error {
+	close(d.entered)
+	<-d.release
+	return nil
+}
+
+func (d *slowCreate) DeleteNetwork(context.Context, *network.DeleteNetworkRequest) error {
+	d.deleted.Add(1)
+	return nil
+}
+
+// The removal written ahead of a create still running is not replayed
+// under it (it would undo the create), and goes when the create succeeds.
+func TestJournalSkipsRunningCalls(t *testing.T) {
+	l := logrus.New()
+	l.SetOutput(io.Discard)
+	j, err := OpenJournal(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := &slowCreate{entered: make(chan struct{}), release: make(chan struct{})}
+	s := New(d, ipamStub{}, Options{Timeout: 5 * time.Second, Log: logrus.NewEntry(l), Journal: j})
+	answered := make(chan int)
+	go func() {
+		code, _ := call(s, "POST", "/NetworkDriver.CreateNetwork", `{"NetworkID":"n1"}`)
+		answered <- code
+	}()
+	<-d.entered
+	if n, err := s.Replay(t.Context()); err != nil || n != 0 || d.deleted.Load() != 0 {
+		t.Fatalf("replay during the create: %d pending, %v, %d deletes; want none", n, err, d.deleted.Load())
+	}
+	close(d.release)
+	if code := <-answered; code != 200 {
+		t.Fatalf("CreateNetwork: %d", code)
+	}
+	if n, err := s.Replay(t.Context()); err != nil || n != 0 || d.deleted.Load() != 0 {
+		t.Fatalf("replay after the create: %d pending, %v, %d deletes; want none", n, err, d.deleted.Load())
+	}
+}
