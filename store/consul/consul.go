@@ -8,6 +8,12 @@
 // in one transaction, because Consul's own delete-cas succeeds on a missing
 // key and the store contract wants a conflict there.
 //
+// Reads are consistent (the leader confirms with a quorum that it still
+// leads before answering): a leader elected after the whole cluster
+// restarted answers default-mode reads from a state machine that has not
+// replayed the log yet, and a listing without the endpoints written just
+// before the outage made every host drop their FDB entries.
+//
 // List returns Consul's X-Consul-Index for the prefix (the largest index of
 // a key or tombstone under it); Watch is a blocking List from that index,
 // repeated until the index moves or ctx ends. If the index goes backwards

@@ -21,7 +21,7 @@ func (s *Store) Get(ctx context.Context, key string) (store.KV, error) {
 	defer done()
 	var pair *api.KVPair
 	_, err := s.retry(cctx, func() (err error) {
-		pair, _, err = s.kv.Get(s.path(key), (&api.QueryOptions{}).WithContext(cctx))
+		pair, _, err = s.kv.Get(s.path(key), (&api.QueryOptions{RequireConsistent: true}).WithContext(cctx))
 		return err
 	})
 	if err != nil {
@@ -166,7 +166,7 @@ func (s *Store) List(ctx context.Context, prefix string) ([]store.KV, uint64, er
 	if err := s.check(ctx, "list", prefix); err != nil {
 		return nil, 0, err
 	}
-	return s.list(ctx, "list", prefix, &api.QueryOptions{}, callTimeout)
+	return s.list(ctx, "list", prefix, &api.QueryOptions{RequireConsistent: true}, callTimeout)
 }
 
 // list runs one (possibly blocking) List call.
