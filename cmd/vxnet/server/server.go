@@ -90,6 +90,11 @@ func handle[Req any, Resp any](s *Server, path string, fn func(context.Context, 
 		log := s.o.Log.WithField("call", path[1:])
 		req := new(Req)
 		body, err := s.decode(w, r, req)
+		if _, argless := any(req).(*empty); err == nil && !argless && len(bytes.TrimSpace(body)) == 0 {
+			// dockerd's plugin client resends a call whose connection broke
+			// (the plugin restarted) with the body already consumed.
+			err = errors.New("empty request body: dockerd resends one when it retries a call after the plugin restarted; run the command again")
+		}
 		if err != nil {
 			log.WithError(err).Warn("bad request")
 			write(w, http.StatusBadRequest, errorResponse{Err: fmt.Sprintf("%s: %v", path[1:], err)})
