@@ -125,7 +125,11 @@ func (d *Driver) republish(ctx context.Context, ep *Endpoint) error {
 			}
 		}
 	}
-	if err := store.CreateJSON(ctx, d.o.Store, endpointKey(ep.Network, ep.ID), ep); err != nil && !errors.Is(err, store.ErrConflict) {
+	err = store.CreateJSON(ctx, d.o.Store, endpointKey(ep.Network, ep.ID), ep)
+	if errors.Is(err, store.ErrConflict) {
+		return nil // it was there after all
+	}
+	if err != nil {
 		return fmt.Errorf("republish endpoint %q: %w", ep.ID, err)
 	}
 	d.o.Log.WithFields(map[string]any{"network": ep.Network, "endpoint": ep.ID}).Warn("reconcile: republished endpoint purged while this host was away")
