@@ -7,8 +7,11 @@
 // heartbeat moves again.
 //
 // A store outage must not make every host look dead: while the watch
-// fails nothing is declared dead, and when it works again every host gets
-// a fresh DeadAfter before it can be.
+// fails, or this host cannot write its own heartbeat, nothing is declared
+// dead, and when the watch works again every host gets a fresh DeadAfter
+// before it can be. (A watch that times out looks like a quiet store, but
+// every live host, this one included, moves alive/ every Interval: it is
+// only quiet if this host's own heartbeat goes through.)
 package liveness
 
 import (
@@ -16,6 +19,7 @@ import (
 	"encoding/json"
 	"errors"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -49,16 +53,18 @@ func Run(ctx context.Context, o Options) {
 		o.Now = time.Now
 	}
 	beating := make(chan struct{})
+	m := &monitor{o: o, seen: map[string]*seen{}}
 	go func() {
 		defer close(beating)
-		heartbeat(ctx, o)
+		heartbeat(ctx, o, &m.lastBeat)
 	}()
-	m := &monitor{o: o, seen: map[string]*seen{}}
 	m.run(ctx)
 	<-beating
 }
 
-func heartbeat(ctx context.Context, o Options) {
+// heartbeat writes alive/<host> every Interval and stores the time of the
+// last write that went through in ok (UnixNano).
+func heartbeat(ctx context.Context, o Options, ok *atomic.Int64) {
 	var beat uint64
 	failing := false
 	for {
@@ -67,6 +73,9 @@ func heartbeat(ctx context.Context, o Options) {
 		wctx, cancel := context.WithTimeout(ctx, o.Interval*2)
 		err := put(wctx, o.Store, prefix+o.HostID, b)
 		cancel()
+		if err == nil {
+			ok.Store(o.Now().UnixNano())
+		}
 		switch {
 		case err != nil && ctx.Err() == nil && !failing:
 			o.Log.WithError(err).Warn("heartbeat failed; other hosts will purge this one if it lasts")
@@ -110,8 +119,14 @@ type seen struct {
 }
 
 type monitor struct {
-	o    Options
-	seen map[string]*seen
+	o        Options
+	seen     map[string]*seen
+	lastBeat atomic.Int64 // this host's last heartbeat that went through
+}
+
+// beating tells whether this host's own heartbeat went through lately.
+func (m *monitor) beating() bool {
+	return m.o.Now().Sub(time.Unix(0, m.lastBeat.Load())) <= 2*m.o.Interval
 }
 
 func (m *monitor) run(ctx context.Context) {
@@ -122,7 +137,16 @@ func (m *monitor) run(ctx context.Context) {
 		kvs, next, err := m.o.Store.Watch(wctx, prefix, index)
 		cancel()
 		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
-			m.check(ctx) // no change for a while: time passes for everyone
+			if healthy && m.beating() {
+				m.check(ctx) // no change for a while: time passes for everyone
+				continue
+			}
+			// The store is not answering (or was not before): a timeout
+			// is no news of anybody.
+			if healthy {
+				m.o.Log.WithError(err).Warn("watching heartbeats timed out and this host's own heartbeat fails; declaring no host dead until it works")
+			}
+			healthy, index = false, 0
 			continue
 		}
 		if err != nil {
