@@ -44,7 +44,7 @@ func newFlagSet(c *config, out io.Writer) *flag.FlagSet {
 	fs.StringVar(&c.Scope, "scope", "local", "driver scope reported to Docker: local (standalone hosts) or global (swarm)")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.StringVar(&c.LogFormat, "log-format", "text", "log format: text or json")
-	fs.DurationVar(&c.ReconcileInterval, "reconcile-interval", 30*time.Second, "how often the kernel state is checked against the store (0 = only at start)")
+	fs.DurationVar(&c.ReconcileInterval, "reconcile-interval", 5*time.Second, "how often the kernel state is checked against the store and repaired (0 = only at start)")
 	fs.DurationVar(&c.HeartbeatInterval, "heartbeat-interval", 2*time.Second, "how often this host writes its heartbeat to the store")
 	fs.DurationVar(&c.DeadAfter, "dead-after", 10*time.Second, "a host whose heartbeat has not moved for this long is dead: its endpoints are purged and its addresses released")
 	return fs
