@@ -8,7 +8,7 @@ VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 PKGS     = $(shell $(GO) list ./... | grep -v /e2e)
 
-.PHONY: build run deps test unit e2e lint fuzz clean bench plugin plugin-install
+.PHONY: build run deps test unit e2e lint fuzz faults clean bench plugin plugin-install
 
 # Managed plugin: build/plugin is the directory `docker plugin create` takes
 # (config.json and a rootfs holding the static binary); plugin-install
@@ -56,8 +56,18 @@ FUZZTIME ?= 20s
 fuzz:
 	hack/fuzz.sh $(FUZZTIME)
 
+# The reliability suite in its full form (e2e TestFaults with
+# VXNET_FAULTS=full: 100 crash cycles, a 30 s Consul outage, 3×50 parallel
+# runs, leader loss, drift, bad input; `make test` runs a reduced form),
+# after every fuzz target for FAULTS_FUZZTIME each (over 10^6 executions
+# in all at the default). Figures: bench/results/faults.json and fuzz.json.
+FAULTS_FUZZTIME ?= 2m
+faults: deps
+	FUZZ_RESULTS=$(CURDIR)/bench/results/fuzz.json hack/fuzz.sh $(FAULTS_FUZZTIME)
+	VXNET_FAULTS=full VXNET_FUZZ_RESULTS=$(CURDIR)/bench/results/fuzz.json $(GO) test -count=1 -timeout 90m -v -run '^TestFaults$$' ./e2e/ 2>&1 | tee faults.log | grep -E '^(=== RUN|--- |    --- |PASS|FAIL|ok|panic)|_test.go:[0-9]+:'; exit $${PIPESTATUS[0]}
+
 clean:
-	rm -rf bin build e2e.log
+	rm -rf bin build e2e.log faults.log
 
 # Benchmarks: ratios measured side by side in one run; results (JSON + PNG)
 # go to bench/results/, the table is printed for the README.

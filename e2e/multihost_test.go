@@ -48,6 +48,7 @@ func TestMultiHost(t *testing.T) {
 		e.plugins = append(e.plugins, startPlugin(t, h, storeURI, "--advertise-addr", h.IP))
 	}
 	c.AddLeakCheck("vxnet kernel objects", func(h *harness.Host) error { return e.plugin(h).kernelLeaks() })
+	lc := &leakChecker{plugins: e.plugins, consul: e.consul.Addr(), prefix: e.prefix}
 	t.Logf("consul and plugins up in %s (store %s)", time.Since(began).Round(time.Millisecond), storeURI)
 
 	// the aux address makes every host's create reserve the same address
@@ -75,6 +76,11 @@ func TestMultiHost(t *testing.T) {
 		start := time.Now()
 		ok := t.Run(tc.name, func(t *testing.T) { tc.fn(t, e) })
 		t.Logf("%s took %s", tc.name, time.Since(start).Round(time.Millisecond))
+		// Kernel and store hold exactly what Docker's state needs.
+		if _, err := lc.Wait(20 * time.Second); err != nil {
+			t.Errorf("after %s: %v", tc.name, err)
+			ok = false
+		}
 		if !ok {
 			for _, p := range e.plugins {
 				t.Logf("vxnet on %s, log tail:\n%s", p.h.Name, p.proc.LogTail())

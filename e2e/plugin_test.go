@@ -59,6 +59,16 @@ func (p *plugin) start(t *testing.T) {
 	}
 }
 
+// hostID is the plugin's --host-id: its advertise address unless given.
+func (p *plugin) hostID() string {
+	for i, a := range p.args {
+		if a == "--host-id" && i+1 < len(p.args) {
+			return p.args[i+1]
+		}
+	}
+	return p.h.IP
+}
+
 // socket is the plugin socket as seen from the test: it exists only in
 // the host's mount namespace, which the plugin is in also while dockerd is
 // down.

@@ -22,6 +22,8 @@ func TestSingleHost(t *testing.T) {
 	h := c.Hosts[0]
 	p := startPlugin(t, h, "")
 	c.AddLeakCheck("vxnet kernel objects", func(*harness.Host) error { return p.kernelLeaks() })
+	lc := &leakChecker{plugins: []*plugin{p}} // bbolt: kernel only while the plugin runs
+	c.AddLeakCheck("vxnet state against Docker's", func(*harness.Host) error { _, err := lc.Wait(10 * time.Second); return err })
 	for _, tc := range []struct {
 		name string
 		fn   func(*testing.T, *harness.Host, *plugin)

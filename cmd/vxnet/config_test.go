@@ -39,3 +39,36 @@ func TestParseConfig(t *testing.T) {
 		}
 	}
 }
+
+// FuzzParseConfig: any command line and environment value either parses
+// into a configuration that passes validate, or fails with an error that
+// names the flag or variable; it never panics.
+func FuzzParseConfig(f *testing.F) {
+	for _, s := range []struct{ args, key, value string }{
+		{"--vxlan-port 4790", "VXNET_STORE", "consul://h:8500"},
+		{"--mtu 1400 --scope global", "VXNET_DEAD_AFTER", "30s"},
+		{"--advertise-addr 198.18.0.11", "VXNET_HEARTBEAT_INTERVAL", "1ms"},
+		{"--reconcile-interval -1s", "VXNET_MTU", "x"},
+		{"extra", "VXNET_LOG_FORMAT", "json"},
+	} {
+		f.Add(s.args, s.key, s.value)
+	}
+	f.Fuzz(func(t *testing.T, args, key, value string) {
+		env := func(k string) string {
+			if k == key {
+				return value
+			}
+			return ""
+		}
+		c, err := parseConfig(strings.Fields(args), env, io.Discard)
+		if err != nil {
+			if !strings.Contains(err.Error(), "-") && !strings.Contains(err.Error(), "VXNET_") && !strings.Contains(err.Error(), "argument") {
+				t.Fatalf("error names no flag or variable: %v", err)
+			}
+			return
+		}
+		if err := c.validate(); err != nil {
+			t.Fatalf("parsed configuration does not validate: %v", err)
+		}
+	})
+}

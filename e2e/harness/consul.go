@@ -22,6 +22,8 @@ import (
 // /var/lib/vxe2e-consul, so a restart keeps the KV store. Every name is
 // vxe2e-*, so Cleanup finds a killed run's Consul by its namespace, its
 // pidfile and its command line (-data-dir /var/lib/vxe2e-consul/...).
+// StartConsulCluster (consulcluster.go) makes three such server nodes and
+// a client agent on every Docker host instead.
 const (
 	consulName      = namePrefix + "consul"
 	consulVeth      = namePrefix + "cs-veth"
@@ -33,10 +35,20 @@ const (
 	consulBuildWait = 15 * time.Minute
 )
 
-// Consul is a single Consul server on the underlay, for multi-host tests.
+// Consul is one Consul agent on the underlay: a server in a node namespace
+// of its own, or a client agent in a Docker host's namespace.
 type Consul struct {
-	bin     string
-	logPath string
+	Name string // node name; a server's namespace has the same name
+	IP   string // bind (gossip, RPC) address on the underlay
+
+	bin       string
+	logPath   string
+	netns     string   // network namespace file the agent runs in
+	dir       string   // state dir: data/ and procs/ below it
+	server    bool     // a server (else a client agent)
+	expect    int      // -bootstrap-expect of a server
+	join      []string // -retry-join addresses
+	clientIPs []string // -client addresses; the HTTP API listens on each
 
 	mu sync.Mutex
 	d  *daemon
@@ -87,11 +99,9 @@ func findUp(rel string) (string, error) {
 	}
 }
 
-// StartConsul creates the Consul node and starts its server, waiting until
-// it has elected itself leader. Teardown stops it and removes its
-// namespace, link and data. Without a Consul binary the test is skipped
-// (failed when CI=true).
-func (c *Cluster) StartConsul(t testing.TB) *Consul {
+// requireConsul returns the Consul binary, or skips the test (fails it
+// when CI=true).
+func requireConsul(t testing.TB) string {
 	t.Helper()
 	bin, err := ConsulBinary()
 	if err != nil {
@@ -101,11 +111,26 @@ func (c *Cluster) StartConsul(t testing.TB) *Consul {
 		}
 		t.Skip(msg)
 	}
-	cs := &Consul{bin: bin, logPath: filepath.Join(c.LogDir, consulName+".log")}
-	if !c.consul.CompareAndSwap(nil, cs) {
+	return bin
+}
+
+// StartConsul creates the Consul node and starts its server, waiting until
+// it has elected itself leader. Teardown stops it and removes its
+// namespace, link and data. Without a Consul binary the test is skipped
+// (failed when CI=true).
+func (c *Cluster) StartConsul(t testing.TB) *Consul {
+	t.Helper()
+	bin := requireConsul(t)
+	cs := &Consul{
+		Name: consulName, IP: ConsulIP, bin: bin,
+		logPath: filepath.Join(c.LogDir, consulName+".log"),
+		netns:   "/run/netns/" + consulName, dir: "/var/lib/" + consulName,
+		server: true, expect: 1, clientIPs: []string{ConsulIP},
+	}
+	if !c.addConsul(cs) {
 		t.Fatal("harness: StartConsul called twice")
 	}
-	if err := createConsulNode(); err != nil {
+	if err := createConsulNode(consulName, consulVeth, ConsulIP); err != nil {
 		t.Fatalf("harness: %v", err)
 	}
 	began := time.Now()
@@ -114,86 +139,143 @@ func (c *Cluster) StartConsul(t testing.TB) *Consul {
 	return cs
 }
 
-// createConsulNode makes the namespace, plugs it into the bridge and
-// creates the directories.
-func createConsulNode() error {
+// addConsul registers an agent for teardown; only one Consul setup per
+// cluster.
+func (c *Cluster) addConsul(cs ...*Consul) bool {
+	c.checksMu.Lock()
+	defer c.checksMu.Unlock()
+	if c.consulStarted {
+		return false
+	}
+	c.consulStarted = true
+	c.consuls = append(c.consuls, cs...)
+	return true
+}
+
+// consulAgents lists the agents to stop at teardown, clients first.
+func (c *Cluster) consulAgents() []*Consul {
+	c.checksMu.Lock()
+	defer c.checksMu.Unlock()
+	var out []*Consul
+	for _, server := range []bool{false, true} {
+		for _, cs := range c.consuls {
+			if cs.server == server {
+				out = append(out, cs)
+			}
+		}
+	}
+	return out
+}
+
+// createConsulNode makes a server node's namespace, plugs it into the
+// bridge (root end veth) with address ip.
+func createConsulNode(name, veth, ip string) error {
 	steps := [][]string{
-		{"netns", "add", consulName},
-		{"link", "add", consulVeth, "type", "veth", "peer", "name", "eth0", "netns", consulName},
-		{"link", "set", consulVeth, "master", bridgeName, "up"},
-		{"-n", consulName, "link", "set", "lo", "up"},
-		{"-n", consulName, "addr", "add", ConsulIP + underlayMask, "dev", "eth0"},
-		{"-n", consulName, "link", "set", "eth0", "up"},
+		{"netns", "add", name},
+		{"link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", name},
+		{"link", "set", veth, "master", bridgeName, "up"},
+		{"-n", name, "link", "set", "lo", "up"},
+		{"-n", name, "addr", "add", ip + underlayMask, "dev", "eth0"},
+		{"-n", name, "link", "set", "eth0", "up"},
 	}
 	for _, s := range steps {
 		if _, err := ipCmd(s...); err != nil {
-			return fmt.Errorf("create consul node %s: %w", ConsulIP, err)
-		}
-	}
-	for _, d := range []string{consulDataDir(), consulProcDir()} {
-		if err := os.MkdirAll(d, 0o755); err != nil {
-			return fmt.Errorf("create consul node: %w", err)
+			return fmt.Errorf("create consul node %s (%s): %w", name, ip, err)
 		}
 	}
 	return nil
 }
 
-func consulDataDir() string { return "/var/lib/" + consulName + "/data" }
-func consulProcDir() string { return "/run/" + consulName + "/procs" }
-func consulPidfile() string { return filepath.Join(consulProcDir(), "consul.pid") }
+func (cs *Consul) dataDir() string { return filepath.Join(cs.dir, "data") }
 
-// Addr is the HTTP API address, host:port.
-func (cs *Consul) Addr() string { return ConsulIP + ":" + consulHTTPPort }
+// procDir holds the pidfile: /run/<node>/procs (a client agent's node name
+// is its host's, so that is the host's run dir).
+func (cs *Consul) procDir() string { return "/run/" + cs.Name + "/procs" }
+func (cs *Consul) pidfile() string { return filepath.Join(cs.procDir(), "consul.pid") }
 
-// LogPath is the file the server's output goes to (appended on restarts).
+// Addr is the HTTP API address, host:port, reachable from the test
+// process and from every host.
+func (cs *Consul) Addr() string { return cs.clientIPs[len(cs.clientIPs)-1] + ":" + consulHTTPPort }
+
+// IsServer tells a server from a client agent.
+func (cs *Consul) IsServer() bool { return cs.server }
+
+// LogPath is the file the agent's output goes to (appended on restarts).
 func (cs *Consul) LogPath() string { return cs.logPath }
 
-// LogTail returns the last 40 lines of the server's log.
+// LogTail returns the last 40 lines of the agent's log.
 func (cs *Consul) LogTail() string { return tailFile(cs.logPath, 40) }
 
 func (cs *Consul) args() []string {
-	return []string{"--net=/run/netns/" + consulName, "--", cs.bin, "agent",
-		"-server", "-bootstrap-expect", "1",
-		"-bind", ConsulIP, "-client", ConsulIP,
-		"-data-dir", consulDataDir(), "-node", consulName,
+	args := []string{"--net=" + cs.netns, "--", cs.bin, "agent"}
+	if cs.server {
+		args = append(args, "-server", "-bootstrap-expect", fmt.Sprint(cs.expect))
+	}
+	for _, j := range cs.join {
+		args = append(args, "-retry-join", j)
+	}
+	return append(args,
+		"-bind", cs.IP, "-client", strings.Join(cs.clientIPs, " "),
+		"-data-dir", cs.dataDir(), "-node", cs.Name,
 		"-dns-port", "-1",
 		// No call home (there is no route out anyway).
 		"-hcl", "disable_update_check = true",
 		// Production Raft timing: elected in ~1s instead of ~6s after a
 		// (re)start.
 		"-hcl", "performance { raft_multiplier = 1 }",
-	}
+	)
 }
 
-// Start starts the server (again, after Stop or Kill: on the same data)
-// and waits until it has a leader.
+// Start starts the agent (again, after Stop or Kill: on the same data)
+// and waits until it knows a leader.
 func (cs *Consul) Start(t testing.TB) {
 	t.Helper()
 	if err := cs.start(); err != nil {
-		t.Fatalf("harness: %v\nlast lines of %s:\n%s", err, cs.logPath, cs.LogTail())
+		t.Fatalf("harness: %v", err)
 	}
 }
 
 func (cs *Consul) start() error {
+	if err := cs.launch(); err != nil {
+		return err
+	}
+	return cs.waitLeader(consulReadyWait)
+}
+
+// launch starts the agent's process without waiting for it to be ready.
+func (cs *Consul) launch() error {
 	cs.mu.Lock()
 	defer cs.mu.Unlock()
 	if cs.d != nil && !cs.d.exited() {
-		return errors.New("start consul: already running")
+		return fmt.Errorf("start consul %s: already running", cs.Name)
+	}
+	for _, d := range []string{cs.dataDir(), cs.procDir()} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return fmt.Errorf("start consul %s: %w", cs.Name, err)
+		}
 	}
 	d, err := startLogged(cs.logPath, "nsenter", cs.args(), cmdEnv())
 	if err != nil {
-		return fmt.Errorf("start consul: %w", err)
+		return fmt.Errorf("start consul %s: %w", cs.Name, err)
 	}
 	cs.d = d
-	if err := writePidfile(consulPidfile(), d.cmd.Process.Pid); err != nil {
+	if err := writePidfile(cs.pidfile(), d.cmd.Process.Pid); err != nil {
 		d.cmd.Process.Kill()
 		<-d.done
-		return fmt.Errorf("start consul: %w", err)
+		return fmt.Errorf("start consul %s: %w", cs.Name, err)
 	}
-	deadline := time.Now().Add(consulReadyWait)
+	return nil
+}
+
+// waitLeader waits until the agent's HTTP API names a leader.
+func (cs *Consul) waitLeader(wait time.Duration) error {
+	cs.mu.Lock()
+	d := cs.d
+	cs.mu.Unlock()
+	deadline := time.Now().Add(wait)
 	var last error
 	for {
-		leader, err := cs.leader()
+		leader, err := cs.Leader()
 		if err == nil && leader != "" {
 			return nil
 		}
@@ -203,17 +285,18 @@ func (cs *Consul) start() error {
 		}
 		select {
 		case <-d.done:
-			return fmt.Errorf("start consul: exited before electing a leader: %v", d.err)
+			return fmt.Errorf("consul %s exited before knowing a leader: %v\nlast lines of %s:\n%s", cs.Name, d.err, cs.logPath, cs.LogTail())
 		case <-time.After(100 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("start consul: no leader at %s after %s: %v", cs.Addr(), consulReadyWait, last)
+			return fmt.Errorf("consul %s: no leader at %s after %s: %v\nlast lines of %s:\n%s", cs.Name, cs.Addr(), wait, last, cs.logPath, cs.LogTail())
 		}
 	}
 }
 
-// leader returns the leader's address ("" while there is none).
-func (cs *Consul) leader() (string, error) {
+// Leader returns the leader's RPC address (ip:8300) as this agent sees it,
+// "" while there is none.
+func (cs *Consul) Leader() (string, error) {
 	body, code, err := httpGet("http://"+cs.Addr()+"/v1/status/leader", time.Second)
 	if err != nil {
 		return "", err
@@ -228,13 +311,20 @@ func (cs *Consul) leader() (string, error) {
 	return leader, nil
 }
 
-// Stop stops the server with SIGTERM (SIGKILL after 15s) and waits. A
-// server that is not running is no error.
+// Running tells whether the agent's process runs.
+func (cs *Consul) Running() bool {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	return cs.d != nil && !cs.d.exited()
+}
+
+// Stop stops the agent with SIGTERM (SIGKILL after 15s) and waits. An
+// agent that is not running is no error.
 func (cs *Consul) Stop() error {
 	return cs.signal(syscall.SIGTERM, consulStopGrace)
 }
 
-// Kill kills the server with SIGKILL, as a crash would, and waits.
+// Kill kills the agent with SIGKILL, as a crash would, and waits.
 func (cs *Consul) Kill() error {
 	return cs.signal(syscall.SIGKILL, 0)
 }
@@ -246,9 +336,9 @@ func (cs *Consul) signal(sig syscall.Signal, grace time.Duration) error {
 		return nil
 	}
 	if err := signalAndWait(cs.d.cmd.Process, cs.d.done, sig, grace); err != nil {
-		return fmt.Errorf("stop consul: %w", err)
+		return fmt.Errorf("stop consul %s: %w", cs.Name, err)
 	}
-	os.Remove(consulPidfile())
+	os.Remove(cs.pidfile())
 	return nil
 }
 
@@ -275,6 +365,34 @@ func ConsulKeys(addr, prefix string) ([]string, error) {
 		return nil, fmt.Errorf("list consul keys under %q: %w", prefix, err)
 	}
 	return keys, nil
+}
+
+// ConsulKV returns the keys under prefix of the Consul at addr with their
+// values (GET /v1/kv/<prefix>?recurse).
+func ConsulKV(addr, prefix string) (map[string][]byte, error) {
+	body, code, err := httpGet("http://"+addr+"/v1/kv/"+strings.TrimPrefix(prefix, "/")+"?recurse", 5*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	switch code {
+	case http.StatusNotFound:
+		return map[string][]byte{}, nil
+	case http.StatusOK:
+	default:
+		return nil, fmt.Errorf("read consul keys under %q: %d %s", prefix, code, body)
+	}
+	var pairs []struct {
+		Key   string
+		Value []byte // base64 in JSON
+	}
+	if err := json.Unmarshal(body, &pairs); err != nil {
+		return nil, fmt.Errorf("read consul keys under %q: %w", prefix, err)
+	}
+	out := make(map[string][]byte, len(pairs))
+	for _, p := range pairs {
+		out[p.Key] = p.Value
+	}
+	return out, nil
 }
 
 // consulClient ignores HTTP_PROXY: the node is on the harness's own bridge.

@@ -12,7 +12,9 @@
 // pidfiles, plugin state) and /var/lib/vxe2e-hN (Docker's data root).
 // Multi-host tests add a Consul server node (StartConsul): namespace
 // vxe2e-consul at 198.18.0.2 on the same bridge, data in
-// /var/lib/vxe2e-consul.
+// /var/lib/vxe2e-consul; or a cluster (StartConsulCluster): three servers
+// in vxe2e-consul1..3 at 198.18.0.2..4 and a client agent in every host's
+// namespace on 127.0.0.1:8500, as production runs Consul.
 //
 // Invariants:
 //   - Only loopback and 198.18.0.0/24 are used on the underlay; Docker's own
@@ -112,7 +114,9 @@ type Cluster struct {
 	closeOnce  sync.Once
 	closed     atomic.Bool
 	closeErr   error
-	consul     atomic.Pointer[Consul]
+	// consuls are the Consul agents started, stopped at teardown.
+	consuls       []*Consul
+	consulStarted bool
 }
 
 // Start is StartWith(t, Options{Hosts: n}).
@@ -236,7 +240,7 @@ func (c *Cluster) teardown() error {
 		h.removeContainers()
 		return errors.Join(h.StopDockerd(), h.stopProcs())
 	}))
-	if cs := c.consul.Load(); cs != nil {
+	for _, cs := range c.consulAgents() {
 		errs = append(errs, cs.Stop())
 	}
 	stopped := time.Since(began)
@@ -260,8 +264,8 @@ func (c *Cluster) dumpLogs() {
 			c.t.Logf("harness: %s process %q log %s, last lines:\n%s", h.Name, p.Name, p.LogPath(), p.LogTail())
 		}
 	}
-	if cs := c.consul.Load(); cs != nil {
-		c.t.Logf("harness: consul log %s, last lines:\n%s", cs.LogPath(), cs.LogTail())
+	for _, cs := range c.consulAgents() {
+		c.t.Logf("harness: consul %s log %s, last lines:\n%s", cs.Name, cs.LogPath(), cs.LogTail())
 	}
 	c.t.Logf("harness: logs kept in %s", c.LogDir)
 }

@@ -1,0 +1,411 @@
+package e2e
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/vxnet/vxnet/e2e/harness"
+)
+
+// leakChecker compares everything vxnet keeps with what Docker has, on
+// every host: Docker is the truth, and after any sequence of callbacks,
+// crashes and outages vxnet must converge to it. Checked:
+//   - kernel, per host: the plugin's namespace files are exactly those of
+//     the host's vxnet networks; no vx* link in the host namespace; inside
+//     each namespace only lo, br0, vxlan0 and one vxp<id> port per local
+//     endpoint; br0 holds exactly the gateways; vxlan0's static FDB and
+//     permanent neighbour entries are exactly the endpoints of the same
+//     network on the other hosts;
+//   - store (Consul; a bbolt store is only readable once its plugin has
+//     stopped, see plugin.storeKeys): exactly the keys these networks and
+//     endpoints need: network, VNI and per-host references, endpoint
+//     records and the hosts' copies, IPAM pools and one lease per endpoint
+//     address, heartbeats of running plugins. Missing keys are reported as
+//     lost, extra ones as leaked.
+type leakChecker struct {
+	plugins []*plugin // Hosts[i]'s plugin is plugins[i]
+	consul  string    // Consul HTTP address; "" when the store is bbolt
+	prefix  string    // Consul key prefix
+}
+
+// dockerNet is what `docker network inspect` tells of a vxnet network.
+type dockerNet struct {
+	ID   string `json:"Id"`
+	Name string
+	IPAM struct {
+		Config []struct{ Subnet, Gateway string }
+	}
+	Containers map[string]struct {
+		Name        string
+		EndpointID  string
+		MacAddress  string
+		IPv4Address string
+		IPv6Address string
+	}
+}
+
+// endpointView is one endpoint as Docker sees it.
+type endpointView struct {
+	host  *plugin
+	net   string // cluster key: pool ID of the first subnet
+	id    string
+	mac   string
+	addrs []netip.Prefix
+	name  string
+}
+
+// dockerView is the vxnet networks and endpoints Docker has on every host.
+type dockerView struct {
+	nets map[*plugin][]dockerNet
+	eps  []endpointView
+}
+
+// poolID is ipam.PoolID without importing the package for one line.
+func poolID(p netip.Prefix) string { return strings.ReplaceAll(p.Masked().String(), "/", "_") }
+
+func (lc *leakChecker) docker() (*dockerView, error) {
+	v := &dockerView{nets: map[*plugin][]dockerNet{}}
+	for _, p := range lc.plugins {
+		ids, err := p.h.Docker("network", "ls", "-q", "--no-trunc", "--filter", "driver=vxnet")
+		if err != nil {
+			return nil, err
+		}
+		if ids == "" {
+			continue
+		}
+		out, err := p.h.Docker(append([]string{"network", "inspect"}, strings.Fields(ids)...)...)
+		if err != nil {
+			return nil, err
+		}
+		var nets []dockerNet
+		if err := json.Unmarshal([]byte(out), &nets); err != nil {
+			return nil, fmt.Errorf("%s: docker network inspect: %w", p.h.Name, err)
+		}
+		v.nets[p] = nets
+		for _, n := range nets {
+			key, err := n.key()
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", p.h.Name, err)
+			}
+			for _, c := range n.Containers {
+				ep := endpointView{host: p, net: key, id: c.EndpointID, mac: strings.ToLower(c.MacAddress), name: c.Name}
+				for _, a := range []string{c.IPv4Address, c.IPv6Address} {
+					if a == "" {
+						continue
+					}
+					pfx, err := netip.ParsePrefix(a)
+					if err != nil {
+						return nil, fmt.Errorf("%s: container %s on %s has address %q", p.h.Name, c.Name, n.Name, a)
+					}
+					ep.addrs = append(ep.addrs, pfx)
+				}
+				v.eps = append(v.eps, ep)
+			}
+		}
+	}
+	return v, nil
+}
+
+func (n dockerNet) key() (string, error) {
+	if len(n.IPAM.Config) == 0 {
+		return "", fmt.Errorf("network %s has no subnet", n.Name)
+	}
+	p, err := netip.ParsePrefix(n.IPAM.Config[0].Subnet)
+	if err != nil {
+		return "", fmt.Errorf("network %s: subnet %q", n.Name, n.IPAM.Config[0].Subnet)
+	}
+	return poolID(p), nil
+}
+
+// Check compares once and returns every difference.
+func (lc *leakChecker) Check() error {
+	v, err := lc.docker()
+	if err != nil {
+		return err
+	}
+	var errs []error
+	var vnis map[string]netRecord // cluster key → its record in the store
+	if lc.consul != "" {
+		vnis, err = lc.checkStore(v)
+		errs = append(errs, err)
+	}
+	for _, p := range lc.plugins {
+		errs = append(errs, lc.checkKernel(p, v, vnis))
+	}
+	return errors.Join(errs...)
+}
+
+// Wait checks until everything matches or timeout has passed, and returns
+// how long it took and the last differences.
+func (lc *leakChecker) Wait(timeout time.Duration) (time.Duration, error) {
+	start := time.Now()
+	for {
+		err := lc.Check()
+		if err == nil || time.Since(start) > timeout {
+			return time.Since(start), err
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+}
+
+// netRecord is what the checker needs of a cluster network record.
+type netRecord struct {
+	VNI      uint32
+	Gateways []string
+}
+
+// checkStore compares the Consul prefix with what the Docker view needs
+// and returns the record of every cluster network found.
+func (lc *leakChecker) checkStore(v *dockerView) (map[string]netRecord, error) {
+	kv, err := harness.ConsulKV(lc.consul, lc.prefix+"/")
+	if err != nil {
+		return nil, err
+	}
+	have := map[string][]byte{}
+	for k, val := range kv {
+		have[strings.TrimPrefix(k, lc.prefix+"/")] = val
+	}
+	want := map[string]bool{}
+	vnis := map[string]netRecord{}
+	for p, nets := range v.nets {
+		for _, n := range nets {
+			key, _ := n.key()
+			want["hosts/"+p.hostID()+"/networks/"+n.ID] = true
+			want["networks/"+key] = true
+			for _, c := range n.IPAM.Config {
+				if s, err := netip.ParsePrefix(c.Subnet); err == nil {
+					want["ipam/pools/"+poolID(s)] = true
+				}
+			}
+			var rec netRecord
+			if b, ok := have["networks/"+key]; ok && json.Unmarshal(b, &rec) == nil && rec.VNI != 0 {
+				vnis[key] = rec
+				want[fmt.Sprintf("vnis/%d", rec.VNI)] = true
+			}
+		}
+	}
+	for _, ep := range v.eps {
+		want["endpoints/"+ep.net+"/"+ep.id] = true
+		want["hosts/"+ep.host.hostID()+"/endpoints/"+ep.id] = true
+		for _, a := range ep.addrs {
+			want["ipam/addrs/"+poolID(a)+"/"+a.Addr().String()] = true
+		}
+	}
+	for _, p := range lc.plugins {
+		if p.proc != nil && !p.proc.Exited() {
+			want["alive/"+p.hostID()] = true
+		}
+	}
+	var lost, leaked []string
+	for k := range want {
+		if _, ok := have[k]; !ok && !strings.HasPrefix(k, "alive/") {
+			lost = append(lost, k)
+		}
+	}
+	for k := range have {
+		if !want[k] {
+			leaked = append(leaked, k)
+		}
+	}
+	var errs []error
+	if len(lost) > 0 {
+		sort.Strings(lost)
+		errs = append(errs, fmt.Errorf("store lacks %d keys Docker's state needs: %s", len(lost), strings.Join(lost, ", ")))
+	}
+	if len(leaked) > 0 {
+		sort.Strings(leaked)
+		errs = append(errs, fmt.Errorf("store has %d keys no Docker network or endpoint needs: %s", len(leaked), strings.Join(leaked, ", ")))
+	}
+	return vnis, errors.Join(errs...)
+}
+
+// checkKernel compares one host's kernel objects with the Docker view.
+// vnis maps cluster keys to VNIs; without it (bbolt) namespaces are only
+// counted.
+func (lc *leakChecker) checkKernel(p *plugin, v *dockerView, vnis map[string]netRecord) error {
+	var errs []error
+	files, err := os.ReadDir(p.netnsDir)
+	if err != nil && !os.IsNotExist(err) {
+		return err
+	}
+	have := map[string]bool{}
+	for _, f := range files {
+		have[f.Name()] = true
+	}
+	links, err := p.h.Links()
+	if err != nil {
+		return err
+	}
+	for _, l := range links {
+		if strings.HasPrefix(l, "vx") {
+			errs = append(errs, fmt.Errorf("%s: link %s in the host namespace", p.h.Name, l))
+		}
+	}
+	nets := v.nets[p]
+	if vnis == nil {
+		if len(have) != len(nets) {
+			errs = append(errs, fmt.Errorf("%s: %d namespace files %v for %d vxnet networks", p.h.Name, len(have), keys(have), len(nets)))
+		}
+		return errors.Join(errs...)
+	}
+	want := map[string]bool{}
+	for _, n := range nets {
+		key, _ := n.key()
+		rec, ok := vnis[key]
+		if !ok {
+			errs = append(errs, fmt.Errorf("%s: network %s (%s) has no VNI in the store", p.h.Name, n.Name, key))
+			continue
+		}
+		vni := fmt.Sprint(rec.VNI)
+		want["vx-"+vni] = true
+		if !have["vx-"+vni] {
+			errs = append(errs, fmt.Errorf("%s: no namespace vx-%s for network %s", p.h.Name, vni, n.Name))
+			continue
+		}
+		errs = append(errs, lc.checkNamespace(p, v, rec, key, "vx-"+vni))
+	}
+	for f := range have {
+		if !want[f] {
+			errs = append(errs, fmt.Errorf("%s: namespace file %s of no vxnet network", p.h.Name, f))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// nsState is what one network namespace holds.
+type nsState struct {
+	Links []struct {
+		Name string `json:"ifname"`
+	}
+	Neigh []struct {
+		Dst    string   `json:"dst"`
+		LLAddr string   `json:"lladdr"`
+		State  []string `json:"state"`
+	}
+	FDB []struct {
+		MAC    string   `json:"mac"`
+		Dst    string   `json:"dst"`
+		Master string   `json:"master"`
+		State  string   `json:"state"`
+		Flags  []string `json:"flags"`
+	}
+	Addrs []struct {
+		AddrInfo []struct {
+			Local     string `json:"local"`
+			PrefixLen int    `json:"prefixlen"`
+			Scope     string `json:"scope"`
+		} `json:"addr_info"`
+	}
+}
+
+const nsDump = `ip -j link show; echo @@; ip -j neigh show dev vxlan0 nud permanent; echo @@; bridge -j fdb show dev vxlan0; echo @@; ip -j addr show dev br0`
+
+func readNamespace(p *plugin, file string) (*nsState, error) {
+	out, err := p.h.Exec("nsenter", "--net="+p.netnsDir+"/"+file, "sh", "-c", nsDump)
+	if err != nil {
+		return nil, err
+	}
+	parts := strings.Split(out, "@@")
+	if len(parts) != 4 {
+		return nil, fmt.Errorf("%s: namespace %s: unexpected output %q", p.h.Name, file, out)
+	}
+	var s nsState
+	for i, dst := range []any{&s.Links, &s.Neigh, &s.FDB, &s.Addrs} {
+		text := strings.TrimSpace(parts[i])
+		if text == "" {
+			continue
+		}
+		if err := json.Unmarshal([]byte(text), dst); err != nil {
+			return nil, fmt.Errorf("%s: namespace %s: %w in %q", p.h.Name, file, err, text)
+		}
+	}
+	return &s, nil
+}
+
+func (lc *leakChecker) checkNamespace(p *plugin, v *dockerView, rec netRecord, key, file string) error {
+	s, err := readNamespace(p, file)
+	if err != nil {
+		return err
+	}
+	wantLinks := map[string]bool{"lo": true, "br0": true, "vxlan0": true}
+	wantNeigh, wantFDB := map[string]bool{}, map[string]bool{}
+	for _, ep := range v.eps {
+		if ep.net != key {
+			continue
+		}
+		if ep.host == p {
+			wantLinks["vxp"+ep.id[:12]] = true
+			continue
+		}
+		wantFDB[ep.mac+" dst "+ep.host.h.IP] = true
+		for _, a := range ep.addrs {
+			wantNeigh[a.Addr().String()+" lladdr "+ep.mac] = true
+		}
+	}
+	haveLinks, haveNeigh, haveFDB, haveAddrs := map[string]bool{}, map[string]bool{}, map[string]bool{}, map[string]bool{}
+	for _, l := range s.Links {
+		haveLinks[l.Name] = true
+	}
+	for _, e := range s.Neigh {
+		haveNeigh[e.Dst+" lladdr "+strings.ToLower(e.LLAddr)] = true
+	}
+	for _, e := range s.FDB {
+		if e.Master == "" && e.Dst != "" && e.MAC != "00:00:00:00:00:00" {
+			haveFDB[strings.ToLower(e.MAC)+" dst "+e.Dst] = true
+		}
+	}
+	for _, a := range s.Addrs {
+		for _, ai := range a.AddrInfo {
+			if ai.Scope == "global" {
+				haveAddrs[fmt.Sprintf("%s/%d", ai.Local, ai.PrefixLen)] = true
+			}
+		}
+	}
+	wantAddrs := map[string]bool{}
+	for _, gw := range rec.Gateways {
+		wantAddrs[gw] = true
+	}
+	where := p.h.Name + " " + file + " (" + key + ")"
+	return errors.Join(
+		diff(where, "links", wantLinks, haveLinks),
+		diff(where, "neighbour entries on vxlan0", wantNeigh, haveNeigh),
+		diff(where, "FDB entries on vxlan0", wantFDB, haveFDB),
+		diff(where, "addresses on br0", wantAddrs, haveAddrs),
+	)
+}
+
+// diff names what is missing from have and what is extra in it.
+func diff(where, what string, want, have map[string]bool) error {
+	var missing, extra []string
+	for k := range want {
+		if !have[k] {
+			missing = append(missing, k)
+		}
+	}
+	for k := range have {
+		if !want[k] {
+			extra = append(extra, k)
+		}
+	}
+	if len(missing) == 0 && len(extra) == 0 {
+		return nil
+	}
+	sort.Strings(missing)
+	sort.Strings(extra)
+	return fmt.Errorf("%s: %s: missing [%s], extra [%s]", where, what, strings.Join(missing, ", "), strings.Join(extra, ", "))
+}
+
+func keys(m map[string]bool) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
