@@ -26,7 +26,7 @@ import (
 //     stopped, see plugin.storeKeys): exactly the keys these networks and
 //     endpoints need: network, VNI and per-host references, endpoint
 //     records and the hosts' copies, IPAM pools and one lease per endpoint
-//     address, heartbeats of running plugins. Missing keys are reported as
+//     address and --aux-address, heartbeats of running plugins. Missing keys are reported as
 //     lost, extra ones as leaked.
 type leakChecker struct {
 	plugins []*plugin // Hosts[i]'s plugin is plugins[i]
@@ -39,7 +39,10 @@ type dockerNet struct {
 	ID   string `json:"Id"`
 	Name string
 	IPAM struct {
-		Config []struct{ Subnet, Gateway string }
+		Config []struct {
+			Subnet, Gateway    string
+			AuxiliaryAddresses map[string]string // --aux-address: leased for the pool
+		}
 	}
 	Containers map[string]struct {
 		Name        string
@@ -179,8 +182,13 @@ func (lc *leakChecker) checkStore(v *dockerView) (map[string]netRecord, error) {
 			want["hosts/"+p.hostID()+"/networks/"+n.ID] = true
 			want["networks/"+key] = true
 			for _, c := range n.IPAM.Config {
-				if s, err := netip.ParsePrefix(c.Subnet); err == nil {
-					want["ipam/pools/"+poolID(s)] = true
+				s, err := netip.ParsePrefix(c.Subnet)
+				if err != nil {
+					continue
+				}
+				want["ipam/pools/"+poolID(s)] = true
+				for _, a := range c.AuxiliaryAddresses {
+					want["ipam/addrs/"+poolID(s)+"/"+a] = true
 				}
 			}
 			var rec netRecord
