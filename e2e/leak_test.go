@@ -210,6 +210,7 @@ func (lc *leakChecker) checkStore(v *dockerView) (map[string]netRecord, error) {
 			want["alive/"+p.hostID()] = true
 		}
 	}
+	errs := lc.checkMembers(v, have)
 	var lost, leaked []string
 	for k := range want {
 		if _, ok := have[k]; !ok && !strings.HasPrefix(k, "alive/") {
@@ -221,7 +222,6 @@ func (lc *leakChecker) checkStore(v *dockerView) (map[string]netRecord, error) {
 			leaked = append(leaked, k)
 		}
 	}
-	var errs []error
 	if len(lost) > 0 {
 		sort.Strings(lost)
 		errs = append(errs, fmt.Errorf("store lacks %d keys Docker's state needs: %s", len(lost), strings.Join(lost, ", ")))
@@ -231,6 +231,55 @@ func (lc *leakChecker) checkStore(v *dockerView) (map[string]netRecord, error) {
 		errs = append(errs, fmt.Errorf("store has %d keys no Docker network or endpoint needs: %s", len(leaked), strings.Join(leaked, ", ")))
 	}
 	return vnis, errors.Join(errs...)
+}
+
+// checkMembers compares the hosts that network and pool records list with
+// the hosts whose Docker has a network on them: a host left in a record
+// (a removal cut short) keeps the record alive and refuses the subnet on
+// that host.
+func (lc *leakChecker) checkMembers(v *dockerView, have map[string][]byte) []error {
+	wantNet := map[string]map[string]string{} // key → host → docker network
+	wantPool := map[string]map[string]bool{}  // pool → hosts
+	for p, nets := range v.nets {
+		for _, n := range nets {
+			key, _ := n.key()
+			if wantNet[key] == nil {
+				wantNet[key] = map[string]string{}
+			}
+			wantNet[key][p.hostID()] = n.ID
+			for _, c := range n.IPAM.Config {
+				if s, err := netip.ParsePrefix(c.Subnet); err == nil {
+					if wantPool[poolID(s)] == nil {
+						wantPool[poolID(s)] = map[string]bool{}
+					}
+					wantPool[poolID(s)][p.hostID()] = true
+				}
+			}
+		}
+	}
+	var errs []error
+	for key, hosts := range wantNet {
+		var rec struct{ Hosts map[string]string }
+		if b, ok := have["networks/"+key]; ok && json.Unmarshal(b, &rec) == nil && fmt.Sprint(rec.Hosts) != fmt.Sprint(hosts) {
+			errs = append(errs, fmt.Errorf("store: network %s lists hosts %v, Docker has %v", key, rec.Hosts, hosts))
+		}
+	}
+	for id, hosts := range wantPool {
+		var rec struct {
+			Hosts, Setup map[string]bool
+		}
+		b, ok := have["ipam/pools/"+id]
+		if !ok || json.Unmarshal(b, &rec) != nil {
+			continue
+		}
+		if fmt.Sprint(rec.Hosts) != fmt.Sprint(hosts) {
+			errs = append(errs, fmt.Errorf("store: pool %s lists hosts %v, Docker has networks on %v", id, rec.Hosts, hosts))
+		}
+		if len(rec.Setup) > 0 {
+			errs = append(errs, fmt.Errorf("store: pool %s has hosts still setting up %v", id, rec.Setup))
+		}
+	}
+	return errs
 }
 
 // checkKernel compares one host's kernel objects with the Docker view.
