@@ -71,8 +71,15 @@ func TestSwarm(t *testing.T) {
 
 	mgr.MustDocker(t, "network", "create", "-d", managedName, "--ipam-driver", managedName,
 		"--subnet", swarmSubnet, "--attachable", swarmNet)
-	if got := mgr.MustDocker(t, "network", "inspect", "-f", "{{.Scope}} {{.Driver}} {{range .IPAM.Config}}{{.Subnet}} {{.Gateway}}{{end}}", swarmNet); got != "swarm "+managedName+" "+swarmSubnet+" 198.19.4.1" {
-		t.Fatalf("swarm network: %q", got)
+	// the manager's allocator fills in driver and IPAM state after create
+	// returns: wait for it
+	want := "swarm " + managedName + " " + swarmSubnet + " 198.19.4.1"
+	var got string
+	if _, err := poll(15*time.Second, 200*time.Millisecond, func() (bool, error) {
+		got, _ = mgr.Docker("network", "inspect", "-f", "{{.Scope}} {{.Driver}} {{range .IPAM.Config}}{{.Subnet}} {{.Gateway}}{{end}}", swarmNet)
+		return got == want, nil
+	}); err != nil {
+		t.Fatalf("swarm network: %q, want %q", got, want)
 	}
 	mgr.MustDocker(t, "service", "create", "--detach", "--name", swarmService, "--replicas", "6",
 		"--network", swarmNet, "--endpoint-mode", "dnsrr", "--no-resolve-image", harness.Image, "sleep", "1d")
