@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -30,6 +31,7 @@ import (
 //     lost, extra ones as leaked.
 type leakChecker struct {
 	plugins []*plugin // Hosts[i]'s plugin is plugins[i]
+	driver  string    // Docker's name of the driver: "vxnet" when empty, or managedName
 	consul  string    // Consul HTTP address; "" when the store is bbolt
 	prefix  string    // Consul key prefix
 }
@@ -75,7 +77,7 @@ func poolID(p netip.Prefix) string { return strings.ReplaceAll(p.Masked().String
 func (lc *leakChecker) docker() (*dockerView, error) {
 	v := &dockerView{nets: map[*plugin][]dockerNet{}}
 	for _, p := range lc.plugins {
-		ids, err := p.h.Docker("network", "ls", "-q", "--no-trunc", "--filter", "driver=vxnet")
+		ids, err := p.h.Docker("network", "ls", "-q", "--no-trunc", "--filter", "driver="+cmp.Or(lc.driver, "vxnet"))
 		if err != nil {
 			return nil, err
 		}
@@ -206,7 +208,7 @@ func (lc *leakChecker) checkStore(v *dockerView) (map[string]netRecord, error) {
 		}
 	}
 	for _, p := range lc.plugins {
-		if p.proc != nil && !p.proc.Exited() {
+		if lc.running(p) {
 			want["alive/"+p.hostID()] = true
 		}
 	}
@@ -280,6 +282,16 @@ func (lc *leakChecker) checkMembers(v *dockerView, have map[string][]byte) []err
 		}
 	}
 	return errs
+}
+
+// running tells whether p's vxnet runs: its process, or, for the managed
+// plugin (no proc), dockerd's word.
+func (lc *leakChecker) running(p *plugin) bool {
+	if p.proc != nil {
+		return !p.proc.Exited()
+	}
+	out, err := p.h.Docker("plugin", "inspect", "-f", "{{.Enabled}}", lc.driver)
+	return err == nil && out == "true"
 }
 
 // checkKernel compares one host's kernel objects with the Docker view.

@@ -14,14 +14,20 @@ import (
 	"github.com/vxnet/vxnet/e2e/harness"
 )
 
-// multiHost is the shared state of TestMultiHost: three dockerd hosts, one
-// Consul, a vxnet on each host on the same Consul prefix, the network
-// "prod" created on every host, and one long-running container per host on
-// it ("pg1".."pg3", --restart always) that subtests ping from and to.
+// multiHost is the shared state of TestMultiHost and TestMultiHostManaged:
+// three dockerd hosts, one Consul, a vxnet on each host on the same Consul
+// prefix, the network "prod" created on every host, and one long-running
+// container per host on it ("pg1".."pg3", --restart always) that subtests
+// ping from and to.
 type multiHost struct {
-	c       *harness.Cluster
-	consul  *harness.Consul
-	prefix  string // Consul key prefix of this run
+	c      *harness.Cluster
+	consul *harness.Consul
+	prefix string // Consul key prefix of this run
+	// driver is the network and IPAM driver name networks are created
+	// with: "vxnet" (socket plugin) or managedName.
+	driver string
+	// plugins[i] is Hosts[i]'s vxnet; for the managed plugin only h,
+	// store and netnsDir are set (dockerd runs it, there is no proc).
 	plugins []*plugin
 	prodVNI string
 }
@@ -42,7 +48,7 @@ const (
 func TestMultiHost(t *testing.T) {
 	c := harness.Start(t, 3) // logs its own start-up time
 	began := time.Now()
-	e := &multiHost{c: c, consul: c.StartConsul(t), prefix: "vxe2e-" + randomHex(t, 4)}
+	e := &multiHost{c: c, consul: c.StartConsul(t), prefix: "vxe2e-" + randomHex(t, 4), driver: "vxnet"}
 	storeURI := "consul://" + e.consul.Addr() + "/" + e.prefix
 	for _, h := range c.Hosts {
 		e.plugins = append(e.plugins, startPlugin(t, h, storeURI, "--advertise-addr", h.IP))
@@ -52,13 +58,7 @@ func TestMultiHost(t *testing.T) {
 	t.Logf("consul and plugins up in %s (store %s)", time.Since(began).Round(time.Millisecond), storeURI)
 
 	// the aux address makes every host's create reserve the same address
-	e.createNetEverywhere(t, prodNet, prodSubnet, "--aux-address", "reserved="+prodAux)
-	vnis := e.newVNIs(t, nil)
-	e.prodVNI = vnis[0]
-	e.eachHost(t, func(h *harness.Host) error {
-		_, err := h.Docker(append([]string{"run", "-d", "--name", pinger(h), "--restart", "always", "--network", prodNet}, sleeper...)...)
-		return err
-	})
+	e.createProd(t, prodSubnet, "--aux-address", "reserved="+prodAux)
 
 	for _, tc := range []struct {
 		name string
@@ -91,19 +91,23 @@ func TestMultiHost(t *testing.T) {
 	t.Logf("TestMultiHost total, from the cluster up to the end of the leak check: %s", time.Since(began).Round(time.Millisecond))
 }
 
+// createProd creates the network prod on every host, checks that it has
+// one VNI everywhere, and starts the shared containers on it.
+func (e *multiHost) createProd(t *testing.T, subnet string, extra ...string) {
+	t.Helper()
+	e.createNetEverywhere(t, prodNet, subnet, extra...)
+	e.prodVNI = e.newVNIs(t, nil)[0]
+	e.eachHost(t, func(h *harness.Host) error {
+		_, err := h.Docker(append([]string{"run", "-d", "--name", pinger(h), "--restart", "always", "--network", prodNet}, sleeper...)...)
+		return err
+	})
+}
+
 // leakCheck removes the shared containers and networks, checks every host
 // for kernel leftovers, stops the plugins and checks that nothing is left
 // under the Consul prefix.
 func (e *multiHost) leakCheck(t *testing.T) {
-	e.eachHost(t, func(h *harness.Host) error {
-		out, err := h.Docker("ps", "-aq")
-		if err != nil || out == "" {
-			return err
-		}
-		_, err = h.Docker(append([]string{"rm", "-f"}, strings.Fields(out)...)...)
-		return err
-	})
-	e.eachHost(t, func(h *harness.Host) error { return removeNetwork(h, prodNet) })
+	e.removeProd(t)
 	e.c.LeakCheck(t)
 	var wg sync.WaitGroup
 	for _, p := range e.plugins {
@@ -120,6 +124,20 @@ func (e *multiHost) leakCheck(t *testing.T) {
 		t.Errorf("consul keys left under %s/ after every network was removed and every plugin stopped:\n%s",
 			e.prefix, strings.Join(keys, "\n"))
 	}
+}
+
+// removeProd removes every container and the network prod on every host.
+func (e *multiHost) removeProd(t *testing.T) {
+	t.Helper()
+	e.eachHost(t, func(h *harness.Host) error {
+		out, err := h.Docker("ps", "-aq")
+		if err != nil || out == "" {
+			return err
+		}
+		_, err = h.Docker(append([]string{"rm", "-f"}, strings.Fields(out)...)...)
+		return err
+	})
+	e.eachHost(t, func(h *harness.Host) error { return removeNetwork(h, prodNet) })
 }
 
 func (e *multiHost) plugin(h *harness.Host) *plugin { return e.plugins[h.Index-1] }
@@ -155,7 +173,7 @@ func (e *multiHost) eachHost(t *testing.T, f func(h *harness.Host) error) {
 func (e *multiHost) createNetEverywhere(t *testing.T, name, subnet string, extra ...string) {
 	t.Helper()
 	for _, h := range e.c.Hosts {
-		createNet(t, h, name, subnet, extra...)
+		createDriverNet(t, h, e.driver, name, subnet, extra...)
 	}
 }
 

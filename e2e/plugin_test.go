@@ -169,7 +169,14 @@ func ip(t *testing.T, h *harness.Host, container, network string) string {
 // createNet creates a vxnet network and removes it when the test ends.
 func createNet(t *testing.T, h *harness.Host, name, subnet string, extra ...string) {
 	t.Helper()
-	args := append([]string{"network", "create", "-d", "vxnet", "--ipam-driver", "vxnet", "--subnet", subnet}, extra...)
+	createDriverNet(t, h, "vxnet", name, subnet, extra...)
+}
+
+// createDriverNet is createNet on the network and IPAM driver named
+// driver: "vxnet" for the socket plugin, managedName for the managed one.
+func createDriverNet(t *testing.T, h *harness.Host, driver, name, subnet string, extra ...string) {
+	t.Helper()
+	args := append([]string{"network", "create", "-d", driver, "--ipam-driver", driver, "--subnet", subnet}, extra...)
 	h.MustDocker(t, append(args, name)...)
 	t.Cleanup(func() {
 		if err := removeNetwork(h, name); err != nil {
