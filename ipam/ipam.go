@@ -214,10 +214,18 @@ func (m *IPAM) ReleasePool(ctx context.Context, r *ipamapi.ReleasePoolRequest) e
 			return cur.withRef(m.o.HostID, -1), nil
 		}
 		next := *cur
-		next.Hosts = map[string]bool{}
+		next.Hosts, next.Setup = map[string]bool{}, nil
 		for h := range cur.Hosts {
 			if h != m.o.HostID {
 				next.Hosts[h] = true
+			}
+		}
+		for h := range cur.Setup {
+			if h != m.o.HostID {
+				if next.Setup == nil {
+					next.Setup = map[string]bool{}
+				}
+				next.Setup[h] = true
 			}
 		}
 		if len(next.Hosts) == 0 {

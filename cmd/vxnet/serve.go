@@ -139,9 +139,25 @@ func runServe(ctx context.Context, c *config, log *logrus.Entry) error {
 		log.WithError(err).WithField("pending", n).Warn("journaled removals left for later: store unavailable")
 	}
 	cancel()
+	releaseUnfinished(ctx, drv, ip, log)
 	go replayLoop(ctx, srv, log)
 	log.WithFields(logrus.Fields{"socket": c.Socket, "advertise": ul.Addr, "underlay": ul.Link, "mtu": mtu, "store": c.Store, "version": version}).Info("vxnet serving")
 	return listenAndServe(ctx, c.Socket, srv)
+}
+
+// releaseUnfinished drops the pool memberships of network creates that
+// died with the previous plugin (ipam.IPAM.ReleaseUnfinished); it must run
+// before the socket listens.
+func releaseUnfinished(ctx context.Context, drv *driver.Driver, ip *ipam.IPAM, log *logrus.Entry) {
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	used, err := drv.LocalPools(ctx)
+	if err == nil {
+		_, err = ip.ReleaseUnfinished(ctx, func(id string) bool { return used[id] })
+	}
+	if err != nil {
+		log.WithError(err).Warn("pools of unfinished network creates not released; they stay until the subnet is used and removed again")
+	}
 }
 
 // journalDir keeps the pending removals next to the namespaces, on the

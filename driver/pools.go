@@ -1,0 +1,36 @@
+package driver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/vxnet/vxnet/ipam"
+	"github.com/vxnet/vxnet/store"
+)
+
+// LocalPools returns the IPAM pool IDs of the subnets of this host's
+// networks: the pools the host uses (see ipam.IPAM.ReleaseUnfinished).
+func (d *Driver) LocalPools(ctx context.Context) (map[string]bool, error) {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	kvs, _, err := d.o.Store.List(ctx, d.localPrefix())
+	if err != nil {
+		return nil, fmt.Errorf("list networks of host %q: %w", d.o.HostID, err)
+	}
+	pools := map[string]bool{}
+	for _, kv := range kvs {
+		n, err := d.lookup(ctx, strings.TrimPrefix(kv.Key, d.localPrefix()))
+		if errors.Is(err, store.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		for _, s := range n.Subnets {
+			pools[ipam.PoolID(s)] = true
+		}
+	}
+	return pools, nil
+}

@@ -1,0 +1,46 @@
+package ipam
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	ipamapi "github.com/docker/go-plugins-helpers/ipam"
+	"github.com/sirupsen/logrus"
+
+	"github.com/vxnet/vxnet/store"
+)
+
+// ReleaseUnfinished drops this host from the pools it requested for a
+// network it never created (still in Setup) and that no network of the
+// host uses (inUse): what a plugin killed during RequestPool leaves. Docker
+// takes the create as failed and never releases the pool, and the
+// membership would refuse the subnet on this host for good ("already used
+// by another vxnet network on this host") and keep the pool alive. Call it
+// at start, before serving: a create Docker was in the middle of has failed
+// with the plugin, so a pool still in Setup is no one's. Global scope keeps
+// everything (the swarm allocator requests pools without networks). It
+// returns the pools released.
+func (m *IPAM) ReleaseUnfinished(ctx context.Context, inUse func(poolID string) bool) ([]string, error) {
+	if m.global() {
+		return nil, nil
+	}
+	kvs, _, err := m.o.Store.List(ctx, poolsPrefix)
+	if err != nil {
+		return nil, fmt.Errorf("list pools: %w", err)
+	}
+	var released []string
+	for _, kv := range kvs {
+		id := strings.TrimPrefix(kv.Key, poolsPrefix)
+		var p Pool
+		if err := store.Decode(kv, &p); err != nil || !p.Hosts[m.o.HostID] || !p.Setup[m.o.HostID] || inUse(id) {
+			continue
+		}
+		if err := m.ReleasePool(ctx, &ipamapi.ReleasePoolRequest{PoolID: id}); err != nil {
+			return released, fmt.Errorf("release unfinished pool %q: %w", id, err)
+		}
+		m.o.Log.WithFields(logrus.Fields{"pool": id, "host": m.o.HostID}).Warn("released a pool requested for a network that was never created")
+		released = append(released, id)
+	}
+	return released, nil
+}

@@ -1,0 +1,56 @@
+package ipam
+
+import (
+	"context"
+	"errors"
+	"testing"
+
+	ipamapi "github.com/docker/go-plugins-helpers/ipam"
+
+	"github.com/vxnet/vxnet/store"
+)
+
+// A pool a killed RequestPool left in setup is released at the next start
+// unless a network of the host uses it; one whose network exists, and
+// other hosts' memberships, stay. A host that leaves a pool leaves its
+// setup too.
+func TestReleaseUnfinished(t *testing.T) {
+	s, _ := openStore(t)
+	ctx := context.Background()
+	h1 := New(Options{Store: s, HostID: "h1"})
+	h2 := New(Options{Store: s, HostID: "h2"})
+	for _, m := range []*IPAM{h1, h2} {
+		if _, err := m.RequestPool(ctx, &ipamapi.RequestPoolRequest{Pool: "198.19.1.0/24"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := h1.RequestPool(ctx, &ipamapi.RequestPoolRequest{Pool: "198.19.2.0/24"}); err != nil {
+		t.Fatal(err)
+	}
+	// h2 created its network on 198.19.1.0/24; h1 died in both creates.
+	if err := h2.SetupDone(ctx, mustPrefix(t, "198.19.1.0/24")); err != nil {
+		t.Fatal(err)
+	}
+	used := func(id string) bool { return false }
+	got, err := h1.ReleaseUnfinished(ctx, used)
+	if err != nil || len(got) != 2 {
+		t.Fatalf("released %v, %v; want both of h1's pools", got, err)
+	}
+	p, _, err := store.GetJSON[Pool](ctx, s, poolKey("198.19.1.0_24"))
+	if err != nil || p.Hosts["h1"] || !p.Hosts["h2"] || len(p.Setup) != 0 {
+		t.Fatalf("shared pool after h1's release: %+v, %v", p, err)
+	}
+	if _, err := s.Get(ctx, poolKey("198.19.2.0_24")); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("h1's own unfinished pool still there: %v", err)
+	}
+	// The subnet works again on h1; a pool whose network exists stays.
+	if _, err := h1.RequestPool(ctx, &ipamapi.RequestPoolRequest{Pool: "198.19.1.0/24"}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := h1.ReleaseUnfinished(ctx, func(id string) bool { return id == "198.19.1.0_24" }); err != nil || len(got) != 0 {
+		t.Fatalf("released %v, %v; want none (the pool is in use)", got, err)
+	}
+	if got, err := h2.ReleaseUnfinished(ctx, used); err != nil || len(got) != 0 {
+		t.Fatalf("h2 released %v, %v; its setup is done", got, err)
+	}
+}
