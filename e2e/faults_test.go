@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -10,7 +9,6 @@ import (
 	"sort"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -85,11 +83,8 @@ type faultsReport struct {
 	BadInput    *badInputReport    `json:"bad_input,omitempty"`
 	Fuzz        json.RawMessage    `json:"fuzz,omitempty"`
 	Leaks       []string           `json:"final_leaks"`
-	// DockerdRestarts is how often dockerd had to be restarted to forget
-	// an endpoint of a removed container (a dockerd bug, not vxnet state).
-	DockerdRestarts int32              `json:"dockerd_restarts_to_remove_a_network"`
-	Passed          map[string]bool    `json:"passed"`
-	Took            map[string]float64 `json:"seconds"`
+	Passed      map[string]bool    `json:"passed"`
+	Took        map[string]float64 `json:"seconds"`
 }
 
 // TestFaults runs the reliability scenarios on one cluster.
@@ -189,37 +184,13 @@ func removeAll(h *harness.Host) error {
 	if err != nil || out == "" {
 		return err
 	}
-	// dockerd releases the endpoints of removed containers after `rm -f`
-	// returns: with a hundred and more that takes longer than
-	// removeNetwork waits.
-	if _, err := poll(2*time.Minute, 500*time.Millisecond, func() (bool, error) {
-		n, err := h.Docker(append([]string{"network", "inspect", "-f", "{{len .Containers}}"}, strings.Fields(out)...)...)
-		return err == nil && strings.Trim(n, "0\n") == "", err
-	}); err != nil {
-		return fmt.Errorf("%s: endpoints of removed containers still there: %w", h.Name, err)
-	}
 	for _, id := range strings.Fields(out) {
-		err := removeNetwork(h, id)
-		if err != nil && strings.Contains(err.Error(), "has active endpoints") {
-			// dockerd 20.10 sometimes keeps counting an endpoint of a
-			// container removed among a hundred at once (no container
-			// left, no call to the plugin missing); a restart recounts.
-			if rerr := errors.Join(h.StopDockerd(), h.StartDockerd()); rerr != nil {
-				return errors.Join(err, rerr)
-			}
-			dockerdRecounts.Add(1)
-			err = removeNetwork(h, id)
-		}
-		if err != nil {
+		if err := removeNetwork(h, id); err != nil {
 			return err
 		}
 	}
 	return nil
 }
-
-// dockerdRecounts counts the dockerd restarts removeAll needed to remove a
-// network dockerd still counted an endpoint of (reported with the figures).
-var dockerdRecounts atomic.Int32
 
 func (f *faults) eachHost(t *testing.T, fn func(h *harness.Host) error) {
 	t.Helper()
@@ -269,7 +240,6 @@ func (f *faults) summary(t *testing.T) {
 	if f.report.Leaks == nil {
 		f.report.Leaks = []string{}
 	}
-	f.report.DockerdRestarts = dockerdRecounts.Load()
 	b, err := json.MarshalIndent(f.report, "", "  ")
 	if err != nil {
 		t.Fatal(err)
@@ -281,8 +251,8 @@ func (f *faults) summary(t *testing.T) {
 		}
 	}
 	sort.Strings(lines) // by the issue's numbering
-	t.Logf("faults summary (%s form, seed %d, %.0fs):\n%s\nfinal leaks: %d; dockerd restarts to remove a network dockerd still counted an endpoint of: %d",
-		f.cfg.Form, f.cfg.Seed, f.report.Took["total"], strings.Join(lines, "\n"), len(f.report.Leaks), f.report.DockerdRestarts)
+	t.Logf("faults summary (%s form, seed %d, %.0fs):\n%s\nfinal leaks: %d",
+		f.cfg.Form, f.cfg.Seed, f.report.Took["total"], strings.Join(lines, "\n"), len(f.report.Leaks))
 	if f.cfg.Form != "full" {
 		return
 	}
