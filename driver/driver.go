@@ -66,6 +66,11 @@ type Options struct {
 	// (ipam.IPAM.SetupDone): preferred addresses are static IPs from now
 	// on, no longer --aux-address reservations.
 	SetupDone func(ctx context.Context, subnet netip.Prefix) error
+	// PoolState tells whether this host holds subnet's IPAM pool and
+	// whether the pool is still in setup (ipam.IPAM.PoolState). With it,
+	// a standalone host finds networks Docker removed while their
+	// DeleteNetwork was lost (see orphan.go).
+	PoolState func(ctx context.Context, subnet netip.Prefix) (member, setup bool, err error)
 }
 
 // Driver implements the NetworkDriver callbacks.
@@ -97,6 +102,8 @@ type VNIRecord struct {
 // LocalRef is the value of hosts/<host>/networks/<docker id>.
 type LocalRef struct {
 	Network string `json:"network"`
+	// OwnIPAM: the network's pools are vxnet's (Subnets.OwnIPAM).
+	OwnIPAM bool `json:"ownIPAM,omitempty"`
 }
 
 // Endpoint is the cluster record of one container interface.

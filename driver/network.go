@@ -43,7 +43,7 @@ func (d *Driver) CreateNetwork(ctx context.Context, r *network.CreateNetworkRequ
 		Gateways: sub.Gateways,
 		Options:  opts,
 	}
-	n, err := d.join(ctx, want, r.NetworkID)
+	n, err := d.join(ctx, want, r.NetworkID, sub.OwnIPAM)
 	if err != nil {
 		return err
 	}
@@ -53,7 +53,7 @@ func (d *Driver) CreateNetwork(ctx context.Context, r *network.CreateNetworkRequ
 			d.rollbackCreate(n, r.NetworkID)
 		}
 	}()
-	if err := store.PutJSON(ctx, d.o.Store, d.localKey(r.NetworkID), LocalRef{Network: n.Key}); err != nil {
+	if err := store.PutJSON(ctx, d.o.Store, d.localKey(r.NetworkID), LocalRef{Network: n.Key, OwnIPAM: sub.OwnIPAM}); err != nil {
 		return fmt.Errorf("record network %q: %w", r.NetworkID, err)
 	}
 	if err := d.o.Plane.EnsureNetwork(d.netConfig(n)); err != nil {
@@ -75,7 +75,7 @@ func (d *Driver) CreateNetwork(ctx context.Context, r *network.CreateNetworkRequ
 
 // join adds this host to the cluster network want.Key, creating it when
 // absent.
-func (d *Driver) join(ctx context.Context, want *Network, dockerID string) (*Network, error) {
+func (d *Driver) join(ctx context.Context, want *Network, dockerID string, ownIPAM bool) (*Network, error) {
 	if err := d.checkOverlap(ctx, want); err != nil {
 		return nil, err
 	}
@@ -95,6 +95,9 @@ func (d *Driver) join(ctx context.Context, want *Network, dockerID string) (*Net
 			return nil, err
 		}
 		if other, ok := cur.Hosts[d.o.HostID]; ok && other != dockerID {
+			if ownIPAM && d.takeOver(ctx, cur, other) {
+				continue
+			}
 			return nil, fmt.Errorf("subnet %s is already used by vxnet network %q on this host", want.Subnets[0], other)
 		}
 		next := *cur

@@ -8,6 +8,8 @@ import (
 	"strings"
 
 	"github.com/docker/go-plugins-helpers/network"
+
+	"github.com/vxnet/vxnet/ipam"
 )
 
 // Option keys understood in `docker network create -o`.
@@ -131,12 +133,16 @@ func asBool(v interface{}) (bool, error) {
 type Subnets struct {
 	Pools    []netip.Prefix // v4 first, then v6
 	Gateways []netip.Prefix // gateway address with the pool's prefix length
+	// OwnIPAM is set when every pool came from vxnet's IPAM (--ipam-driver
+	// vxnet): only then does the IPAM's pool membership say whether Docker
+	// still has the network.
+	OwnIPAM bool
 }
 
 // ParseIPAMData validates CreateNetwork's IPv4Data and IPv6Data: vxnet needs
 // at least one pool, and at most one per family.
 func ParseIPAMData(v4, v6 []*network.IPAMData) (Subnets, error) {
-	var s Subnets
+	s := Subnets{OwnIPAM: true}
 	for _, fam := range []struct {
 		name string
 		data []*network.IPAMData
@@ -154,6 +160,7 @@ func ParseIPAMData(v4, v6 []*network.IPAMData) (Subnets, error) {
 				return s, fmt.Errorf("%s data: %w", fam.name, err)
 			}
 			s.Pools = append(s.Pools, pool)
+			s.OwnIPAM = s.OwnIPAM && ipam.OwnsAddressSpace(d.AddressSpace)
 			if gw.IsValid() {
 				s.Gateways = append(s.Gateways, gw)
 			}

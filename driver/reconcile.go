@@ -38,6 +38,20 @@ func (d *Driver) Reconcile(ctx context.Context) error {
 			errs = append(errs, err)
 			continue
 		}
+		var ref LocalRef
+		if err := store.Decode(kv, &ref); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if gone, err := d.orphaned(ctx, n, ref); err != nil || gone {
+			if err == nil {
+				err = d.removeOrphan(ctx, n, dockerID)
+			}
+			if err != nil {
+				errs = append(errs, err)
+			}
+			continue
+		}
 		want[n.VNI] = true
 		if err := d.reconcileNetwork(ctx, n, existing[n.VNI]); err != nil {
 			errs = append(errs, err)
@@ -58,6 +72,15 @@ func (d *Driver) Reconcile(ctx context.Context) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// removeOrphan removes a network Docker no longer has (orphaned).
+func (d *Driver) removeOrphan(ctx context.Context, n *Network, dockerID string) error {
+	d.logNet(n).WithField("docker_network", dockerID).Warn("reconcile: removing a network Docker no longer has (its pool was released; its DeleteNetwork was lost)")
+	if err := d.leave(ctx, n, dockerID); err != nil {
+		return fmt.Errorf("reconcile: remove network %q Docker no longer has: %w", dockerID, err)
+	}
+	return nil
 }
 
 func (d *Driver) reconcileNetwork(ctx context.Context, n *Network, existed bool) error {

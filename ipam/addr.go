@@ -151,6 +151,20 @@ func (m *IPAM) SetupDone(ctx context.Context, subnet netip.Prefix) error {
 	return nil
 }
 
+// PoolState tells whether this host holds the pool of subnet (member) and
+// whether it is still in the setup phase, requested but its network not
+// created (setup). A missing pool is neither.
+func (m *IPAM) PoolState(ctx context.Context, subnet netip.Prefix) (member, setup bool, err error) {
+	p, _, err := store.GetJSON[Pool](ctx, m.o.Store, poolKey(PoolID(subnet)))
+	if errors.Is(err, store.ErrNotFound) {
+		return false, false, nil
+	}
+	if err != nil {
+		return false, false, fmt.Errorf("read pool %s: %w", subnet, err)
+	}
+	return p.Hosts[m.o.HostID], p.Setup[m.o.HostID], nil
+}
+
 // leaseNext takes the next free address after the pool's cursor. Losing a
 // race for a candidate re-reads the leases and tries the next one.
 func (m *IPAM) leaseNext(ctx context.Context, id string, p *Pool) (netip.Addr, error) {

@@ -83,6 +83,12 @@ func addrKey(id string, a netip.Addr) string {
 	return addrsPrefix + id + "/" + a.String()
 }
 
+// OwnsAddressSpace tells whether space is one of vxnet's address spaces:
+// a network whose IPAM data names it got its pool from this IPAM.
+func OwnsAddressSpace(space string) bool {
+	return space == localSpace || space == globalSpace
+}
+
 // GetCapabilities answers IpamDriver.GetCapabilities.
 func (m *IPAM) GetCapabilities(context.Context) (*ipamapi.CapabilitiesResponse, error) {
 	return &ipamapi.CapabilitiesResponse{RequiresMACAddress: false}, nil

@@ -54,3 +54,31 @@ func TestReleaseUnfinished(t *testing.T) {
 		t.Fatalf("h2 released %v, %v; its setup is done", got, err)
 	}
 }
+
+// PoolState follows a pool through request, setup done and release.
+func TestPoolState(t *testing.T) {
+	s, _ := openStore(t)
+	ctx := context.Background()
+	m := New(Options{Store: s, HostID: "h1"})
+	sub := mustPrefix(t, "198.19.1.0/24")
+	check := func(when string, member, setup bool) {
+		t.Helper()
+		gm, gs, err := m.PoolState(ctx, sub)
+		if err != nil || gm != member || gs != setup {
+			t.Fatalf("%s: member %v setup %v (%v), want %v %v", when, gm, gs, err, member, setup)
+		}
+	}
+	check("before any request", false, false)
+	if _, err := m.RequestPool(ctx, &ipamapi.RequestPoolRequest{Pool: sub.String()}); err != nil {
+		t.Fatal(err)
+	}
+	check("requested", true, true)
+	if err := m.SetupDone(ctx, sub); err != nil {
+		t.Fatal(err)
+	}
+	check("network created", true, false)
+	if err := m.ReleasePool(ctx, &ipamapi.ReleasePoolRequest{PoolID: PoolID(sub)}); err != nil {
+		t.Fatal(err)
+	}
+	check("released", false, false)
+}
