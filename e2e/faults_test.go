@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -9,6 +10,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -83,8 +85,11 @@ type faultsReport struct {
 	BadInput    *badInputReport    `json:"bad_input,omitempty"`
 	Fuzz        json.RawMessage    `json:"fuzz,omitempty"`
 	Leaks       []string           `json:"final_leaks"`
-	Passed      map[string]bool    `json:"passed"`
-	Took        map[string]float64 `json:"seconds"`
+	// DockerdRestarts is how often dockerd had to be restarted to forget
+	// an endpoint of a removed container (a dockerd bug, not vxnet state).
+	DockerdRestarts int32              `json:"dockerd_restarts_to_remove_a_network"`
+	Passed          map[string]bool    `json:"passed"`
+	Took            map[string]float64 `json:"seconds"`
 }
 
 // TestFaults runs the reliability scenarios on one cluster.
@@ -184,13 +189,37 @@ func removeAll(h *harness.Host) error {
 	if err != nil || out == "" {
 		return err
 	}
+	// dockerd releases the endpoints of removed containers after `rm -f`
+	// returns: with a hundred and more that takes longer than
+	// removeNetwork waits.
+	if _, err := poll(2*time.Minute, 500*time.Millisecond, func() (bool, error) {
+		n, err := h.Docker(append([]string{"network", "inspect", "-f", "{{len .Containers}}"}, strings.Fields(out)...)...)
+		return err == nil && strings.Trim(n, "0\n") == "", err
+	}); err != nil {
+		return fmt.Errorf("%s: endpoints of removed containers still there: %w", h.Name, err)
+	}
 	for _, id := range strings.Fields(out) {
-		if err := removeNetwork(h, id); err != nil {
+		err := removeNetwork(h, id)
+		if err != nil && strings.Contains(err.Error(), "has active endpoints") {
+			// dockerd 20.10 sometimes keeps counting an endpoint of a
+			// container removed among a hundred at once (no container
+			// left, no call to the plugin missing); a restart recounts.
+			if rerr := errors.Join(h.StopDockerd(), h.StartDockerd()); rerr != nil {
+				return errors.Join(err, rerr)
+			}
+			dockerdRecounts.Add(1)
+			err = removeNetwork(h, id)
+		}
+		if err != nil {
 			return err
 		}
 	}
 	return nil
 }
+
+// dockerdRecounts counts the dockerd restarts removeAll needed to remove a
+// network dockerd still counted an endpoint of (reported with the figures).
+var dockerdRecounts atomic.Int32
 
 func (f *faults) eachHost(t *testing.T, fn func(h *harness.Host) error) {
 	t.Helper()
@@ -240,6 +269,7 @@ func (f *faults) summary(t *testing.T) {
 	if f.report.Leaks == nil {
 		f.report.Leaks = []string{}
 	}
+	f.report.DockerdRestarts = dockerdRecounts.Load()
 	b, err := json.MarshalIndent(f.report, "", "  ")
 	if err != nil {
 		t.Fatal(err)
@@ -251,8 +281,8 @@ func (f *faults) summary(t *testing.T) {
 		}
 	}
 	sort.Strings(lines) // by the issue's numbering
-	t.Logf("faults summary (%s form, seed %d, %.0fs):\n%s\nfinal leaks: %d",
-		f.cfg.Form, f.cfg.Seed, f.report.Took["total"], strings.Join(lines, "\n"), len(f.report.Leaks))
+	t.Logf("faults summary (%s form, seed %d, %.0fs):\n%s\nfinal leaks: %d; dockerd restarts to remove a network dockerd still counted an endpoint of: %d",
+		f.cfg.Form, f.cfg.Seed, f.report.Took["total"], strings.Join(lines, "\n"), len(f.report.Leaks), f.report.DockerdRestarts)
 	if f.cfg.Form != "full" {
 		return
 	}
