@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/hashicorp/consul/api"
@@ -73,5 +74,8 @@ func retryable(err error) bool {
 	if errors.As(err, &se) {
 		return se.Code >= 500 || se.Code == http.StatusTooManyRequests
 	}
-	return true
+	// The transaction endpoint's refusals are plain errors carrying only
+	// Consul's message: ACL ones are final too.
+	msg := err.Error()
+	return !strings.Contains(msg, "ACL not found") && !strings.Contains(msg, "Permission denied")
 }

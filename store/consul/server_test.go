@@ -43,6 +43,21 @@ func consulAddr(t *testing.T) string {
 	return startConsul(t, bin)
 }
 
+// consulBinary is the cached Consul binary, for tests that need an agent
+// of their own; like consulAddr, it skips without one, or fails in CI.
+func consulBinary(t *testing.T) string {
+	t.Helper()
+	bin, err := cachedConsul()
+	if err == nil {
+		return bin
+	}
+	if os.Getenv("CI") == "true" {
+		t.Fatalf("no Consul binary (run hack/consul.sh first): %v", err)
+	}
+	t.Skipf("skipping: no Consul binary (run hack/consul.sh to build it): %v", err)
+	return ""
+}
+
 // cachedConsul is the path hack/consul.sh prints, without building: its
 // version and cache defaults are read from the script, so they live in
 // one place.
@@ -82,8 +97,9 @@ func cachedConsul() (string, error) {
 	return bin, nil
 }
 
-// startConsul runs a dev agent and waits until it has elected itself.
-func startConsul(t *testing.T, bin string) string {
+// startConsul runs a dev agent, with extra agent arguments, and waits
+// until it has elected itself.
+func startConsul(t *testing.T, bin string, extra ...string) string {
 	t.Helper()
 	ports := freePorts(t, 3)
 	addr := net.JoinHostPort("127.0.0.1", ports[0])
@@ -96,6 +112,7 @@ func startConsul(t *testing.T, bin string) string {
 		"-http-port", ports[0], "-serf-lan-port", ports[1], "-server-port", ports[2],
 		"-serf-wan-port", "-1", "-dns-port", "-1", "-grpc-port", "-1", "-grpc-tls-port", "-1",
 		"-node", "vxnet-test-"+hex.EncodeToString(name[:]), "-log-level", "warn")
+	cmd.Args = append(cmd.Args, extra...)
 	out := &syncBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
