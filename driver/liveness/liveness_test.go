@@ -18,9 +18,13 @@ import (
 )
 
 // flaky is a store whose Watch and Put fail while down is set.
+// flaky is a store that can go down: Put fails, and Watch waits out the
+// caller's deadline, then fails with errDown or, when hangs, with the
+// deadline itself, as a Consul call retried to its timeout does.
 type flaky struct {
 	store.Store
-	down atomic.Bool
+	down  atomic.Bool
+	hangs bool
 }
 
 var errDown = errors.New("store down")
@@ -28,6 +32,9 @@ var errDown = errors.New("store down")
 func (f *flaky) Watch(ctx context.Context, p string, i uint64) ([]store.KV, uint64, error) {
 	if f.down.Load() {
 		<-ctx.Done()
+		if f.hangs {
+			return nil, 0, fmt.Errorf("watch %q: %w (%w)", p, ctx.Err(), store.ErrUnavailable)
+		}
 		return nil, 0, errDown
 	}
 	return f.Store.Watch(ctx, p, i)
@@ -114,70 +121,29 @@ func TestDeadHostPurgedOnceAndBack(t *testing.T) {
 	}
 }
 
-// A store outage longer than DeadAfter declares nobody dead, also right
-// after the store returns.
+// A store outage longer than DeadAfter declares nobody dead, during it or
+// right after the store returns, whether watches fail or time out (a store
+// that hangs, as the e2e Consul outage showed, purging every host before).
 func TestOutageDeclaresNobodyDead(t *testing.T) {
-	b, err := bolt.Open(filepath.Join(t.TempDir(), "db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
-	s := &flaky{Store: b}
-	var d1, d2 deaths
-	start(t, s, "h1", &d1)
-	start(t, s, "h2", &d2)
-	time.Sleep(300 * time.Millisecond)
-	s.down.Store(true)
-	time.Sleep(time.Second)
-	s.down.Store(false)
-	time.Sleep(700 * time.Millisecond)
-	if d1.count() != 0 || d2.count() != 0 {
-		t.Fatalf("hosts declared dead over a store outage: %v %v", d1.list, d2.list)
-	}
-}
-
-// hanging is a store whose Watch, while down, waits out the caller's
-// deadline and fails with it, as a Consul call retried to its timeout
-// does, and whose Put fails.
-type hanging struct {
-	store.Store
-	down atomic.Bool
-}
-
-func (h *hanging) Watch(ctx context.Context, p string, i uint64) ([]store.KV, uint64, error) {
-	if h.down.Load() {
-		<-ctx.Done()
-		return nil, 0, fmt.Errorf("watch %q: %w (%w)", p, ctx.Err(), store.ErrUnavailable)
-	}
-	return h.Store.Watch(ctx, p, i)
-}
-
-func (h *hanging) Put(ctx context.Context, k string, v []byte) (uint64, error) {
-	if h.down.Load() {
-		return 0, errDown
-	}
-	return h.Store.Put(ctx, k, v)
-}
-
-// An outage in which watches time out instead of failing (a store that
-// hangs) is no quiet period: nobody is declared dead, during it or when
-// the store is back (the e2e Consul outage purged every host before).
-func TestTimedOutWatchesDeclareNobodyDead(t *testing.T) {
-	b, err := bolt.Open(filepath.Join(t.TempDir(), "db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
-	s := &hanging{Store: b}
-	var d1, d2 deaths
-	start(t, s, "h1", &d1)
-	start(t, s, "h2", &d2)
-	time.Sleep(300 * time.Millisecond)
-	s.down.Store(true)
-	time.Sleep(time.Second)
-	s.down.Store(false)
-	time.Sleep(700 * time.Millisecond)
-	if d1.count() != 0 || d2.count() != 0 {
-		t.Fatalf("hosts declared dead over a hanging store: %v %v", d1.list, d2.list)
+	for _, hangs := range []bool{false, true} {
+		t.Run(fmt.Sprintf("hangs=%v", hangs), func(t *testing.T) {
+			b, err := bolt.Open(filepath.Join(t.TempDir(), "db"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer b.Close()
+			s := &flaky{Store: b, hangs: hangs}
+			var d1, d2 deaths
+			start(t, s, "h1", &d1)
+			start(t, s, "h2", &d2)
+			time.Sleep(300 * time.Millisecond)
+			s.down.Store(true)
+			time.Sleep(time.Second)
+			s.down.Store(false)
+			time.Sleep(700 * time.Millisecond)
+			if d1.count() != 0 || d2.count() != 0 {
+				t.Fatalf("hosts declared dead over a store outage: %v %v", d1.list, d2.list)
+			}
+		})
 	}
 }

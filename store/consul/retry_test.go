@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/vxnet/vxnet/store"
+	"github.com/vxnet/vxnet/store/consul"
 )
 
 // flakyConsul is a proxy in front of a real Consul that behaves like an
@@ -36,19 +37,26 @@ func (f *flakyConsul) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// TestRetryAcrossLeaderChange: reads retry through 500s, and a create
-// whose answer was lost is reported as the success it was, not as a
-// conflict with itself or an error that leaves an unknown record behind.
-func TestRetryAcrossLeaderChange(t *testing.T) {
+// openFlaky opens a store with prefix through a flakyConsul in front of
+// the test's Consul; the proxy stops when the test ends.
+func openFlaky(t *testing.T, prefix string) (*flakyConsul, *consul.Store) {
+	t.Helper()
 	u, err := url.Parse("http://" + consulAddr(t))
 	if err != nil {
 		t.Fatal(err)
 	}
 	f := &flakyConsul{proxy: httputil.NewSingleHostReverseProxy(u)}
 	srv := httptest.NewServer(f)
-	defer srv.Close()
+	t.Cleanup(srv.Close)
+	return f, open(t, strings.TrimPrefix(srv.URL, "http://"), prefix)
+}
+
+// TestRetryAcrossLeaderChange: reads retry through 500s, and a create
+// whose answer was lost is reported as the success it was, not as a
+// conflict with itself or an error that leaves an unknown record behind.
+func TestRetryAcrossLeaderChange(t *testing.T) {
+	f, s := openFlaky(t, testPrefix+"/retry")
 	ctx := t.Context()
-	s := open(t, strings.TrimPrefix(srv.URL, "http://"), testPrefix+"/retry")
 	defer func() {
 		if err := errors.Join(s.Delete(ctx, "k"), s.Delete(ctx, "other"), s.Close()); err != nil {
 			t.Error(err)
@@ -90,15 +98,8 @@ func TestRetryAcrossLeaderChange(t *testing.T) {
 // after a few seconds of failures calls fail at once instead of retrying
 // to their timeout, and the first success restores the retries.
 func TestFailFastWhenDown(t *testing.T) {
-	u, err := url.Parse("http://" + consulAddr(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	f := &flakyConsul{proxy: httputil.NewSingleHostReverseProxy(u)}
-	srv := httptest.NewServer(f)
-	defer srv.Close()
+	f, s := openFlaky(t, testPrefix+"/down")
 	ctx := t.Context()
-	s := open(t, strings.TrimPrefix(srv.URL, "http://"), testPrefix+"/down")
 	defer s.Close()
 	f.failReads.Store(1 << 30)
 	start := time.Now()

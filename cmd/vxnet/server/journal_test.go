@@ -15,6 +15,20 @@ import (
 	"github.com/vxnet/vxnet/store"
 )
 
+// withJournal is a server for d with a journal in a new directory, and
+// that directory; calls time out after timeout.
+func withJournal(t *testing.T, d NetworkDriver, timeout time.Duration) (*Server, string) {
+	t.Helper()
+	l := logrus.New()
+	l.SetOutput(io.Discard)
+	dir := t.TempDir()
+	j, err := OpenJournal(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return New(d, ipamStub{}, Options{Timeout: timeout, Log: logrus.NewEntry(l), Journal: j}), dir
+}
+
 // outageDriver fails DeleteNetwork and CreateEndpoint as a driver does
 // while its store is unreachable, until the store is back.
 type outageDriver struct {
@@ -50,15 +64,8 @@ func (d *outageDriver) DeleteEndpoint(_ context.Context, r *network.DeleteEndpoi
 // failed create needs, are done once the store is back; other failures
 // are not journaled, and a replayed request is not journaled twice.
 func TestJournalReplaysRemovalsAfterOutage(t *testing.T) {
-	l := logrus.New()
-	l.SetOutput(io.Discard)
-	dir := t.TempDir()
-	j, err := OpenJournal(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
 	d := &outageDriver{}
-	s := New(d, ipamStub{}, Options{Timeout: time.Second, Log: logrus.NewEntry(l), Journal: j})
+	s, dir := withJournal(t, d, time.Second)
 	d.down.Store(true)
 	for _, c := range []struct{ path, body string }{
 		{"/NetworkDriver.DeleteNetwork", `{"NetworkID":"n1"}`},
@@ -108,15 +115,8 @@ func (d *blockingDriver) DeleteNetwork(context.Context, *network.DeleteNetworkRe
 // the replay at the next start) and gone once it is done; a successful
 // create leaves nothing.
 func TestJournalIsWrittenAhead(t *testing.T) {
-	l := logrus.New()
-	l.SetOutput(io.Discard)
-	dir := t.TempDir()
-	j, err := OpenJournal(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
 	d := &blockingDriver{entered: make(chan struct{}), release: make(chan struct{})}
-	s := New(d, ipamStub{}, Options{Timeout: 5 * time.Second, Log: logrus.NewEntry(l), Journal: j})
+	s, dir := withJournal(t, d, 5*time.Second)
 	answered := make(chan int)
 	go func() {
 		code, _ := call(s, "POST", "/NetworkDriver.DeleteNetwork", `{"NetworkID":"n1"}`)
