@@ -53,38 +53,6 @@ func (r *crashReport) String() string {
 		r.DownPingsRecv, r.DownPingsSent, r.BackgroundRecv, r.BackgroundSent)
 }
 
-// bgPing is a ping running in a container until stopped.
-type bgPing struct {
-	h         *harness.Host
-	container string
-	file      string // /tmp/<file>.log and .pid in the container
-}
-
-// startPing pings ip from container five times a second; tag tells apart
-// several pings in one container.
-func startPing(t *testing.T, h *harness.Host, container, ip, tag string) *bgPing {
-	t.Helper()
-	b := &bgPing{h: h, container: container, file: "/tmp/ping" + tag}
-	h.MustDocker(t, "exec", container, "sh", "-c",
-		fmt.Sprintf("ping -i 0.2 -W 1 %s > %s.log 2>&1 & echo $! > %s.pid", ip, b.file, b.file))
-	return b
-}
-
-// stop ends the ping and returns packets sent and received.
-func (b *bgPing) stop() (sent, recv int, err error) {
-	out, err := b.h.Docker("exec", b.container, "sh", "-c", fmt.Sprintf("kill -INT $(cat %s.pid); sleep 1; cat %s.log", b.file, b.file))
-	if err != nil {
-		return 0, 0, err
-	}
-	m := pingStats.FindStringSubmatch(out)
-	if m == nil {
-		return 0, 0, fmt.Errorf("no ping statistics in %s: %.300s", b.container, out)
-	}
-	sent, _ = strconv.Atoi(m[1])
-	recv, _ = strconv.Atoi(m[2])
-	return sent, recv, nil
-}
-
 // testFaultCrash: CrashCycles times, a network is created on every host,
 // a container started on each, both removed again, while the plugin of one
 // random host is killed with SIGKILL at a point (inside a callback, or at

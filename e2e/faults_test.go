@@ -155,17 +155,7 @@ func (f *faults) finalLeakCheck(t *testing.T) {
 		f.report.Leaks = append(f.report.Leaks, err.Error())
 		t.Error(err)
 	}
-	var wg sync.WaitGroup
-	for _, p := range f.plugins {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := p.proc.Stop(); err != nil {
-				t.Error(err)
-			}
-		}()
-	}
-	wg.Wait()
+	stopPlugins(t, f.plugins)
 	keys, err := harness.ConsulKeys(f.lc.consul, f.prefix+"/")
 	if err != nil {
 		t.Fatal(err)

@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -9,12 +8,10 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"sort"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -149,26 +146,7 @@ func (m *managedPlugin) kernelLeaks() error {
 	if err != nil {
 		return err
 	}
-	links, err := m.h.Links()
-	if err != nil {
-		return err
-	}
-	for _, l := range links {
-		if strings.HasPrefix(l, "vxc") || strings.HasPrefix(l, "vxp") {
-			leaks = append(leaks, "link "+l)
-		}
-	}
-	out, err := m.h.Docker("network", "ls", "-q", "--filter", "driver="+managedName)
-	if err != nil {
-		return err
-	}
-	if out != "" {
-		leaks = append(leaks, "docker networks "+strings.ReplaceAll(out, "\n", " "))
-	}
-	if len(leaks) > 0 {
-		return fmt.Errorf("left behind: %s", strings.Join(leaks, ", "))
-	}
-	return nil
+	return hostLeaks(m.h, managedName, leaks)
 }
 
 // storeKeys disables the plugin (bbolt allows one process) and lists the
@@ -210,8 +188,6 @@ func managedNet(t *testing.T, h *harness.Host, name, subnet string, extra ...str
 	h.MustDocker(t, append(args, name)...)
 	t.Cleanup(func() { _, _ = h.Docker("network", "rm", name) })
 }
-
-var managedPingStats = regexp.MustCompile(`(\d+) packets transmitted, (\d+) packets received`)
 
 // TestManagedPlugin runs vxnet the way Docker users install it: `docker
 // plugin create` + `set` + `enable` on a 20.10 dockerd, the bolt store in
@@ -311,31 +287,19 @@ func testManagedDisableEnable(t *testing.T, m *managedPlugin) {
 	runC(t, h, "d1", append([]string{"--network", "dnet"}, sleeper...)...)
 	runC(t, h, "d2", append([]string{"--network", "dnet"}, sleeper...)...)
 	ipD2 := ip(t, h, "d2", "dnet")
-	var wg sync.WaitGroup
-	var pingOut string
-	var pingErr error
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		pingOut, pingErr = h.Docker("exec", "d1", "ping", "-c", "50", "-i", "0.2", "-W", "1", ipD2)
-	}()
-	time.Sleep(2 * time.Second)
-	m.disable(t, true)
-	if got := h.MustDocker(t, "plugin", "inspect", "-f", "{{.Enabled}}", managedName); got != "false" {
-		t.Errorf("after disable -f the plugin is enabled=%s", got)
-	}
-	// The store is in the propagated mount, on disk: the network is there
-	// while the plugin is down.
-	if keys := strings.Join(m.dbKeys(t), " "); !strings.Contains(keys, "networks/198.19.6.0") {
-		t.Errorf("store of the disabled plugin lacks network 198.19.6.0/24: %s", keys)
-	}
-	time.Sleep(time.Second)
-	m.enable(t)
-	wg.Wait()
-	s := managedPingStats.FindStringSubmatch(pingOut)
-	if pingErr != nil || s == nil || s[1] != s[2] || s[1] != "50" {
-		t.Fatalf("traffic interrupted across disable -f / enable (%v):\n%s", pingErr, pingOut)
-	}
+	pingAcross(t, h, "d1", ipD2, 50, "disable -f / enable", func() {
+		m.disable(t, true)
+		if got := h.MustDocker(t, "plugin", "inspect", "-f", "{{.Enabled}}", managedName); got != "false" {
+			t.Errorf("after disable -f the plugin is enabled=%s", got)
+		}
+		// The store is in the propagated mount, on disk: the network is there
+		// while the plugin is down.
+		if keys := strings.Join(m.dbKeys(t), " "); !strings.Contains(keys, "networks/198.19.6.0") {
+			t.Errorf("store of the disabled plugin lacks network 198.19.6.0/24: %s", keys)
+		}
+		time.Sleep(time.Second)
+		m.enable(t)
+	})
 	// New containers on the old network, and a new network, after enable.
 	h.MustDocker(t, "run", "--rm", "--network", "dnet", harness.Image, "ping", "-c1", "-W2", ipD2)
 	managedNet(t, h, "dnet2", "198.19.7.0/24")
@@ -410,38 +374,18 @@ func managedPid(h *harness.Host) (int, error) {
 // its container, and the mounts of its plugin directory.
 func TestManagedCleanupAfterKill(t *testing.T) {
 	harness.Require(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^TestManagedKilledRunHelper$", "-test.v", "-test.count=1")
-	cmd.Env = append(os.Environ(), managedHelperEnv+"=1")
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	cmd.WaitDelay = 5 * time.Second
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
 	var pids []int
-	var transcript strings.Builder
-	for sc := bufio.NewScanner(stdout); sc.Scan(); {
-		transcript.WriteString(sc.Text() + "\n")
+	var dir string
+	harness.RunKilled(t, "TestManagedKilledRunHelper", []string{managedHelperEnv + "=1"}, 3*time.Minute, func(line string) bool {
 		var p, c int
-		var dir string
-		if n, _ := fmt.Sscanf(sc.Text(), "VXNET-MANAGED-READY %d %d %s", &p, &c, &dir); n == 3 {
-			pids = []int{p, c}
-			if parent := filepath.Dir(dir); strings.HasPrefix(filepath.Base(parent), "TestManagedKilledRunHelper") {
-				defer os.RemoveAll(parent) // the killed run's t.TempDir
-			}
-			break
+		if n, _ := fmt.Sscanf(line, "VXNET-MANAGED-READY %d %d %s", &p, &c, &dir); n != 3 {
+			return false
 		}
-	}
-	cmd.Process.Kill()
-	cmd.Wait()
-	if pids == nil {
-		t.Fatalf("helper did not get ready:\n%s%s", transcript.String(), stderr.String())
+		pids = []int{p, c}
+		return true
+	})
+	if parent := filepath.Dir(dir); strings.HasPrefix(filepath.Base(parent), "TestManagedKilledRunHelper") {
+		defer os.RemoveAll(parent) // the killed run's t.TempDir
 	}
 	for _, pid := range pids {
 		if !alive(pid) {

@@ -1,9 +1,6 @@
 package e2e
 
 import (
-	"fmt"
-	"regexp"
-	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -151,8 +148,6 @@ func testHostFailure(t *testing.T, e *multiHost) {
 	mustPing(t, h1, pinger(h1), pgIP)
 }
 
-var pingStats = regexp.MustCompile(`(\d+) packets transmitted, (\d+) packets received`)
-
 // testConsulRestart: Consul stops and starts again while a ping runs
 // between hosts 1 and 2; the ping loses at most one packet, also in the
 // 12s after Consul is back (longer than the liveness timeout, so a host
@@ -162,17 +157,12 @@ func testConsulRestart(t *testing.T, e *multiHost) {
 	h1, h2 := e.host(1), e.host(2)
 	ip2, _ := endpoint(t, h2, pinger(h2), prodNet)
 	mustPing(t, h1, pinger(h1), ip2)
-	h1.MustDocker(t, "exec", pinger(h1), "sh", "-c",
-		fmt.Sprintf("ping -i 0.2 -W 1 %s > /tmp/ping.log 2>&1 & echo $! > /tmp/ping.pid", ip2))
-	stopPing := func() string {
-		return h1.MustDocker(t, "exec", pinger(h1), "sh", "-c",
-			"kill -INT $(cat /tmp/ping.pid); sleep 1; cat /tmp/ping.log")
-	}
+	ping := startPing(t, h1, pinger(h1), ip2, "")
 	time.Sleep(time.Second)
 
 	stopped := time.Now()
 	if err := e.consul.Stop(); err != nil {
-		stopPing()
+		ping.stop()
 		t.Fatal(err)
 	}
 	time.Sleep(2 * time.Second) // an outage, not just a blip
@@ -187,7 +177,7 @@ func testConsulRestart(t *testing.T, e *multiHost) {
 		return err == nil, err
 	})
 	if err != nil {
-		stopPing()
+		ping.stop()
 		t.Fatalf("docker run on %s after consul came back: %v", h1.Name, err)
 	}
 	t.Logf("docker run with a vxnet endpoint works again %s after consul was back (attempt %d)", recovered.Round(time.Millisecond), attempts)
@@ -195,16 +185,13 @@ func testConsulRestart(t *testing.T, e *multiHost) {
 	if rest := 12*time.Second - time.Since(back); rest > 0 {
 		time.Sleep(rest)
 	}
-	out := stopPing()
-	m := pingStats.FindStringSubmatch(out)
-	if m == nil {
-		t.Fatalf("no ping statistics:\n%s", out)
+	sent, recv, err := ping.stop()
+	if err != nil {
+		t.Fatal(err)
 	}
-	sent, _ := strconv.Atoi(m[1])
-	recv, _ := strconv.Atoi(m[2])
 	t.Logf("ping h1 → h2 across the consul restart: %d sent, %d received", sent, recv)
 	if sent < 50 || sent-recv > 1 {
-		t.Errorf("ping across the consul restart: %d sent, %d received; want at least 50 sent and at most 1 lost:\n%s", sent, recv, out)
+		t.Errorf("ping across the consul restart: %d sent, %d received; want at least 50 sent and at most 1 lost", sent, recv)
 	}
 }
 

@@ -43,28 +43,15 @@ func TestMultiHostManaged(t *testing.T) {
 	t.Logf("consul and managed plugins up in %s (store %s)", time.Since(began).Round(time.Millisecond), store)
 
 	e.createProd(t, managedMultiSubnet)
-	for _, tc := range []struct {
-		name string
-		fn   func(*testing.T, *multiHost)
-	}{
+	e.runCases(t, lc, []multiCase{
 		{"CrossHostTraffic", testCrossHostTraffic},
 		{"PeerRemoval", testPeerRemoval},
 		{"DisableEnableUnderTraffic", func(t *testing.T, e *multiHost) { testManagedMultiDisableEnable(t, e, mps[2]) }},
-	} {
-		start := time.Now()
-		ok := t.Run(tc.name, func(t *testing.T) { tc.fn(t, e) })
-		t.Logf("%s took %s", tc.name, time.Since(start).Round(time.Millisecond))
-		// Kernel and store hold exactly what Docker's state needs.
-		if _, err := lc.Wait(20 * time.Second); err != nil {
-			t.Errorf("after %s: %v", tc.name, err)
-			ok = false
+	}, func() {
+		for _, h := range c.Hosts {
+			t.Logf("dockerd on %s (plugin lines included), log tail:\n%s", h.Name, managedTail(h.DockerdLog(), 60))
 		}
-		if !ok {
-			for _, h := range c.Hosts {
-				t.Logf("dockerd on %s (plugin lines included), log tail:\n%s", h.Name, managedTail(h.DockerdLog(), 60))
-			}
-		}
-	}
+	})
 	t.Run("LeakCheck", func(t *testing.T) {
 		e.removeProd(t)
 		c.LeakCheck(t)

@@ -60,10 +60,7 @@ func TestMultiHost(t *testing.T) {
 	// the aux address makes every host's create reserve the same address
 	e.createProd(t, prodSubnet, "--aux-address", "reserved="+prodAux)
 
-	for _, tc := range []struct {
-		name string
-		fn   func(*testing.T, *multiHost)
-	}{
+	e.runCases(t, lc, []multiCase{
 		{"CrossHostTraffic", testCrossHostTraffic},
 		{"Isolation", testMultiHostIsolation},
 		{"ParallelRuns", testParallelRuns},
@@ -72,23 +69,52 @@ func TestMultiHost(t *testing.T) {
 		{"Convergence", testConvergence},
 		{"HostFailure", testHostFailure},
 		{"ConsulRestart", testConsulRestart},
-	} {
+	}, func() {
+		for _, p := range e.plugins {
+			t.Logf("vxnet on %s, log tail:\n%s", p.h.Name, p.proc.LogTail())
+		}
+	})
+	t.Run("LeakCheck", func(t *testing.T) { e.leakCheck(t) })
+	t.Logf("TestMultiHost total, from the cluster up to the end of the leak check: %s", time.Since(began).Round(time.Millisecond))
+}
+
+// multiCase is one scenario on the shared cluster.
+type multiCase struct {
+	name string
+	fn   func(*testing.T, *multiHost)
+}
+
+// runCases runs each case and then the leak checker: kernel and store must
+// hold exactly what Docker's state needs. onFail shows the logs of a case
+// that failed either way.
+func (e *multiHost) runCases(t *testing.T, lc *leakChecker, cases []multiCase, onFail func()) {
+	for _, tc := range cases {
 		start := time.Now()
 		ok := t.Run(tc.name, func(t *testing.T) { tc.fn(t, e) })
 		t.Logf("%s took %s", tc.name, time.Since(start).Round(time.Millisecond))
-		// Kernel and store hold exactly what Docker's state needs.
 		if _, err := lc.Wait(20 * time.Second); err != nil {
 			t.Errorf("after %s: %v", tc.name, err)
 			ok = false
 		}
 		if !ok {
-			for _, p := range e.plugins {
-				t.Logf("vxnet on %s, log tail:\n%s", p.h.Name, p.proc.LogTail())
-			}
+			onFail()
 		}
 	}
-	t.Run("LeakCheck", func(t *testing.T) { e.leakCheck(t) })
-	t.Logf("TestMultiHost total, from the cluster up to the end of the leak check: %s", time.Since(began).Round(time.Millisecond))
+}
+
+// stopPlugins stops the plugins, all at once.
+func stopPlugins(t *testing.T, plugins []*plugin) {
+	var wg sync.WaitGroup
+	for _, p := range plugins {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := p.proc.Stop(); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
 }
 
 // createProd creates the network prod on every host, checks that it has
@@ -109,17 +135,7 @@ func (e *multiHost) createProd(t *testing.T, subnet string, extra ...string) {
 func (e *multiHost) leakCheck(t *testing.T) {
 	e.removeProd(t)
 	e.c.LeakCheck(t)
-	var wg sync.WaitGroup
-	for _, p := range e.plugins {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := p.proc.Stop(); err != nil {
-				t.Error(err)
-			}
-		}()
-	}
-	wg.Wait()
+	stopPlugins(t, e.plugins)
 	if keys := e.plugins[0].storeKeys(t); len(keys) != 0 {
 		t.Errorf("consul keys left under %s/ after every network was removed and every plugin stopped:\n%s",
 			e.prefix, strings.Join(keys, "\n"))

@@ -138,7 +138,14 @@ func (p *plugin) kernelLeaks() error {
 	for _, e := range entries {
 		leaks = append(leaks, "netns "+e.Name())
 	}
-	links, err := p.h.Links()
+	return hostLeaks(p.h, "vxnet", leaks)
+}
+
+// hostLeaks adds to leaks vxnet's links left in h's namespace (veth ends,
+// vxlan devices made before their move) and the Docker networks of driver,
+// and names them all.
+func hostLeaks(h *harness.Host, driver string, leaks []string) error {
+	links, err := h.Links()
 	if err != nil {
 		return err
 	}
@@ -147,7 +154,7 @@ func (p *plugin) kernelLeaks() error {
 			leaks = append(leaks, "link "+l)
 		}
 	}
-	out, err := p.h.Docker("network", "ls", "-q", "--filter", "driver=vxnet")
+	out, err := h.Docker("network", "ls", "-q", "--filter", "driver="+driver)
 	if err != nil {
 		return err
 	}

@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -244,25 +243,13 @@ func testKillAndRestart(t *testing.T, h *harness.Host, p *plugin) {
 	runC(t, h, "k1", append([]string{"--network", "knet"}, sleeper...)...)
 	runC(t, h, "k2", append([]string{"--network", "knet"}, sleeper...)...)
 	ipK2 := ip(t, h, "k2", "knet")
-	var wg sync.WaitGroup
-	var pingOut string
-	var pingErr error
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		pingOut, pingErr = h.Docker("exec", "k1", "ping", "-c", "40", "-i", "0.2", "-W", "1", ipK2)
-	}()
-	time.Sleep(2 * time.Second)
-	if err := p.proc.Kill9(); err != nil {
-		t.Fatal(err)
-	}
-	time.Sleep(2 * time.Second)
-	p.start(t)
-	wg.Wait()
-	m := regexp.MustCompile(`(\d+) packets transmitted, (\d+) packets received`).FindStringSubmatch(pingOut)
-	if pingErr != nil || m == nil || m[1] != m[2] || m[1] != "40" {
-		t.Fatalf("traffic interrupted across kill -9 + restart (%v):\n%s", pingErr, pingOut)
-	}
+	pingAcross(t, h, "k1", ipK2, 40, "kill -9 + restart", func() {
+		if err := p.proc.Kill9(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(2 * time.Second)
+		p.start(t)
+	})
 	// the restarted plugin serves new containers on the old network
 	h.MustDocker(t, "run", "--rm", "--network", "knet", harness.Image, "ping", "-c1", "-W2", ipK2)
 	// and repairs drift: a VXLAN device deleted behind its back comes back

@@ -171,16 +171,26 @@ func journalDir(netnsDir string) string {
 const replayEvery = 2 * time.Second
 
 func replayLoop(ctx context.Context, srv *server.Server, log *logrus.Entry) {
-	t := time.NewTicker(replayEvery)
+	every(ctx, replayEvery, func() {
+		if _, err := srv.Replay(ctx); err != nil && ctx.Err() == nil {
+			log.WithError(err).Error("replay of journaled removals failed")
+		}
+	})
+}
+
+// every runs fn every d until ctx ends; d 0 is never.
+func every(ctx context.Context, d time.Duration, fn func()) {
+	if d == 0 {
+		return
+	}
+	t := time.NewTicker(d)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			if _, err := srv.Replay(ctx); err != nil && ctx.Err() == nil {
-				log.WithError(err).Error("replay of journaled removals failed")
-			}
+			fn()
 		}
 	}
 }
@@ -206,22 +216,12 @@ func reconcile(ctx context.Context, drv *driver.Driver) error {
 	return drv.Reconcile(ctx)
 }
 
-func reconcileLoop(ctx context.Context, drv *driver.Driver, every time.Duration, log *logrus.Entry) {
-	if every == 0 {
-		return
-	}
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			if err := reconcile(ctx, drv); err != nil {
-				log.WithError(err).Error("reconcile failed")
-			}
+func reconcileLoop(ctx context.Context, drv *driver.Driver, interval time.Duration, log *logrus.Entry) {
+	every(ctx, interval, func() {
+		if err := reconcile(ctx, drv); err != nil {
+			log.WithError(err).Error("reconcile failed")
 		}
-	}
+	})
 }
 
 // listenAndServe serves h on a unix socket readable by root only, until

@@ -1,9 +1,6 @@
 package harness
 
 import (
-	"bufio"
-	"bytes"
-	"context"
 	"fmt"
 	"os"
 	"os/exec"
@@ -97,39 +94,17 @@ func TestKilledRunHelper(t *testing.T) {
 // teardown runs, and checks that Cleanup removes what it left.
 func TestCleanupAfterKill(t *testing.T) {
 	Require(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^TestKilledRunHelper$", "-test.v", "-test.count=1")
-	cmd.Env = append(os.Environ(), helperEnv+"=1")
+	env := []string{helperEnv + "=1"}
 	if _, err := ConsulBinary(); err == nil {
-		cmd.Env = append(cmd.Env, helperConsulEnv+"=1")
+		env = append(env, helperConsulEnv+"=1")
 	} else {
 		t.Logf("no Consul binary, the killed run has no Consul node: %v", err)
 	}
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	cmd.WaitDelay = 5 * time.Second
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	var ready []string
-	var transcript strings.Builder
-	for sc := bufio.NewScanner(stdout); sc.Scan(); {
-		transcript.WriteString(sc.Text() + "\n")
-		if f := strings.Fields(sc.Text()); len(f) == 5 && f[0] == "VXE2E-READY" {
-			ready = f[1:]
-			break
-		}
-	}
-	cmd.Process.Kill()
-	cmd.Wait()
-	if ready == nil {
-		t.Fatalf("helper did not get ready:\n%s%s", transcript.String(), stderr.String())
-	}
+	line := RunKilled(t, "TestKilledRunHelper", env, 2*time.Minute, func(line string) bool {
+		f := strings.Fields(line)
+		return len(f) == 5 && f[0] == "VXE2E-READY"
+	})
+	ready := strings.Fields(line)[1:]
 	defer os.RemoveAll(ready[0])
 
 	unlock := lockForTest(t)
