@@ -12,11 +12,13 @@ import (
 // with an error, and dockerd only logs it, forgets the network and releases
 // its pool. On a standalone host (local scope) with vxnet's IPAM, every
 // vxnet network of the host holds the IPAM pool of its subnet from before
-// CreateNetwork until after DeleteNetwork, and the IPAM refuses a second
-// membership on the same host. So a network whose pool this host no longer
-// holds is one Docker removed: reconcile removes it (orphaned), and a create
-// on its subnet takes its place (takeOver). Swarm (global scope) counts pool
-// requests differently and keeps everything.
+// CreateNetwork until Docker removes the network (dockerd 20.10 releases
+// the pool just before it calls DeleteNetwork), and the IPAM refuses a
+// second membership on the same host. So a network whose pool this host no
+// longer holds is one Docker is removing or removed: reconcile removes it
+// (orphaned; a DeleteNetwork that follows finds nothing to do, which is
+// success), and a create on its subnet takes its place (takeOver). Swarm
+// (global scope) counts pool requests differently and keeps everything.
 
 // orphaned reports whether the host's Docker network with record ref, on
 // cluster network n, is one Docker removed without vxnet knowing.
