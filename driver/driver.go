@@ -97,6 +97,9 @@ type Network struct {
 // VNIRecord is the value of vnis/<vni>.
 type VNIRecord struct {
 	Network string `json:"network"`
+	// Host reserved the VNI; it alone may find the reservation stale (a
+	// create killed between reserving the VNI and writing the network).
+	Host string `json:"host,omitempty"`
 }
 
 // LocalRef is the value of hosts/<host>/networks/<docker id>.

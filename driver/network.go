@@ -134,7 +134,7 @@ func (d *Driver) createCluster(ctx context.Context, want *Network, dockerID stri
 // reserveVNI takes the explicit VNI or the lowest free one from VNIOffset.
 func (d *Driver) reserveVNI(ctx context.Context, explicit uint32, key string) (uint32, error) {
 	if explicit != 0 {
-		err := store.CreateJSON(ctx, d.o.Store, vniKey(explicit), VNIRecord{Network: key})
+		err := store.CreateJSON(ctx, d.o.Store, vniKey(explicit), VNIRecord{Network: key, Host: d.o.HostID})
 		if errors.Is(err, store.ErrConflict) {
 			owner, _, _ := store.GetJSON[VNIRecord](ctx, d.o.Store, vniKey(explicit))
 			name := "another network"
@@ -166,7 +166,7 @@ func (d *Driver) reserveVNI(ctx context.Context, explicit uint32, key string) (u
 		if used[vni] {
 			return 0, errors.New("no free VNI left")
 		}
-		err = store.CreateJSON(ctx, d.o.Store, vniKey(vni), VNIRecord{Network: key})
+		err = store.CreateJSON(ctx, d.o.Store, vniKey(vni), VNIRecord{Network: key, Host: d.o.HostID})
 		if errors.Is(err, store.ErrConflict) {
 			continue
 		}

@@ -2,6 +2,8 @@ package driver
 
 import (
 	"context"
+	"errors"
+	"fmt"
 
 	"github.com/vxnet/vxnet/store"
 )
@@ -37,22 +39,88 @@ func (d *Driver) orphaned(ctx context.Context, n *Network, ref LocalRef) (bool, 
 // other is a network Docker removed without vxnet knowing. takeOver removes
 // it and reports whether the create may go on.
 func (d *Driver) takeOver(ctx context.Context, cur *Network, other string) bool {
-	if d.o.Scope == "global" || d.o.PoolState == nil {
-		return false
-	}
-	ref, _, err := store.GetJSON[LocalRef](ctx, d.o.Store, d.localKey(other))
-	if err != nil || !ref.OwnIPAM {
-		return false
-	}
-	member, setup, err := d.o.PoolState(ctx, cur.Subnets[0])
-	if err != nil || !member || !setup {
-		return false
-	}
 	log := d.logNet(cur).WithField("docker_network", other)
-	log.Warn("removing a network Docker no longer has (its pool was released and requested again; its DeleteNetwork was lost)")
+	ref, _, err := store.GetJSON[LocalRef](ctx, d.o.Store, d.localKey(other))
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		// A create killed between joining and recording the network:
+		// no Docker network was ever created (dropStale).
+		log.Warn("leaving a network a killed create joined but never recorded")
+	case err != nil || !ref.OwnIPAM:
+		return false
+	case d.o.Scope == "global" || d.o.PoolState == nil:
+		return false
+	default:
+		member, setup, err := d.o.PoolState(ctx, cur.Subnets[0])
+		if err != nil || !member || !setup {
+			return false
+		}
+		log.Warn("removing a network Docker no longer has (its pool was released and requested again; its DeleteNetwork was lost)")
+	}
 	if err := d.leave(ctx, cur, other); err != nil {
 		log.WithError(err).Error("remove network Docker no longer has")
 		return false
 	}
 	return true
+}
+
+// A create killed half-way. CreateNetwork reserves the VNI, writes the
+// cluster record (or adds this host to it), then records the host's Docker
+// network; a kill between those steps leaves a VNI no network has, or a
+// membership no Docker network of this host backs, and either keeps the
+// cluster record and the VNI alive for good. Docker took the create as
+// failed, so nothing will remove them. Reconcile holds the driver's lock,
+// so no create of this host is under way: what this host reserved or
+// joined and did not record is stale.
+
+// dropStale leaves the cluster networks that list this host with a Docker
+// network it has not recorded (local holds the recorded ones), and frees
+// the VNIs this host reserved for a network that does not hold them. It
+// returns the VNIs of the networks it left.
+func (d *Driver) dropStale(ctx context.Context, local map[string]bool) (map[uint32]bool, error) {
+	nets, _, err := d.o.Store.List(ctx, "networks/")
+	if err != nil {
+		return nil, fmt.Errorf("reconcile: list networks: %w", err)
+	}
+	left := map[uint32]bool{}
+	var errs []error
+	for _, kv := range nets {
+		var n Network
+		if err := store.Decode(kv, &n); err != nil {
+			continue
+		}
+		id, ok := n.Hosts[d.o.HostID]
+		if !ok || local[id] {
+			continue
+		}
+		d.logNet(&n).WithField("docker_network", id).Warn("reconcile: leaving a network a killed create joined but never recorded")
+		if err := d.leave(ctx, &n, id); err != nil {
+			errs = append(errs, fmt.Errorf("reconcile: leave network %s: %w", n.Key, err))
+			continue
+		}
+		left[n.VNI] = true
+	}
+	vnis, _, err := d.o.Store.List(ctx, "vnis/")
+	if err != nil {
+		return left, errors.Join(append(errs, fmt.Errorf("reconcile: list VNIs: %w", err))...)
+	}
+	for _, kv := range vnis {
+		var rec VNIRecord
+		if err := store.Decode(kv, &rec); err != nil || rec.Host != d.o.HostID {
+			continue
+		}
+		n, _, err := store.GetJSON[Network](ctx, d.o.Store, networkKey(rec.Network))
+		switch {
+		case err == nil && kv.Key == vniKey(n.VNI):
+			continue
+		case err != nil && !errors.Is(err, store.ErrNotFound):
+			errs = append(errs, err)
+			continue
+		}
+		d.o.Log.WithFields(map[string]any{"vni_key": kv.Key, "network": rec.Network}).Warn("reconcile: freeing a VNI a killed create reserved")
+		if err := d.o.Store.DeleteCAS(ctx, kv.Key, kv.ModifyIndex); err != nil && !errors.Is(err, store.ErrConflict) {
+			errs = append(errs, fmt.Errorf("reconcile: free %s: %w", kv.Key, err))
+		}
+	}
+	return left, errors.Join(errs...)
 }

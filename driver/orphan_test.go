@@ -76,3 +76,63 @@ func TestOrphanedNetworks(t *testing.T) {
 		})
 	}
 }
+
+// A create or delete killed between its store writes leaves pieces no
+// Docker network backs; reconcile removes them, and a create on the subnet
+// is not refused because of them.
+func TestReconcileDropsHalfDoneCreatesAndDeletes(t *testing.T) {
+	ctx := context.Background()
+	for _, c := range []struct {
+		name   string
+		break_ func(e *env, n *Network) // what the killed call left
+		create bool                     // a new create instead of reconcile
+	}{
+		{name: "joined, not recorded", break_: func(e *env, n *Network) { e.mustDelete(e.d.localKey(net1)) }},
+		{name: "joined, not recorded, created again", create: true, break_: func(e *env, n *Network) { e.mustDelete(e.d.localKey(net1)) }},
+		{name: "VNI reserved, no network", break_: func(e *env, n *Network) {
+			e.mustDelete(e.d.localKey(net1))
+			e.mustDelete(networkKey(n.Key))
+		}},
+		{name: "last host left, record of the network kept", break_: func(e *env, n *Network) {
+			e.mustDelete(networkKey(n.Key))
+		}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			e := newEnv(t)
+			if err := e.d.CreateNetwork(ctx, createReq(net1, "198.19.1.0/24", "", nil)); err != nil {
+				t.Fatal(err)
+			}
+			n, err := e.d.lookup(ctx, net1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// Another host's reservation is never this host's to free.
+			if _, err := e.store.Put(ctx, vniKey(9999), []byte(`{"network":"198.19.2.0_24","host":"h2"}`)); err != nil {
+				t.Fatal(err)
+			}
+			c.break_(e, n)
+			if c.create {
+				if err := e.d.CreateNetwork(ctx, createReq(net2, "198.19.1.0/24", "", nil)); err != nil {
+					t.Fatalf("create on the subnet of a half-done create: %v", err)
+				}
+				if _, err := e.d.lookup(ctx, net2); err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			if err := e.d.Reconcile(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if nets, _ := e.plane.Networks(); len(nets) != 0 || !slices.Equal(e.keys(), []string{vniKey(9999)}) {
+				t.Fatalf("after reconcile: namespaces %v, keys %v; want only the other host's VNI", nets, e.keys())
+			}
+		})
+	}
+}
+
+func (e *env) mustDelete(key string) {
+	e.t.Helper()
+	if err := e.store.Delete(context.Background(), key); err != nil {
+		e.t.Fatal(err)
+	}
+}

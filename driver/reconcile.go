@@ -33,13 +33,19 @@ func (d *Driver) Reconcile(ctx context.Context) error {
 	var errs []error
 	for _, kv := range kvs {
 		dockerID := strings.TrimPrefix(kv.Key, d.localPrefix())
-		n, err := d.lookup(ctx, dockerID)
-		if err != nil {
+		var ref LocalRef
+		if err := store.Decode(kv, &ref); err != nil {
 			errs = append(errs, err)
 			continue
 		}
-		var ref LocalRef
-		if err := store.Decode(kv, &ref); err != nil {
+		n, err := d.lookup(ctx, dockerID)
+		if errors.Is(err, store.ErrNotFound) {
+			// The cluster record is gone, the host's record of the network
+			// is not: a DeleteNetwork killed after the last host left.
+			errs = append(errs, d.forgetGone(ctx, dockerID, ref.Network))
+			continue
+		}
+		if err != nil {
 			errs = append(errs, err)
 			continue
 		}
@@ -59,11 +65,19 @@ func (d *Driver) Reconcile(ctx context.Context) error {
 	}
 	// A network whose record could not be read is still this host's:
 	// removing namespaces now could cut a running network's traffic.
-	if len(errs) > 0 {
-		return errors.Join(errs...)
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	local := map[string]bool{}
+	for _, kv := range kvs {
+		local[strings.TrimPrefix(kv.Key, d.localPrefix())] = true
+	}
+	left, err := d.dropStale(ctx, local)
+	if err != nil {
+		return err
 	}
 	for _, vni := range have {
-		if want[vni] {
+		if want[vni] || left[vni] {
 			continue
 		}
 		d.o.Log.WithField("vni", vni).Warn("reconcile: removing namespace of a network this host no longer has")
@@ -72,6 +86,29 @@ func (d *Driver) Reconcile(ctx context.Context) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// forgetGone drops this host's record of Docker network dockerID, whose
+// cluster network key is gone, and its endpoint copies; its namespace goes
+// with the namespaces of networks the host no longer has.
+func (d *Driver) forgetGone(ctx context.Context, dockerID, key string) error {
+	d.o.Log.WithFields(map[string]any{"docker_network": dockerID, "network": key}).Warn("reconcile: forgetting a network whose cluster record is gone (a DeleteNetwork killed after the last host left)")
+	eps, err := d.localEndpoints(ctx)
+	if err != nil {
+		return err
+	}
+	for _, ep := range eps {
+		if ep.Network != key {
+			continue
+		}
+		if err := errors.Join(d.o.Store.Delete(ctx, endpointKey(key, ep.ID)), d.o.Store.Delete(ctx, d.copyKey(ep.ID))); err != nil {
+			return fmt.Errorf("reconcile: forget endpoint %q: %w", ep.ID, err)
+		}
+	}
+	if err := d.o.Store.Delete(ctx, d.localKey(dockerID)); err != nil {
+		return fmt.Errorf("reconcile: forget network %q: %w", dockerID, err)
+	}
+	return nil
 }
 
 // removeOrphan removes a network Docker no longer has (orphaned).
