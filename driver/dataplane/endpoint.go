@@ -40,8 +40,8 @@ func (p *Plane) EnsureEndpoint(c EndpointConfig) (ifName string, err error) {
 	if err := c.validate(); err != nil {
 		return "", err
 	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
+	p.mu.RLock()
+	defer p.mu.RUnlock()
 	n := namesFor(c.ID)
 	log := p.log.WithFields(logrus.Fields{"vni": c.VNI, "endpoint": c.ID[:idPrefix]})
 	path, err := p.liveNs(c.VNI)
@@ -150,8 +150,8 @@ func (p *Plane) DeleteEndpoint(vni uint32, id string) error {
 	if err := validateID(id); err != nil {
 		return err
 	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
+	p.mu.RLock()
+	defer p.mu.RUnlock()
 	n := namesFor(id)
 	log := p.log.WithFields(logrus.Fields{"vni": vni, "endpoint": id[:idPrefix]})
 	if err := deleteEndpointLinks(log, p.nsPath(vni), n); err != nil {
@@ -166,8 +166,8 @@ func (p *Plane) Endpoints(vni uint32) ([]string, error) {
 	if err := validateVNI(vni); err != nil {
 		return nil, err
 	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
+	p.mu.RLock()
+	defer p.mu.RUnlock()
 	path, err := p.liveNs(vni)
 	if err != nil {
 		return nil, err

@@ -5,11 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
 
 	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
 )
 
 // testEndpoint returns endpoint n of a network: a 64-hex-char ID whose first
@@ -177,5 +179,53 @@ func TestEndpointMissingNetwork(t *testing.T) {
 	}
 	if err := h.plane.SetPeers(4204, nil); !errors.Is(err, ErrNotFound) {
 		t.Errorf("SetPeers without network = %v, want ErrNotFound", err)
+	}
+}
+
+// Endpoints of one network are created and deleted in parallel, with peer
+// updates running alongside, as fifty `docker run` at once do: every pair
+// comes out whole, and deleting them all leaves the namespace as it was.
+func TestParallelEndpoints(t *testing.T) {
+	const vni, n = 4205, 16
+	h := setupNetwork(t, vni)
+	inHost := func(fn func() error) error {
+		// A goroutine's thread is in the process's namespace, not the
+		// test host's: enter it, and let the thread die with the goroutine.
+		runtime.LockOSThread()
+		if err := netns.Set(h.ns); err != nil {
+			return err
+		}
+		return fn()
+	}
+	parallel := func(what string, fn func(c EndpointConfig) error) {
+		t.Helper()
+		errs := make(chan error, n+1)
+		for i := range n {
+			go func() { errs <- inHost(func() error { return fn(testEndpoint(vni, i)) }) }()
+		}
+		go func() {
+			errs <- inHost(func() error {
+				return h.plane.SetPeers(vni, []Peer{peer("198.19.1.200", "02:42:c6:13:00:c8", "198.18.0.9")})
+			})
+		}()
+		for range n + 1 {
+			if err := <-errs; err != nil {
+				t.Fatalf("%s: %v", what, err)
+			}
+		}
+	}
+	parallel("EnsureEndpoint", func(c EndpointConfig) error { _, err := h.plane.EnsureEndpoint(c); return err })
+	for i := range n {
+		checkEndpoint(t, h, testEndpoint(vni, i))
+	}
+	if ids, err := h.plane.Endpoints(vni); err != nil || len(ids) != n {
+		t.Fatalf("Endpoints = %d, %v; want %d", len(ids), err, n)
+	}
+	parallel("DeleteEndpoint", func(c EndpointConfig) error { return h.plane.DeleteEndpoint(vni, c.ID) })
+	if names := linkNames(t, handleIn(t, h.ns)); !slices.Equal(names, []string{"lo"}) {
+		t.Errorf("host links %v, want only lo", names)
+	}
+	if names := linkNames(t, h.nsHandle(t, vni)); !slices.Equal(names, []string{bridgeName, "lo", vxlanName}) {
+		t.Errorf("network links %v, want br0, lo, vxlan0", names)
 	}
 }

@@ -36,8 +36,10 @@ func (p *Plane) SetPeers(vni uint32, peers []Peer) error {
 	if err := validatePeers(vni, peers); err != nil {
 		return err
 	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	p.peerMu.Lock()
+	defer p.peerMu.Unlock()
 	path, err := p.liveNs(vni)
 	if err != nil {
 		return err

@@ -79,7 +79,14 @@ type Plane struct {
 	dir    string
 	sysctl string // a writable /proc/sys
 	log    *logrus.Entry
-	mu     sync.Mutex // serializes all kernel changes made through this Plane
+	// mu orders namespace lifecycles against work inside namespaces:
+	// EnsureNetwork and DeleteNetwork hold it alone; endpoint and peer
+	// operations share it and run in parallel (distinct links, or one
+	// SetPeers at a time under peerMu). A single lock made fifty parallel
+	// `docker run` on one host wait for each other's netlink calls, which a
+	// busy kernel makes slow, past the 10 s callback bound.
+	mu     sync.RWMutex
+	peerMu sync.Mutex // one SetPeers at a time: each converges vxlan0's whole table
 }
 
 // New prepares NetnsDir and returns a Plane using it.
@@ -114,8 +121,8 @@ func New(o Options) (*Plane, error) {
 // Networks returns, sorted, the VNIs whose namespace files in NetnsDir are
 // live namespace mounts.
 func (p *Plane) Networks() ([]uint32, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
+	p.mu.RLock()
+	defer p.mu.RUnlock()
 	entries, err := os.ReadDir(p.dir)
 	if err != nil {
 		return nil, fmt.Errorf("list netns dir %q: %w", p.dir, err)
