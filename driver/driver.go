@@ -168,6 +168,13 @@ func (d *Driver) lookup(ctx context.Context, dockerID string) (*Network, error) 
 	if err != nil {
 		return nil, fmt.Errorf("look up network %q: %w", dockerID, err)
 	}
+	return d.networkOf(ctx, dockerID, ref)
+}
+
+// networkOf reads the cluster network of this host's Docker network
+// dockerID, whose record ref the caller has read already; a missing
+// cluster record wraps store.ErrNotFound.
+func (d *Driver) networkOf(ctx context.Context, dockerID string, ref *LocalRef) (*Network, error) {
 	n, _, err := store.GetJSON[Network](ctx, d.o.Store, networkKey(ref.Network))
 	if err != nil {
 		return nil, fmt.Errorf("read network %q (%s): %w", dockerID, ref.Network, err)

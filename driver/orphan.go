@@ -83,12 +83,14 @@ func (d *Driver) dropStale(ctx context.Context, local map[string]bool) (map[uint
 		return nil, fmt.Errorf("reconcile: list networks: %w", err)
 	}
 	left := map[uint32]bool{}
+	held := map[string]bool{} // VNI keys that a network holds
 	var errs []error
 	for _, kv := range nets {
 		var n Network
 		if err := store.Decode(kv, &n); err != nil {
 			continue
 		}
+		held[vniKey(n.VNI)] = true
 		id, ok := n.Hosts[d.o.HostID]
 		if !ok || local[id] {
 			continue
@@ -106,15 +108,7 @@ func (d *Driver) dropStale(ctx context.Context, local map[string]bool) (map[uint
 	}
 	for _, kv := range vnis {
 		var rec VNIRecord
-		if err := store.Decode(kv, &rec); err != nil || rec.Host != d.o.HostID {
-			continue
-		}
-		n, _, err := store.GetJSON[Network](ctx, d.o.Store, networkKey(rec.Network))
-		switch {
-		case err == nil && kv.Key == vniKey(n.VNI):
-			continue
-		case err != nil && !errors.Is(err, store.ErrNotFound):
-			errs = append(errs, err)
+		if err := store.Decode(kv, &rec); err != nil || rec.Host != d.o.HostID || held[kv.Key] {
 			continue
 		}
 		d.o.Log.WithFields(map[string]any{"vni_key": kv.Key, "network": rec.Network}).Warn("reconcile: freeing a VNI a killed create reserved")

@@ -21,7 +21,11 @@ func (d *Driver) LocalPools(ctx context.Context) (map[string]bool, error) {
 	}
 	pools := map[string]bool{}
 	for _, kv := range kvs {
-		n, err := d.lookup(ctx, strings.TrimPrefix(kv.Key, d.localPrefix()))
+		var ref LocalRef
+		if err := store.Decode(kv, &ref); err != nil {
+			return nil, err
+		}
+		n, err := d.networkOf(ctx, strings.TrimPrefix(kv.Key, d.localPrefix()), &ref)
 		if errors.Is(err, store.ErrNotFound) {
 			continue
 		}

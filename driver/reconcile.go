@@ -38,7 +38,7 @@ func (d *Driver) Reconcile(ctx context.Context) error {
 			errs = append(errs, err)
 			continue
 		}
-		n, err := d.lookup(ctx, dockerID)
+		n, err := d.networkOf(ctx, dockerID, &ref)
 		if errors.Is(err, store.ErrNotFound) {
 			// The cluster record is gone, the host's record of the network
 			// is not: a DeleteNetwork killed after the last host left.

@@ -106,13 +106,8 @@ func testFaultConcurrency(t *testing.T, f *faults) {
 	f.mu.Lock()
 	f.report.Concurrency = r
 	f.mu.Unlock()
-	f.netEverywhere(t, network, subnet)
 	// One pinger per host, started before the burst.
-	f.eachHost(t, func(h *harness.Host) error {
-		_, err := h.Docker(append([]string{"run", "-d", "--name", fmt.Sprintf("cping%d", h.Index), "--network", network}, sleeper...)...)
-		return err
-	})
-	t.Cleanup(func() { f.eachHost(t, func(h *harness.Host) error { return removeAll(h) }) })
+	f.containerPerHost(t, network, subnet, "cping")
 
 	start := time.Now()
 	names, errs := runParallel(f.c.Hosts, f.cfg.RunsPerHost, "c", network)

@@ -65,12 +65,7 @@ func testFaultCrash(t *testing.T, f *faults) {
 	f.mu.Lock()
 	f.report.Crash = r
 	f.mu.Unlock()
-	f.netEverywhere(t, base, baseSubnet)
-	f.eachHost(t, func(h *harness.Host) error {
-		_, err := h.Docker(append([]string{"run", "-d", "--name", fmt.Sprintf("base%d", h.Index), "--network", base}, sleeper...)...)
-		return err
-	})
-	t.Cleanup(func() { f.eachHost(t, func(h *harness.Host) error { return removeAll(h) }) })
+	f.containerPerHost(t, base, baseSubnet, "base")
 	ips := map[*harness.Host]string{}
 	for _, h := range f.c.Hosts {
 		ips[h] = ip(t, h, fmt.Sprintf("base%d", h.Index), base)

@@ -211,6 +211,19 @@ func removeAll(h *harness.Host) error {
 // network dockerd still counted an endpoint of (reported with the figures).
 var dockerdRecounts atomic.Int32
 
+// containerPerHost creates network on every host and runs a container
+// <prefix><host index> on it on each; everything on the hosts is removed
+// when the test ends.
+func (f *faults) containerPerHost(t *testing.T, network, subnet, prefix string) {
+	t.Helper()
+	f.netEverywhere(t, network, subnet)
+	f.eachHost(t, func(h *harness.Host) error {
+		_, err := h.Docker(append([]string{"run", "-d", "--name", fmt.Sprintf("%s%d", prefix, h.Index), "--network", network}, sleeper...)...)
+		return err
+	})
+	t.Cleanup(func() { f.eachHost(t, func(h *harness.Host) error { return removeAll(h) }) })
+}
+
 func (f *faults) eachHost(t *testing.T, fn func(h *harness.Host) error) {
 	t.Helper()
 	(&multiHost{c: f.c}).eachHost(t, fn)

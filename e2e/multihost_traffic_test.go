@@ -177,10 +177,9 @@ func testParallelRuns(t *testing.T, e *multiHost) {
 		pw.Add(1)
 		go func() {
 			defer pw.Done()
-			script := `for ip in "$@"; do ok=; for i in 1 2 3 4 5; do if ping -c1 -W1 $ip >/dev/null 2>&1; then ok=1; break; fi; done; [ -n "$ok" ] || echo "unreachable $ip"; done`
-			out, err := from.Docker(append([]string{"exec", pinger(from), "sh", "-c", script, "sh"}, ipsByHost[h]...)...)
-			if err != nil || out != "" {
-				t.Errorf("from %s to the containers on %s: %v %s", from.Name, h.Name, err, out)
+			bad, err := pingAll(from, pinger(from), ipsByHost[h])
+			if err != nil || len(bad) > 0 {
+				t.Errorf("from %s to the containers on %s: %v, unreachable %v", from.Name, h.Name, err, bad)
 			}
 		}()
 	}

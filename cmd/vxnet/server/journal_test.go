@@ -29,6 +29,15 @@ func withJournal(t *testing.T, d NetworkDriver, timeout time.Duration) (*Server,
 	return New(d, ipamStub{}, Options{Timeout: timeout, Log: logrus.NewEntry(l), Journal: j}), dir
 }
 
+// wantEntries fails the test unless the journal in dir holds n entries;
+// msg formats the count found.
+func wantEntries(t *testing.T, dir string, n int, msg string) {
+	t.Helper()
+	if files, _ := os.ReadDir(dir); len(files) != n {
+		t.Fatalf(msg, len(files))
+	}
+}
+
 // outageDriver fails DeleteNetwork and CreateEndpoint as a driver does
 // while its store is unreachable, until the store is back.
 type outageDriver struct {
@@ -77,15 +86,11 @@ func TestJournalReplaysRemovalsAfterOutage(t *testing.T) {
 			t.Fatalf("%s during the outage: %d %v", c.path, code, out)
 		}
 	}
-	if files, _ := os.ReadDir(dir); len(files) != 2 {
-		t.Fatalf("journal holds %d entries, want 2 (DeleteNetwork n1, DeleteEndpoint ep1)", len(files))
-	}
+	wantEntries(t, dir, 2, "journal holds %d entries, want 2 (DeleteNetwork n1, DeleteEndpoint ep1)")
 	if n, err := s.Replay(t.Context()); err != nil || n != 2 {
 		t.Fatalf("replay while the store is down: %d pending, %v; want 2", n, err)
 	}
-	if files, _ := os.ReadDir(dir); len(files) != 2 {
-		t.Fatalf("a failed replay changed the journal: %d entries", len(files))
-	}
+	wantEntries(t, dir, 2, "a failed replay changed the journal: %d entries")
 	d.down.Store(false)
 	if n, err := s.Replay(t.Context()); err != nil || n != 0 {
 		t.Fatalf("replay with the store back: %d pending, %v", n, err)
@@ -93,9 +98,7 @@ func TestJournalReplaysRemovalsAfterOutage(t *testing.T) {
 	if got := d.deleted.Load(); got != 2 {
 		t.Fatalf("%d removals done, want 2", got)
 	}
-	if files, _ := os.ReadDir(dir); len(files) != 0 {
-		t.Fatalf("journal not empty after replay: %d entries", len(files))
-	}
+	wantEntries(t, dir, 0, "journal not empty after replay: %d entries")
 }
 
 // blockingDriver holds DeleteNetwork until released, as a plugin killed in
@@ -123,9 +126,7 @@ func TestJournalIsWrittenAhead(t *testing.T) {
 		answered <- code
 	}()
 	<-d.entered
-	if files, _ := os.ReadDir(dir); len(files) != 1 {
-		t.Fatalf("journal holds %d entries during DeleteNetwork, want 1", len(files))
-	}
+	wantEntries(t, dir, 1, "journal holds %d entries during DeleteNetwork, want 1")
 	close(d.release)
 	if code := <-answered; code != 200 {
 		t.Fatalf("DeleteNetwork: %d", code)
@@ -133,9 +134,7 @@ func TestJournalIsWrittenAhead(t *testing.T) {
 	if code, _ := call(s, "POST", "/NetworkDriver.CreateNetwork", `{"NetworkID":"n2"}`); code != 200 {
 		t.Fatalf("CreateNetwork: %d", code)
 	}
-	if files, _ := os.ReadDir(dir); len(files) != 0 {
-		t.Fatalf("journal holds %d entries after the calls succeeded, want 0", len(files))
-	}
+	wantEntries(t, dir, 0, "journal holds %d entries after the calls succeeded, want 0")
 }
 
 // slowCreate holds CreateNetwork until released and counts DeleteNetwork.
