@@ -45,6 +45,7 @@ type Dataplane interface {
 	EnsureEndpoint(dataplane.EndpointConfig) (string, error)
 	DeleteEndpoint(vni uint32, id string) error
 	Endpoints(vni uint32) ([]string, error)
+	InUse(vni uint32) ([]string, error)
 	SetPeers(vni uint32, peers []dataplane.Peer) error
 }
 
@@ -82,6 +83,9 @@ type Driver struct {
 	stop     context.CancelFunc
 	wmu      sync.Mutex
 	watchers map[string]*watcher // cluster network key → peer goroutine
+
+	gmu  sync.RWMutex
+	gone map[string]bool // hosts whose entries are left out (SetGone)
 }
 
 // Network is the cluster record of one vxnet network.

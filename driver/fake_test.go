@@ -1,7 +1,6 @@
 package driver
 
 import (
-	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -18,10 +17,11 @@ type fakePlane struct {
 	eps      map[uint32]map[string]bool
 	failNext error // returned once by the next EnsureNetwork or EnsureEndpoint
 	peers    map[uint32][]dataplane.Peer
+	taken    map[string]bool // endpoint ID prefixes a container took (InUse)
 }
 
 func newFakePlane() *fakePlane {
-	return &fakePlane{nets: map[uint32]dataplane.NetworkConfig{}, eps: map[uint32]map[string]bool{}, peers: map[uint32][]dataplane.Peer{}}
+	return &fakePlane{nets: map[uint32]dataplane.NetworkConfig{}, eps: map[uint32]map[string]bool{}, peers: map[uint32][]dataplane.Peer{}, taken: map[string]bool{}}
 }
 
 func (f *fakePlane) takeFailure() error {
@@ -81,9 +81,23 @@ func (f *fakePlane) Endpoints(vni uint32) ([]string, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if _, ok := f.nets[vni]; !ok {
-		return nil, errors.New("no such network")
+		return nil, fmt.Errorf("vni %d: %w", vni, dataplane.ErrNotFound)
 	}
 	return slices.Sorted(maps.Keys(f.eps[vni])), nil
+}
+
+func (f *fakePlane) InUse(vni uint32) ([]string, error) {
+	ids, err := f.Endpoints(vni)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.DeleteFunc(ids, func(id string) bool { return !f.taken[id] }), err
+}
+
+// take marks an endpoint's port as a running container's.
+func (f *fakePlane) take(id string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.taken[id[:12]] = true
 }
 
 func (f *fakePlane) SetPeers(vni uint32, peers []dataplane.Peer) error {

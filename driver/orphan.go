@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
 
 	"github.com/vxnet/vxnet/store"
 )
@@ -76,13 +78,14 @@ func (d *Driver) takeOver(ctx context.Context, cur *Network, other string) bool 
 // dropStale leaves the cluster networks that list this host with a Docker
 // network it has not recorded (local holds the recorded ones), and frees
 // the VNIs this host reserved for a network that does not hold them. It
-// returns the VNIs of the networks it left.
-func (d *Driver) dropStale(ctx context.Context, local map[string]bool) (map[uint32]bool, error) {
+// returns the VNIs of the networks it left, and the VNIs it freed (whose
+// namespaces a killed create may have left).
+func (d *Driver) dropStale(ctx context.Context, local map[string]bool) (left, freed map[uint32]bool, err error) {
 	nets, _, err := d.o.Store.List(ctx, "networks/")
 	if err != nil {
-		return nil, fmt.Errorf("reconcile: list networks: %w", err)
+		return nil, nil, fmt.Errorf("reconcile: list networks: %w", err)
 	}
-	left := map[uint32]bool{}
+	left, freed = map[uint32]bool{}, map[uint32]bool{}
 	held := map[string]bool{} // VNI keys that a network holds
 	var errs []error
 	for _, kv := range nets {
@@ -95,6 +98,10 @@ func (d *Driver) dropStale(ctx context.Context, local map[string]bool) (map[uint
 		if !ok || local[id] {
 			continue
 		}
+		if err := d.unused(n.VNI); err != nil {
+			errs = append(errs, fmt.Errorf("reconcile: network %s joined by a killed create: %w", n.Key, err))
+			continue
+		}
 		d.logNet(&n).WithField("docker_network", id).Warn("reconcile: leaving a network a killed create joined but never recorded")
 		if err := d.leave(ctx, &n, id); err != nil {
 			errs = append(errs, fmt.Errorf("reconcile: leave network %s: %w", n.Key, err))
@@ -104,7 +111,7 @@ func (d *Driver) dropStale(ctx context.Context, local map[string]bool) (map[uint
 	}
 	vnis, _, err := d.o.Store.List(ctx, "vnis/")
 	if err != nil {
-		return left, errors.Join(append(errs, fmt.Errorf("reconcile: list VNIs: %w", err))...)
+		return left, freed, errors.Join(append(errs, fmt.Errorf("reconcile: list VNIs: %w", err))...)
 	}
 	for _, kv := range vnis {
 		var rec VNIRecord
@@ -114,7 +121,11 @@ func (d *Driver) dropStale(ctx context.Context, local map[string]bool) (map[uint
 		d.o.Log.WithFields(map[string]any{"vni_key": kv.Key, "network": rec.Network}).Warn("reconcile: freeing a VNI a killed create reserved")
 		if err := d.o.Store.DeleteCAS(ctx, kv.Key, kv.ModifyIndex); err != nil && !errors.Is(err, store.ErrConflict) {
 			errs = append(errs, fmt.Errorf("reconcile: free %s: %w", kv.Key, err))
+			continue
+		}
+		if v, err := strconv.ParseUint(strings.TrimPrefix(kv.Key, "vnis/"), 10, 32); err == nil {
+			freed[uint32(v)] = true
 		}
 	}
-	return left, errors.Join(errs...)
+	return left, freed, errors.Join(errs...)
 }

@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"net"
+	"net/netip"
+	"slices"
+	"sync"
 	"time"
 
 	"github.com/vxnet/vxnet/driver/dataplane"
@@ -14,10 +17,18 @@ import (
 // (entries deleted behind vxnet's back) when no endpoint changes.
 const resyncEvery = 5 * time.Second
 
-// watcher is the goroutine programming one network's peers.
+// watcher is the goroutine programming one network's peers. It keeps the
+// last listing it read, so a change of the gone hosts reprograms the
+// network at once, also while the store is unreachable.
 type watcher struct {
 	cancel context.CancelFunc
 	done   chan struct{}
+	vni    uint32
+
+	mu    sync.Mutex
+	kvs   []store.KV              // last endpoint listing read
+	read  bool                    // kvs holds a listing
+	vteps map[string][]netip.Addr // other hosts of kvs → their VTEPs
 }
 
 // startWatch starts the peer goroutine of n unless it runs already. It
@@ -31,11 +42,11 @@ func (d *Driver) startWatch(n *Network) {
 		return
 	}
 	ctx, cancel := context.WithCancel(d.life)
-	w := &watcher{cancel: cancel, done: make(chan struct{})}
+	w := &watcher{cancel: cancel, done: make(chan struct{}), vni: n.VNI}
 	d.watchers[n.Key] = w
 	go func() {
 		defer close(w.done)
-		d.watchPeers(ctx, n.Key, n.VNI)
+		d.watchPeers(ctx, n.Key, w)
 	}()
 }
 
@@ -64,14 +75,14 @@ func (d *Driver) StopWatches() {
 	}
 }
 
-func (d *Driver) watchPeers(ctx context.Context, key string, vni uint32) {
-	log := d.o.Log.WithFields(map[string]any{"network": key, "vni": vni})
+func (d *Driver) watchPeers(ctx context.Context, key string, w *watcher) {
+	log := d.o.Log.WithFields(map[string]any{"network": key, "vni": w.vni})
 	var index uint64
 	failing := false
 	for ctx.Err() == nil {
 		kvs, next, err := d.nextEndpoints(ctx, key, index)
 		if err == nil {
-			err = d.o.Plane.SetPeers(vni, d.peers(kvs))
+			err = d.program(w, kvs, true)
 		}
 		if err != nil {
 			if ctx.Err() != nil {
@@ -105,6 +116,97 @@ func (d *Driver) nextEndpoints(ctx context.Context, key string, index uint64) ([
 		return d.o.Store.List(lctx, endpointPrefix(key))
 	}
 	return kvs, next, err
+}
+
+// program converges the kernel to a fresh listing kvs of the watcher's
+// network (or to the last listing, after the gone hosts changed), leaving
+// out the endpoints of gone hosts.
+func (d *Driver) program(w *watcher, kvs []store.KV, fresh bool) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if fresh {
+		w.kvs, w.read, w.vteps = kvs, true, d.vtepsOf(kvs)
+	}
+	if !w.read {
+		return nil
+	}
+	return d.o.Plane.SetPeers(w.vni, d.peers(d.withoutGone(w.kvs)))
+}
+
+// vtepsOf maps the other hosts of an endpoint listing to their VTEPs.
+func (d *Driver) vtepsOf(kvs []store.KV) map[string][]netip.Addr {
+	out := map[string][]netip.Addr{}
+	for _, kv := range kvs {
+		var ep Endpoint
+		if store.Decode(kv, &ep) != nil || ep.Host == d.o.HostID || !ep.VTEP.IsValid() || slices.Contains(out[ep.Host], ep.VTEP) {
+			continue
+		}
+		out[ep.Host] = append(out[ep.Host], ep.VTEP)
+	}
+	return out
+}
+
+// withoutGone drops the records of gone hosts from an endpoint listing.
+func (d *Driver) withoutGone(kvs []store.KV) []store.KV {
+	d.gmu.RLock()
+	defer d.gmu.RUnlock()
+	if len(d.gone) == 0 {
+		return kvs
+	}
+	out := make([]store.KV, 0, len(kvs))
+	for _, kv := range kvs {
+		var ep struct {
+			Host string `json:"host"`
+		}
+		if store.Decode(kv, &ep) == nil && d.gone[ep.Host] {
+			continue
+		}
+		out = append(out, kv)
+	}
+	return out
+}
+
+// VTEPs returns the underlay addresses of every other host with endpoints
+// on this host's networks (liveness.Peers): the addresses to probe when a
+// host falls silent.
+func (d *Driver) VTEPs() map[string][]netip.Addr {
+	out := map[string][]netip.Addr{}
+	for _, w := range d.watching() {
+		w.mu.Lock()
+		for h, vs := range w.vteps {
+			for _, v := range vs {
+				if !slices.Contains(out[h], v) {
+					out[h] = append(out[h], v)
+				}
+			}
+		}
+		w.mu.Unlock()
+	}
+	return out
+}
+
+// SetGone sets the hosts whose entries are left out of the kernel
+// (liveness.Peers) and reprograms every network at once.
+func (d *Driver) SetGone(gone map[string]bool) {
+	d.gmu.Lock()
+	d.gone = gone
+	d.gmu.Unlock()
+	for _, w := range d.watching() {
+		if err := d.program(w, nil, false); err != nil {
+			d.o.Log.WithError(err).WithField("vni", w.vni).Warn("reprogramming peers after a host's liveness changed failed; the watcher retries")
+		}
+	}
+}
+
+// watching lists the running peer goroutines.
+func (d *Driver) watching() []*watcher {
+	d.wmu.Lock()
+	defer d.wmu.Unlock()
+	out := make([]*watcher, 0, len(d.watchers))
+	for _, w := range d.watchers {
+		out = append(out, w)
+	}
+	return out
 }
 
 // peers are the other hosts' endpoints as kernel entries.

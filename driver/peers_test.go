@@ -2,6 +2,7 @@ package driver
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -19,8 +20,9 @@ func waitPeers(t *testing.T, e *env, vni uint32, want string) {
 	}
 }
 
-// Endpoints on one host become peer entries on the other; a purge of the
-// host removes them, and the host's reconcile puts them back.
+// Endpoints on one host become peer entries on the other; the host gone
+// (liveness) leaves them out, back again puts them back, with no store
+// change either way.
 func TestPeersFollowTheStore(t *testing.T) {
 	e1 := newEnv(t)
 	e2 := newHost(t, e1.store, "h2", "198.18.0.12")
@@ -41,14 +43,17 @@ func TestPeersFollowTheStore(t *testing.T) {
 	}
 	waitPeers(t, e2, 9, "198.19.1.2@198.18.0.11")
 	waitPeers(t, e1, 9, "") // never its own endpoints
-	if n, err := e2.d.PurgeHost(ctx, "h1"); err != nil || n != 1 {
-		t.Fatalf("PurgeHost = %d, %v", n, err)
+	if v := e2.d.VTEPs(); len(v) != 1 || len(v["h1"]) != 1 || v["h1"][0].String() != "198.18.0.11" {
+		t.Fatalf("VTEPs on h2 = %v, want h1 at 198.18.0.11", v)
 	}
+	keys := len(e1.keys())
+	e2.d.SetGone(map[string]bool{"h1": true})
 	waitPeers(t, e2, 9, "")
-	if err := e1.d.Reconcile(ctx); err != nil {
-		t.Fatal(err)
-	}
+	e2.d.SetGone(map[string]bool{})
 	waitPeers(t, e2, 9, "198.19.1.2@198.18.0.11")
+	if k := len(e1.keys()); k != keys {
+		t.Fatalf("liveness changed the store: %d keys, then %d", keys, k)
+	}
 	if err := e1.d.DeleteEndpoint(ctx, &network.DeleteEndpointRequest{NetworkID: net1, EndpointID: ep1}); err != nil {
 		t.Fatal(err)
 	}
@@ -61,5 +66,57 @@ func TestPeersFollowTheStore(t *testing.T) {
 	}
 	if k := e1.keys(); len(k) != 0 {
 		t.Fatalf("keys left: %v", k)
+	}
+}
+
+// ForgetHost removes a host's endpoints (the others drop its entries), its
+// records and its membership, the network with its VNI when it was the
+// last host; the forgotten host's own reconcile then deletes nothing of
+// its live namespace and says why.
+func TestForgetHost(t *testing.T) {
+	e1 := newEnv(t)
+	e2 := newHost(t, e1.store, "h2", "198.18.0.12")
+	ctx := context.Background()
+	if err := e1.d.CreateNetwork(ctx, createReq(net1, "198.19.1.0/24", "", map[string]interface{}{OptVNI: "9"})); err != nil {
+		t.Fatal(err)
+	}
+	if err := e2.d.CreateNetwork(ctx, createReq(net2, "198.19.1.0/24", "", map[string]interface{}{OptVNI: "9"})); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e1.d.CreateEndpoint(ctx, &network.CreateEndpointRequest{NetworkID: net1, EndpointID: ep1,
+		Interface: &network.EndpointInterface{Address: "198.19.1.2/24"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e1.d.Join(ctx, &network.JoinRequest{NetworkID: net1, EndpointID: ep1}); err != nil {
+		t.Fatal(err)
+	}
+	e1.plane.take(ep1)
+	waitPeers(t, e2, 9, "198.19.1.2@198.18.0.11")
+	f, err := ForgetHost(ctx, e1.store, "h1")
+	if err != nil || f != (Forgotten{Endpoints: 1, Records: 2, Networks: 1}) {
+		t.Fatalf("ForgetHost(h1) = %+v, %v; want 1 endpoint, 2 records (network, endpoint copy), 1 network", f, err)
+	}
+	waitPeers(t, e2, 9, "")
+	for _, k := range e1.keys() {
+		if strings.Contains(k, "h1") || strings.HasPrefix(k, "endpoints/") {
+			t.Errorf("key %q left after forgetting h1", k)
+		}
+	}
+	err = e1.d.Reconcile(ctx)
+	if err == nil || !strings.Contains(err.Error(), "deleting nothing") {
+		t.Fatalf("reconcile of the forgotten host: %v, want an error that deletes nothing", err)
+	}
+	if n, _ := e1.plane.Networks(); len(n) != 1 || e1.plane.endpointCount() != 1 {
+		t.Fatalf("forgotten host's reconcile removed live state: networks %v, %d endpoints", n, e1.plane.endpointCount())
+	}
+	// The last host forgotten: the network and its VNI go.
+	if f, err := ForgetHost(ctx, e1.store, "h2"); err != nil || f.Removed != 1 {
+		t.Fatalf("ForgetHost(h2) = %+v, %v; want its network removed", f, err)
+	}
+	if k := e1.keys(); len(k) != 0 {
+		t.Fatalf("keys left after forgetting every host: %v", k)
+	}
+	if _, err := ForgetHost(ctx, e1.store, "a/b"); err == nil {
+		t.Fatal("ForgetHost took a host ID with a slash")
 	}
 }

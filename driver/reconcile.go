@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
+	"github.com/vxnet/vxnet/driver/dataplane"
 	"github.com/vxnet/vxnet/store"
 )
 
@@ -72,18 +74,33 @@ func (d *Driver) Reconcile(ctx context.Context) error {
 	for _, kv := range kvs {
 		local[strings.TrimPrefix(kv.Key, d.localPrefix())] = true
 	}
-	left, err := d.dropStale(ctx, local)
+	left, freed, err := d.dropStale(ctx, local)
 	if err != nil {
 		return err
 	}
+	var unknown []uint32
 	for _, vni := range have {
 		if want[vni] || left[vni] {
+			continue
+		}
+		if len(kvs) == 0 && !freed[vni] {
+			// The store knows nothing of this host and nothing proves
+			// the namespace half-done: bad information must not
+			// destroy live state.
+			unknown = append(unknown, vni)
+			continue
+		}
+		if err := d.unused(vni); err != nil {
+			errs = append(errs, fmt.Errorf("reconcile: namespace of a network this host no longer has: %w", err))
 			continue
 		}
 		d.o.Log.WithField("vni", vni).Warn("reconcile: removing namespace of a network this host no longer has")
 		if err := d.o.Plane.DeleteNetwork(vni); err != nil {
 			errs = append(errs, err)
 		}
+	}
+	if len(unknown) > 0 {
+		errs = append(errs, fmt.Errorf("reconcile: the store lists no network of host %q, yet namespaces of VNIs %v exist here; deleting nothing. A changed --host-id, a wrong --store prefix, a token that may not read hosts/, a restored snapshot, or a host forgotten with `vxnet host forget`? Fix the setting, or remove the networks with docker network rm", d.o.HostID, unknown))
 	}
 	return errors.Join(errs...)
 }
@@ -111,8 +128,27 @@ func (d *Driver) forgetGone(ctx context.Context, dockerID, key string) error {
 	return nil
 }
 
+// unused fails, naming them, when containers still use the namespace of
+// vni: whatever the store says, it is not deleted then.
+func (d *Driver) unused(vni uint32) error {
+	used, err := d.o.Plane.InUse(vni)
+	if errors.Is(err, dataplane.ErrNotFound) {
+		return nil // no namespace
+	}
+	if err != nil {
+		return err
+	}
+	if len(used) > 0 {
+		return fmt.Errorf("namespace of VNI %d kept: running containers use its ports %v", vni, used)
+	}
+	return nil
+}
+
 // removeOrphan removes a network Docker no longer has (orphaned).
 func (d *Driver) removeOrphan(ctx context.Context, n *Network, dockerID string) error {
+	if err := d.unused(n.VNI); err != nil {
+		return fmt.Errorf("reconcile: network %q looks removed by Docker, but: %w", dockerID, err)
+	}
 	d.logNet(n).WithField("docker_network", dockerID).Warn("reconcile: removing a network Docker no longer has (its pool was released; its DeleteNetwork was lost)")
 	if err := d.leave(ctx, n, dockerID); err != nil {
 		return fmt.Errorf("reconcile: remove network %q Docker no longer has: %w", dockerID, err)
@@ -158,11 +194,19 @@ func (d *Driver) reconcileNetwork(ctx context.Context, n *Network, existed bool)
 			errs = append(errs, err)
 		}
 	}
+	used, err := d.o.Plane.InUse(n.VNI)
+	if err != nil {
+		return err
+	}
 	for _, p := range ports {
 		if known[p[:min(12, len(p))]] {
 			continue
 		}
-		d.logNet(n).WithField("endpoint", p).Warn("reconcile: removing veth of an unknown endpoint")
+		if slices.Contains(used, p) {
+			errs = append(errs, fmt.Errorf("reconcile: network %s: port %q has no endpoint record but a running container uses it: left alone", n.Key, p))
+			continue
+		}
+		d.logNet(n).WithField("endpoint", p).Warn("reconcile: removing veth of an unknown endpoint (a Join cut short)")
 		if err := d.o.Plane.DeleteEndpoint(n.VNI, p); err != nil {
 			errs = append(errs, err)
 		}
@@ -194,26 +238,4 @@ func (d *Driver) republish(ctx context.Context, ep *Endpoint) error {
 	}
 	d.o.Log.WithFields(map[string]any{"network": ep.Network, "endpoint": ep.ID}).Warn("reconcile: republished endpoint purged while this host was away")
 	return nil
-}
-
-// PurgeHost removes the cluster endpoint records of a host that stopped
-// heartbeating, so every other host drops its FDB and neighbour entries.
-// The host's own copies stay: it republishes them when it comes back.
-func (d *Driver) PurgeHost(ctx context.Context, host string) (int, error) {
-	kvs, _, err := d.o.Store.List(ctx, "endpoints/")
-	if err != nil {
-		return 0, fmt.Errorf("purge host %q: %w", host, err)
-	}
-	n := 0
-	for _, kv := range kvs {
-		var ep Endpoint
-		if err := store.Decode(kv, &ep); err != nil || ep.Host != host {
-			continue
-		}
-		if err := d.o.Store.DeleteCAS(ctx, kv.Key, kv.ModifyIndex); err != nil && !errors.Is(err, store.ErrConflict) {
-			return n, fmt.Errorf("purge host %q: %w", host, err)
-		}
-		n++
-	}
-	return n, nil
 }

@@ -18,6 +18,7 @@ type config struct {
 	Socket            string
 	AdvertiseAddr     string
 	HostID            string
+	HostIDFile        string
 	VXLANPort         int
 	MTU               int
 	NetnsDir          string
@@ -28,6 +29,7 @@ type config struct {
 	ReconcileInterval time.Duration
 	HeartbeatInterval time.Duration
 	DeadAfter         time.Duration
+	ForgetAfter       time.Duration
 }
 
 func newFlagSet(c *config, out io.Writer) *flag.FlagSet {
@@ -36,7 +38,8 @@ func newFlagSet(c *config, out io.Writer) *flag.FlagSet {
 	fs.StringVar(&c.Store, "store", "bolt:///var/lib/vxnet/vxnet.db", "state store: bolt:///path/file.db or consul://host:port[/prefix]")
 	fs.StringVar(&c.Socket, "socket", "/run/docker/plugins/vxnet.sock", "plugin socket path (created mode 0600)")
 	fs.StringVar(&c.AdvertiseAddr, "advertise-addr", "", "underlay address of this host, VXLAN source (default: the address of the default-route interface)")
-	fs.StringVar(&c.HostID, "host-id", "", "this host's ID in the cluster (default: the advertise address)")
+	fs.StringVar(&c.HostID, "host-id", "", "this host's ID in the cluster (default: read from --host-id-file, or the advertise address at first start, then kept there)")
+	fs.StringVar(&c.HostIDFile, "host-id-file", "/var/lib/vxnet/host-id", "where the host ID is kept across restarts, so renumbering the host does not change it")
 	fs.IntVar(&c.VXLANPort, "vxlan-port", 4789, "VXLAN UDP port")
 	fs.IntVar(&c.MTU, "mtu", 0, "MTU of vxnet networks without -o com.docker.network.driver.mtu (0 = underlay MTU - 50)")
 	fs.StringVar(&c.NetnsDir, "netns-dir", "/run/vxnet/netns", "directory for the networks' namespace files")
@@ -46,7 +49,8 @@ func newFlagSet(c *config, out io.Writer) *flag.FlagSet {
 	fs.StringVar(&c.LogFormat, "log-format", "text", "log format: text or json")
 	fs.DurationVar(&c.ReconcileInterval, "reconcile-interval", 5*time.Second, "how often the kernel state is checked against the store and repaired (0 = only at start)")
 	fs.DurationVar(&c.HeartbeatInterval, "heartbeat-interval", 2*time.Second, "how often this host writes its heartbeat to the store")
-	fs.DurationVar(&c.DeadAfter, "dead-after", 10*time.Second, "a host whose heartbeat has not moved for this long is dead: its endpoints are purged and its addresses released")
+	fs.DurationVar(&c.DeadAfter, "dead-after", 10*time.Second, "a host whose heartbeat has not moved for this long is silent and probed: if its underlay stops answering, its FDB/neighbour entries are left out until it answers (its addresses stay leased)")
+	fs.DurationVar(&c.ForgetAfter, "forget-after", 24*time.Hour, "a host silent for this long is forgotten as by `vxnet host forget`: its records, memberships and addresses are released (0 = never)")
 	return fs
 }
 
@@ -99,6 +103,17 @@ func (c *config) validate() error {
 	}
 	if c.HeartbeatInterval < 100*time.Millisecond || c.DeadAfter < 2*c.HeartbeatInterval {
 		errs = append(errs, fmt.Errorf("--heartbeat-interval %s / --dead-after %s: want an interval of at least 100ms and dead-after of at least twice that", c.HeartbeatInterval, c.DeadAfter))
+	}
+	if c.ForgetAfter != 0 && c.ForgetAfter < time.Minute {
+		errs = append(errs, fmt.Errorf("--forget-after %s: want 0 (never) or at least 1m: a host's addresses must not be reused while it may still run containers", c.ForgetAfter))
+	}
+	if c.HostID != "" {
+		if err := validHostID(c.HostID); err != nil {
+			errs = append(errs, fmt.Errorf("--host-id: %w", err))
+		}
+	}
+	if c.HostIDFile != "" && !strings.HasPrefix(c.HostIDFile, "/") {
+		errs = append(errs, fmt.Errorf("--host-id-file %q: want an absolute path", c.HostIDFile))
 	}
 	if !strings.HasPrefix(c.Socket, "/") {
 		errs = append(errs, fmt.Errorf("--socket %q: want an absolute path", c.Socket))

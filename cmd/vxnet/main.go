@@ -1,6 +1,6 @@
 // Command vxnet is the vxnet Docker network plugin: `vxnet serve` runs the
-// network and IPAM driver on one plugin socket; `vxnet version` prints the
-// version.
+// network and IPAM driver on one plugin socket; `vxnet host forget` releases
+// a host gone for good; `vxnet version` prints the version.
 package main
 
 import (
@@ -23,6 +23,8 @@ func run(args []string) int {
 	switch args[0] {
 	case "serve":
 		return serve(args[1:])
+	case "host":
+		return hostCmd(args[1:], os.Getenv, os.Stdout, os.Stderr)
 	case "version", "--version":
 		fmt.Println("vxnet", version)
 		return 0
@@ -40,6 +42,9 @@ func usage() {
 
 commands:
   serve     run the Docker network + IPAM plugin (vxnet serve --help for flags)
+  host forget HOST
+            release a host gone for good: its endpoints, network and pool
+            memberships, and addresses (--store as for serve)
   version   print the version
 `)
 }

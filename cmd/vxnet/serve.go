@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"os"
 	"os/signal"
@@ -90,8 +91,8 @@ func runServe(ctx context.Context, c *config, log *logrus.Entry) error {
 	if mtu == 0 {
 		mtu = ul.MTU - vxlanOverhead
 	}
-	if c.HostID == "" {
-		c.HostID = ul.Addr.String()
+	if c.HostID, err = hostID(c, ul.Addr.String()); err != nil {
+		return err
 	}
 	log = log.WithField("host", c.HostID)
 	st, err := openStore(ctx, c.Store)
@@ -123,8 +124,13 @@ func runServe(ctx context.Context, c *config, log *logrus.Entry) error {
 	go func() {
 		defer close(liveDone)
 		liveness.Run(live, liveness.Options{
-			Store: st, HostID: c.HostID, Interval: c.HeartbeatInterval, DeadAfter: c.DeadAfter, Log: log,
-			OnDead: func(ctx context.Context, host string) error { return purgeHost(ctx, drv, ip, host, log) },
+			Store: st, HostID: c.HostID, Interval: c.HeartbeatInterval, DeadAfter: c.DeadAfter,
+			ForgetAfter: c.ForgetAfter, Peers: drv, Log: log,
+			Probe: func(ctx context.Context, a netip.Addr) bool { return liveness.Ping(ctx, a, probeTimeout) },
+			OnForget: func(ctx context.Context, host string) error {
+				_, err := forgetHost(ctx, st, ip, host)
+				return err
+			},
 		})
 	}()
 	journal, err := server.OpenJournal(journalDir(c.NetnsDir))
@@ -195,20 +201,8 @@ func every(ctx context.Context, d time.Duration, fn func()) {
 	}
 }
 
-// purgeHost removes a dead host's endpoints (so every host drops its FDB
-// and neighbour entries) and releases its addresses.
-func purgeHost(ctx context.Context, drv *driver.Driver, ip *ipam.IPAM, host string, log *logrus.Entry) error {
-	eps, err := drv.PurgeHost(ctx, host)
-	if err != nil {
-		return err
-	}
-	leases, err := ip.ReleaseHost(ctx, host)
-	if err != nil {
-		return err
-	}
-	log.WithFields(logrus.Fields{"peer": host, "endpoints": eps, "leases": leases}).Warn("purged dead host")
-	return nil
-}
+// probeTimeout bounds one ICMP probe of a silent host's underlay.
+const probeTimeout = time.Second
 
 func reconcile(ctx context.Context, drv *driver.Driver) error {
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)

@@ -80,6 +80,24 @@ func TestACLToken(t *testing.T) {
 	if _, err := s.Get(ctx, "alive/h1"); err != nil {
 		t.Fatal(err)
 	}
+
+	// A token that may not read part of the prefix: Consul filters the
+	// listing and says so; vxnet must fail the listing, or a reconcile
+	// would take the missing keys for gone.
+	t.Setenv("CONSUL_HTTP_TOKEN", mgmt)
+	admin := open(t, addr, prefix)
+	defer admin.Close()
+	if _, err := admin.Put(ctx, "hosts/h1/networks/n1", []byte("{}")); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("CONSUL_HTTP_TOKEN", aclToken(t, addr, mgmt, fmt.Sprintf(aclRules+`
+key_prefix "%s/hosts/" { policy = "deny" }`, prefix, prefix)))
+	partial := open(t, addr, prefix)
+	defer partial.Close()
+	for _, p := range []string{"hosts/", "hosts/h1/networks/", ""} {
+		kvs, _, err := partial.List(ctx, p)
+		checkErr(fmt.Sprintf("listing %q with keys filtered by ACLs (got %d keys)", p, len(kvs)), err, "ACL filtering")
+	}
 }
 
 // aclToken creates a token with rules, using the management token, and
@@ -95,7 +113,7 @@ func aclToken(t *testing.T, addr, mgmt, rules string) string {
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		var p *api.ACLPolicy
-		p, _, err = client.ACL().PolicyCreate(&api.ACLPolicy{Name: "vxnet", Rules: rules}, nil)
+		p, _, err = client.ACL().PolicyCreate(&api.ACLPolicy{Name: "vxnet-" + rand.Text()[:8], Rules: rules}, nil)
 		if err == nil {
 			tok, _, err := client.ACL().TokenCreate(&api.ACLToken{Policies: []*api.ACLTokenPolicyLink{{ID: p.ID}}}, nil)
 			if err != nil {

@@ -185,6 +185,11 @@ func (s *Store) list(ctx context.Context, op, prefix string, q *api.QueryOptions
 	if err != nil {
 		return nil, 0, s.fail(ctx, op, prefix, err)
 	}
+	if meta.ResultsFilteredByACLs {
+		// A partial listing would read as "these keys are gone": callers
+		// delete what they think is gone.
+		return nil, 0, fmt.Errorf("%s %q: Consul left out keys the token may not read (ACL filtering); give the token read on the whole prefix", op, s.path(prefix))
+	}
 	kvs := make([]store.KV, 0, len(pairs))
 	for _, p := range pairs {
 		kvs = append(kvs, s.kvOf(p))
