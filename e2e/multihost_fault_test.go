@@ -66,12 +66,12 @@ func testPeerRemoval(t *testing.T, e *multiHost) {
 	}
 }
 
-// testHostFailure: host 3 dies (plugin kill -9, dockerd SIGKILL; its
-// containers keep running); the survivors drop its peers within 15s. When
-// it comes back, first the plugin (which republishes the endpoints of the
-// containers still running), then dockerd (which restarts --restart always
-// containers), its containers are reachable again from host 1 with no
-// action on vxnet.
+// testHostFailure: host 3 is cut off as a dead machine is (plugin kill -9,
+// dockerd SIGKILL, underlay link down; its containers keep running); the
+// survivors drop its peers within 15s. When it comes back, first the
+// underlay (its entries are programmed again, the plugin still down), then
+// the plugin, then dockerd (which restarts --restart always containers),
+// its containers are reachable again from host 1 with no action on vxnet.
 func testHostFailure(t *testing.T, e *multiHost) {
 	h1, h3 := e.host(1), e.host(3)
 	p3 := e.plugin(h3)
@@ -87,6 +87,9 @@ func testHostFailure(t *testing.T, e *multiHost) {
 
 	// Whatever fails below, host 3 is up again for the next subtests.
 	t.Cleanup(func() {
+		if err := h3.SetUnderlay(true); err != nil {
+			t.Error(err)
+		}
 		if p3.proc.Exited() {
 			p3.start(t)
 		}
@@ -103,6 +106,9 @@ func testHostFailure(t *testing.T, e *multiHost) {
 	if err := h3.KillDockerd(); err != nil {
 		t.Fatal(err)
 	}
+	if err := h3.SetUnderlay(false); err != nil {
+		t.Fatal(err)
+	}
 	kills := time.Since(killed)
 	purge := kills + waitPeerOn(t, survivors, e.prodVNI, ip, mac, false, 100*time.Millisecond, 2*hostPurgeBound)
 	t.Logf("host 3 dead: its peer %s gone from hosts 1 and 2 %s after the kill (the kills took %s)",
@@ -114,9 +120,23 @@ func testHostFailure(t *testing.T, e *multiHost) {
 	// The survivors still talk to each other.
 	mustPing(t, h1, pinger(h1), ip2)
 
-	// The plugin comes back first, dockerd still down: its containers run
-	// on, and the plugin republishes their endpoints from its own copy.
+	// The underlay comes back first, plugin and dockerd still down: the
+	// containers still running there answer again, so their entries are
+	// programmed again.
 	back := time.Now()
+	if err := h3.SetUnderlay(true); err != nil {
+		t.Fatal(err)
+	}
+	reprogrammed := waitPeerOn(t, survivors, e.prodVNI, ip, mac, true, 50*time.Millisecond, 10*time.Second)
+	if _, err := pingUntil(h1, pinger(h1), ip, 10); err != nil {
+		t.Fatalf("host 3's underlay back (plugin and dockerd still down): %v", err)
+	}
+	t.Logf("host 3's underlay back: k3's entries on hosts 1 and 2 %s after, k3 (%s) answers pings from host 1 after %s",
+		reprogrammed.Round(time.Millisecond), ip, time.Since(back).Round(time.Millisecond))
+
+	// Then the plugin, dockerd still down: its containers run on, and
+	// nothing of theirs was removed from the store.
+	back = time.Now()
 	p3.start(t)
 	republished := waitPeerOn(t, survivors, e.prodVNI, ip, mac, true, 50*time.Millisecond, 10*time.Second)
 	if _, err := pingUntil(h1, pinger(h1), ip, 10); err != nil {

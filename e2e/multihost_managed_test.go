@@ -129,8 +129,8 @@ func testManagedMultiDisableEnable(t *testing.T, e *multiHost, m *managedPlugin)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if n := strings.Count(string(log), "host declared dead"); n > 0 {
-			t.Errorf("%s declared a host dead %d times (plugin lines of its dockerd log)", h.Name, n)
+		if n := strings.Count(string(log), "does not answer probes"); n > 0 {
+			t.Errorf("%s declared a host gone %d times (plugin lines of its dockerd log)", h.Name, n)
 		}
 	}
 

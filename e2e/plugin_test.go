@@ -38,7 +38,8 @@ func startPlugin(t *testing.T, h *harness.Host, storeURI string, extra ...string
 		p.store = "bolt://" + p.db
 	}
 	p.args = append([]string{vxnetBin, "serve", "--store", p.store, "--netns-dir", p.netnsDir,
-		"--log-level", "debug", "--reconcile-interval", "2s"}, extra...)
+		"--log-level", "debug", "--reconcile-interval", "2s",
+		"--host-id-file", filepath.Join(h.RunDir(), "vxnet", "host-id")}, extra...)
 	p.start(t)
 	return p
 }

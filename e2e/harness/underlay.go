@@ -96,3 +96,17 @@ func deleteLink(name string) error {
 	}
 	return nil
 }
+
+// SetUnderlay switches the host's underlay link on or off (its end on the
+// underlay bridge): off, the host is cut off as a switched-off machine is,
+// and answers nothing.
+func (h *Host) SetUnderlay(up bool) error {
+	state := "down"
+	if up {
+		state = "up"
+	}
+	if _, err := ipCmd("link", "set", h.vethName(), state); err != nil {
+		return fmt.Errorf("underlay of host %q %s: %w", h.Name, state, err)
+	}
+	return nil
+}
