@@ -55,6 +55,25 @@ func releasePool(t *testing.T, m *IPAM, id string) {
 	}
 }
 
+// releaseGone releases addr on m and wants its lease gone.
+func releaseGone(t *testing.T, m *IPAM, id, addr string) {
+	t.Helper()
+	release(t, m, id, addr)
+	if l, ok := leaseAt(t, m.o.Store, id, addr); ok {
+		t.Fatalf("%s's release of %s left %+v", m.o.HostID, addr, l)
+	}
+}
+
+// leaveAll releases pool id on every host, in order, and wants the store
+// empty then.
+func leaveAll(t *testing.T, id string, hosts ...*IPAM) {
+	t.Helper()
+	for _, m := range hosts {
+		releasePool(t, m, id)
+	}
+	requireEmpty(t, hosts[0].o.Store)
+}
+
 func mustRequest(t *testing.T, m *IPAM, id, addr string, opts map[string]string) netip.Prefix {
 	t.Helper()
 	a, err := request(m, id, addr, opts)
@@ -105,8 +124,7 @@ func testNonceInEveryWrite(t *testing.T, open func(*testing.T) store.Store) {
 	for _, a := range []string{"198.19.7.9", a1.Addr().String(), a2.Addr().String()} {
 		release(t, m, id, a)
 	}
-	releasePool(t, m, id)
-	requireEmpty(t, s)
+	leaveAll(t, id, m)
 }
 
 // A host releases only its own leases: another host's release leaves the
@@ -124,13 +142,8 @@ func testReleaseOnlyWhatIsHeld(t *testing.T, open func(*testing.T) store.Store) 
 	if _, err := request(h2, id, a, nil); err == nil || !strings.Contains(err.Error(), a+" is already in use") {
 		t.Fatalf("h2 static %s after its release: %v", a, err)
 	}
-	release(t, h1, id, a)
-	if l, ok := leaseAt(t, h1.o.Store, id, a); ok {
-		t.Fatalf("h1's release left %+v", l)
-	}
-	releasePool(t, h1, id)
-	releasePool(t, h2, id)
-	requireEmpty(t, h1.o.Store)
+	releaseGone(t, h1, id, a)
+	leaveAll(t, id, h1, h2)
 }
 
 // In global scope (swarm) a user of the pool releases the manager's lease
@@ -150,13 +163,8 @@ func testGlobalScopeMembersRelease(t *testing.T, open func(*testing.T) store.Sto
 	if got := mustRequest(t, node, id, task, nil).Addr().String(); got != task {
 		t.Fatalf("node confirmed %s as %s", task, got)
 	}
-	release(t, node, id, task)
-	if l, ok := leaseAt(t, mgr.o.Store, id, task); ok {
-		t.Fatalf("the node's release of its task's address left %+v", l)
-	}
-	releasePool(t, node, id)
-	releasePool(t, mgr, id)
-	requireEmpty(t, mgr.o.Store)
+	releaseGone(t, node, id, task) // the manager's lease of the node's task
+	leaveAll(t, id, node, mgr)
 }
 
 // Static addresses that are the network, broadcast or gateway address are
@@ -207,28 +215,32 @@ func testSpecialAddressesRefused(t *testing.T, open func(*testing.T) store.Store
 // raceRounds is how often the pool races run.
 const raceRounds = 50
 
+// racePools runs RequestPool for subnets[i] on hosts[i], all at once,
+// and returns each one's pool ID and error.
+func racePools(hosts [2]*IPAM, subnets [2]string) (ids [2]string, errs [2]error) {
+	var wg sync.WaitGroup
+	for i, m := range hosts {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			resp, err := m.RequestPool(context.Background(), &ipamapi.RequestPoolRequest{Pool: subnets[i]})
+			if errs[i] = err; err == nil {
+				ids[i] = resp.PoolID
+			}
+		}()
+	}
+	wg.Wait()
+	return ids, errs
+}
+
 // Two hosts request overlapping subnets at once: exactly one wins, and the
 // loser's error names both subnets.
 func testOverlapRace(t *testing.T, open func(*testing.T) store.Store) {
-	h1, h2 := New(Options{Store: open(t), HostID: "h1"}), New(Options{Store: open(t), HostID: "h2"})
+	hosts := [2]*IPAM{New(Options{Store: open(t), HostID: "h1"}), New(Options{Store: open(t), HostID: "h2"})}
 	subnets := [2]string{"198.19.40.0/24", "198.19.40.0/23"}
 	wins := [2]int{}
 	for round := range raceRounds {
-		var errs [2]error
-		var ids [2]string
-		var wg sync.WaitGroup
-		for i, m := range []*IPAM{h1, h2} {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				var resp *ipamapi.RequestPoolResponse
-				resp, errs[i] = m.RequestPool(context.Background(), &ipamapi.RequestPoolRequest{Pool: subnets[(i+round)%2]})
-				if resp != nil {
-					ids[i] = resp.PoolID
-				}
-			}()
-		}
-		wg.Wait()
+		ids, errs := racePools(hosts, [2]string{subnets[round%2], subnets[1-round%2]})
 		if (errs[0] == nil) == (errs[1] == nil) {
 			t.Fatalf("round %d: errors %v / %v, want exactly one winner", round, errs[0], errs[1])
 		}
@@ -240,43 +252,23 @@ func testOverlapRace(t *testing.T, open func(*testing.T) store.Store) {
 		if msg := errs[1-winner].Error(); !strings.Contains(msg, subnets[0]) || !strings.Contains(msg, subnets[1]) {
 			t.Fatalf("round %d: loser's error %q does not name both subnets", round, msg)
 		}
-		releasePool(t, []*IPAM{h1, h2}[winner], ids[winner])
-		requireEmpty(t, h1.o.Store)
+		leaveAll(t, ids[winner], hosts[winner])
 	}
 	t.Logf("wins h1 %d, h2 %d of %d rounds", wins[0], wins[1], raceRounds)
 }
 
 // Two hosts request the same subnet at once: both win, in one pool.
 func testSameSubnetRace(t *testing.T, open func(*testing.T) store.Store) {
-	h1, h2 := New(Options{Store: open(t), HostID: "h1"}), New(Options{Store: open(t), HostID: "h2"})
+	hosts := [2]*IPAM{New(Options{Store: open(t), HostID: "h1"}), New(Options{Store: open(t), HostID: "h2"})}
 	for round := range raceRounds {
-		var ids [2]string
-		var wg sync.WaitGroup
-		for i, m := range []*IPAM{h1, h2} {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				resp, err := m.RequestPool(context.Background(), &ipamapi.RequestPoolRequest{Pool: "198.19.41.0/24"})
-				if err != nil {
-					t.Errorf("round %d: %s: %v", round, m.o.HostID, err)
-					return
-				}
-				ids[i] = resp.PoolID
-			}()
+		ids, errs := racePools(hosts, [2]string{"198.19.41.0/24", "198.19.41.0/24"})
+		if errs[0] != nil || errs[1] != nil || ids[0] != ids[1] {
+			t.Fatalf("round %d: pools %q, %q, errors %v / %v; want one pool for both", round, ids[0], ids[1], errs[0], errs[1])
 		}
-		wg.Wait()
-		if t.Failed() {
-			t.FailNow()
-		}
-		if ids[0] != ids[1] {
-			t.Fatalf("round %d: pools %q and %q", round, ids[0], ids[1])
-		}
-		p, _, err := store.GetJSON[Pool](context.Background(), h1.o.Store, poolKey(ids[0]))
+		p, _, err := store.GetJSON[Pool](context.Background(), hosts[0].o.Store, poolKey(ids[0]))
 		if err != nil || !p.Hosts["h1"] || !p.Hosts["h2"] {
 			t.Fatalf("round %d: pool %+v, %v; want both hosts", round, p, err)
 		}
-		releasePool(t, h1, ids[0])
-		releasePool(t, h2, ids[0])
-		requireEmpty(t, h1.o.Store)
+		leaveAll(t, ids[0], hosts[0], hosts[1])
 	}
 }

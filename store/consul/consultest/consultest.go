@@ -17,6 +17,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strconv"
 	"sync"
 	"testing"
@@ -25,9 +26,15 @@ import (
 	"github.com/hashicorp/consul/api"
 )
 
-// consulScript builds and caches the Consul binary the tests run; it is
-// looked for in the test's directory and above (the module root).
-const consulScript = "hack/consul.sh"
+// consulScript builds and caches the Consul binary the tests run: the
+// module's hack/consul.sh, found from this source file's place.
+func consulScript() (string, error) {
+	_, file, _, ok := runtime.Caller(0)
+	if !ok {
+		return "", errors.New("consultest: no source path to find hack/consul.sh from")
+	}
+	return filepath.Join(filepath.Dir(file), "..", "..", "..", "hack", "consul.sh"), nil
+}
 
 // Addr returns the HTTP address of a Consul server for the test:
 // $VXNET_TEST_CONSUL if set, else a dev agent started from the binary cached
@@ -66,7 +73,7 @@ func Binary(t *testing.T) string {
 // version and cache defaults are read from the script, so they live in
 // one place.
 func cachedConsul() (string, error) {
-	path, err := findUp(consulScript)
+	path, err := consulScript()
 	if err != nil {
 		return "", err
 	}
@@ -78,7 +85,7 @@ func cachedConsul() (string, error) {
 	if version == "" {
 		m := regexp.MustCompile(`version=\$\{CONSUL_VERSION:-([^}]+)\}`).FindSubmatch(script)
 		if m == nil {
-			return "", fmt.Errorf("no CONSUL_VERSION default in %q", consulScript)
+			return "", fmt.Errorf("no CONSUL_VERSION default in %q", path)
 		}
 		version = string(m[1])
 	}
@@ -86,7 +93,7 @@ func cachedConsul() (string, error) {
 	if cache == "" {
 		m := regexp.MustCompile(`cache=\$\{VXNET_CACHE:-\$HOME/([^}]+)\}`).FindSubmatch(script)
 		if m == nil {
-			return "", fmt.Errorf("no VXNET_CACHE default in %q", consulScript)
+			return "", fmt.Errorf("no VXNET_CACHE default in %q", path)
 		}
 		home, err := os.UserHomeDir()
 		if err != nil {
@@ -181,26 +188,6 @@ func FreePorts(t *testing.T, n int) []string {
 		ports = append(ports, strconv.Itoa(l.Addr().(*net.TCPAddr).Port))
 	}
 	return ports
-}
-
-// findUp looks for rel in the working directory and its parents (a test
-// runs in its package's directory, below the module root).
-func findUp(rel string) (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		p := filepath.Join(dir, rel)
-		if _, err := os.Stat(p); err == nil {
-			return p, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", fmt.Errorf("no %s in the working directory or above", rel)
-		}
-		dir = parent
-	}
 }
 
 // syncBuffer collects a process's output from its copying goroutines.
