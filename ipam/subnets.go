@@ -31,8 +31,9 @@ func (p *Pool) stamp(n string)        { p.Nonce = n }
 // this call added the claim (the host had none).
 func (m *IPAM) claim(ctx context.Context, subnet netip.Prefix) (added bool, err error) {
 	id := PoolID(subnet)
+	var overlap error
 	_, err = update(ctx, m.o.Store, subnetsKey, func(cur *subnetIndex) (*subnetIndex, error) {
-		added = false
+		added, overlap = false, nil
 		if cur == nil {
 			cur = &subnetIndex{}
 		}
@@ -41,7 +42,8 @@ func (m *IPAM) claim(ctx context.Context, subnet netip.Prefix) (added bool, err 
 			if err != nil || o == subnet || !overlaps(o, subnet) {
 				continue
 			}
-			return nil, fmt.Errorf("subnet %s overlaps vxnet pool %s (hosts %s)", subnet, o, strings.Join(sortedKeys(cur.Pools[other]), ", "))
+			overlap = fmt.Errorf("subnet %s overlaps vxnet pool %s (claimed by hosts %s)", subnet, o, strings.Join(sortedKeys(cur.Pools[other]), ", "))
+			return nil, overlap
 		}
 		if cur.Pools[id][m.o.HostID] {
 			return cur, nil
@@ -49,10 +51,38 @@ func (m *IPAM) claim(ctx context.Context, subnet netip.Prefix) (added bool, err 
 		added = true
 		return cur.with(id, m.o.HostID, true), nil
 	})
-	if err != nil {
-		return false, fmt.Errorf("claim subnet %s: %w", subnet, err)
+	switch {
+	case overlap != nil:
+		return false, overlap // nothing written
+	case err != nil:
+		// The write may have been applied all the same (a lost answer):
+		// drop a claim the pool does not back.
+		return false, errors.Join(fmt.Errorf("claim subnet %s: %w", subnet, err), m.unclaim(ctx, id))
 	}
 	return added, nil
+}
+
+// dropStaleClaims drops this host's claims on pools that do not list it as
+// a user: what a plugin that died between claim and pool, or between pool
+// and unclaim, leaves. Run it at start, before serving, when no request of
+// this host can be between the two.
+func (m *IPAM) dropStaleClaims(ctx context.Context) error {
+	idx, _, err := store.GetJSON[subnetIndex](ctx, m.o.Store, subnetsKey)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("read subnet index: %w", err)
+	}
+	for _, id := range sortedKeys(idx.Pools) {
+		if !idx.Pools[id][m.o.HostID] {
+			continue
+		}
+		if err := m.unclaim(ctx, id); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // unclaim drops this host's claim on pool id unless the pool still lists
