@@ -226,9 +226,10 @@ const maxReleaseAttempts = 8
 // ReleaseAddress drops a lease this host holds (in global scope: that a
 // member host of the pool holds, see swarm.go), with a CAS on the index it
 // read, so a lease another host took meanwhile is never deleted. Releasing
-// the gateway, an unknown address or an address of an unknown pool is not
-// an error: Docker releases the gateway on every host, and the pool owns
-// it until the last host leaves; neither is an aux address.
+// the gateway, an --aux-address, an unknown address or an address of an
+// unknown pool deletes nothing and is not an error: Docker releases the
+// gateway on every host, and the pool owns the gateway and the aux
+// addresses until its last host leaves.
 //
 // A lease another host holds is left alone and logged, not refused: the
 // address is that host's container's (the release is a late journal
