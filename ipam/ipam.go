@@ -30,9 +30,9 @@
 //     deletes its leases, then the pool record: a crash in between leaves
 //     a marked pool whose removal a replayed ReleasePool, a RequestPool
 //     for the subnet or ForgetHost finishes, never leases without a pool.
-//   - A host gone for good leaves the state only by ForgetHost (the
-//     operator's `vxnet host forget`): its leases, memberships and claims
-//     go, and pools only it used are removed as a last user's would be.
+//   - ForgetHost (the operator's `vxnet host forget`) takes a host gone for
+//     good out of the address state: its leases, memberships and claims
+//     go, and the pools only it used are removed as by a last user.
 //   - The gateway is the same on every host and is never leased to a
 //     container; neither are the network and IPv4 broadcast addresses.
 package ipam
