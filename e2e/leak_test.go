@@ -26,9 +26,10 @@ import (
 //   - store (Consul; a bbolt store is only readable once its plugin has
 //     stopped, see plugin.storeKeys): exactly the keys these networks and
 //     endpoints need: network, VNI and per-host references, endpoint
-//     records and the hosts' copies, IPAM pools and one lease per endpoint
-//     address and --aux-address, heartbeats of running plugins. Missing keys are reported as
-//     lost, extra ones as leaked.
+//     records and the hosts' copies, IPAM pools, their subnet index and
+//     one lease per endpoint address and --aux-address, heartbeats of
+//     running plugins. Missing keys are reported as lost, extra ones as
+//     leaked.
 type leakChecker struct {
 	plugins []*plugin // Hosts[i]'s plugin is plugins[i]
 	driver  string    // Docker's name of the driver: "vxnet" when empty, or managedName
@@ -189,6 +190,7 @@ func (lc *leakChecker) checkStore(v *dockerView) (map[string]netRecord, error) {
 					continue
 				}
 				want["ipam/pools/"+poolID(s)] = true
+				want["ipam/subnets"] = true // the subnet index, while any pool exists
 				for _, a := range c.AuxiliaryAddresses {
 					want["ipam/addrs/"+poolID(s)+"/"+a] = true
 				}
@@ -212,7 +214,7 @@ func (lc *leakChecker) checkStore(v *dockerView) (map[string]netRecord, error) {
 			want["alive/"+p.hostID()] = true
 		}
 	}
-	errs := lc.checkMembers(v, have)
+	errs := append(lc.checkMembers(v, have), checkAddresses(v, have))
 	var lost, leaked []string
 	for k := range want {
 		if _, ok := have[k]; !ok && !strings.HasPrefix(k, "alive/") {
@@ -281,7 +283,7 @@ func (lc *leakChecker) checkMembers(v *dockerView, have map[string][]byte) []err
 			errs = append(errs, fmt.Errorf("store: pool %s has hosts still setting up %v", id, rec.Setup))
 		}
 	}
-	return errs
+	return append(errs, checkSubnetIndex(wantPool, have))
 }
 
 // running tells whether p's vxnet runs: its process, or, for the managed

@@ -40,10 +40,11 @@ const (
 
 // TestMultiHost runs the multi-host scenarios: traffic across hosts over
 // VXLAN, isolation of two networks spanning the same hosts, parallel
-// container starts, peer removal, a host failure and return, and a Consul
-// restart. Subtests share the cluster (start-up is the expensive part) and
-// remove the containers they start; the test ends with a leak check on
-// every host and on the Consul prefix. Convergence and recovery times are
+// container starts, peer removal, a host failure and return, a Consul
+// restart, and two hosts racing to create overlapping subnets. Subtests
+// share the cluster (start-up is the expensive part) and remove the
+// containers they start; the test ends with a leak check on every host
+// and on the Consul prefix. Convergence and recovery times are
 // logged with t.Logf.
 func TestMultiHost(t *testing.T) {
 	c := harness.Start(t, 3) // logs its own start-up time
@@ -69,6 +70,7 @@ func TestMultiHost(t *testing.T) {
 		{"Convergence", testConvergence},
 		{"HostFailure", testHostFailure},
 		{"ConsulRestart", testConsulRestart},
+		{"OverlapRace", testOverlapRace},
 	}, func() {
 		for _, p := range e.plugins {
 			t.Logf("vxnet on %s, log tail:\n%s", p.h.Name, p.proc.LogTail())

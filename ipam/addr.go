@@ -60,15 +60,21 @@ func (m *IPAM) pool(ctx context.Context, id string) (*Pool, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read pool %q: %w", id, err)
 	}
+	if p.removed() {
+		return nil, fmt.Errorf("pool %q is being removed: its last user released it", id)
+	}
 	return p, nil
 }
 
 // gateway fixes the pool's gateway on first request (the preferred one or
 // the subnet's first host address) and returns it to every later request.
 func (m *IPAM) gateway(ctx context.Context, id string, pref netip.Addr) (netip.Addr, error) {
-	p, err := store.Update(ctx, m.o.Store, poolKey(id), func(cur *Pool) (*Pool, error) {
-		if cur == nil {
+	p, err := m.updatePool(ctx, id, func(cur *Pool) (*Pool, error) {
+		if cur == nil || cur.removed() {
 			return nil, fmt.Errorf("unknown pool ID %q", id)
+		}
+		if what := cur.special(pref); what != "" {
+			return nil, fmt.Errorf("gateway %s is the %s of subnet %s", pref, what, cur.Subnet)
 		}
 		want := pref
 		if !want.IsValid() {
@@ -79,6 +85,9 @@ func (m *IPAM) gateway(ctx context.Context, id string, pref netip.Addr) (netip.A
 		}
 		if cur.Gateway.IsValid() && cur.Gateway != want {
 			return nil, fmt.Errorf("gateway %s conflicts with gateway %s of vxnet pool %s", want, cur.Gateway, cur.Subnet)
+		}
+		if cur.Gateway == want {
+			return cur, nil
 		}
 		next := *cur
 		next.Gateway = want
@@ -95,7 +104,10 @@ func (m *IPAM) leaseStatic(ctx context.Context, id string, p *Pool, a netip.Addr
 	if a == p.Gateway {
 		return netip.Addr{}, fmt.Errorf("address %s is the gateway of subnet %s", a, p.Subnet)
 	}
-	err := store.CreateJSON(ctx, m.o.Store, addrKey(id, a), Lease{Host: m.o.HostID})
+	if what := p.special(a); what != "" {
+		return netip.Addr{}, fmt.Errorf("address %s is the %s of subnet %s: no container may have it", a, what, p.Subnet)
+	}
+	err := store.CreateJSON(ctx, m.o.Store, addrKey(id, a), newLease(m.o.HostID, false))
 	if errors.Is(err, store.ErrConflict) && m.global() {
 		m.log(id, a).Debug("address already leased: confirmed (global scope)")
 		return a, nil
@@ -112,8 +124,11 @@ func (m *IPAM) leaseStatic(ctx context.Context, id string, p *Pool, a netip.Addr
 
 // leaseAux reserves an --aux-address for the pool: the first host's
 // request takes it, the other hosts' requests for the same address share it.
+// The network and broadcast addresses are accepted, unlike for --ip:
+// Docker never hands an aux address to a container, and neither address
+// is ever leased to one anyway, so reserving them changes nothing.
 func (m *IPAM) leaseAux(ctx context.Context, id string, p *Pool, a netip.Addr) (netip.Addr, error) {
-	err := store.CreateJSON(ctx, m.o.Store, addrKey(id, a), Lease{Aux: true})
+	err := store.CreateJSON(ctx, m.o.Store, addrKey(id, a), newLease("", true))
 	if errors.Is(err, store.ErrConflict) {
 		l, _, gerr := store.GetJSON[Lease](ctx, m.o.Store, addrKey(id, a))
 		if gerr == nil && l.Aux {
@@ -132,17 +147,12 @@ func (m *IPAM) leaseAux(ctx context.Context, id string, p *Pool, a netip.Addr) (
 // preferred address is a container's static --ip. The network driver calls
 // it once its network on the subnet exists.
 func (m *IPAM) SetupDone(ctx context.Context, subnet netip.Prefix) error {
-	_, err := store.Update(ctx, m.o.Store, poolKey(PoolID(subnet)), func(cur *Pool) (*Pool, error) {
+	_, err := m.updatePool(ctx, PoolID(subnet), func(cur *Pool) (*Pool, error) {
 		if cur == nil || !cur.Setup[m.o.HostID] {
 			return cur, nil // another IPAM driver's subnet, or done already
 		}
 		next := *cur
-		next.Setup = map[string]bool{}
-		for h := range cur.Setup {
-			if h != m.o.HostID {
-				next.Setup[h] = true
-			}
-		}
+		next.Setup = copyWithout(cur.Setup, m.o.HostID)
 		return &next, nil
 	})
 	if err != nil {
@@ -181,7 +191,7 @@ func (m *IPAM) leaseNext(ctx context.Context, id string, p *Pool) (netip.Addr, e
 		if !ok {
 			return netip.Addr{}, fmt.Errorf("no free address left in %s (%d leased)", prefixOrSubnet(p), len(taken))
 		}
-		err = store.CreateJSON(ctx, m.o.Store, addrKey(id, a), Lease{Host: m.o.HostID})
+		err = store.CreateJSON(ctx, m.o.Store, addrKey(id, a), newLease(m.o.HostID, false))
 		if errors.Is(err, store.ErrConflict) {
 			continue
 		}
@@ -209,9 +219,23 @@ func (m *IPAM) advance(id string, a netip.Addr) {
 	m.cursor[id] = a.Next()
 }
 
-// ReleaseAddress drops a lease. Releasing the gateway, an unknown address
-// or an address of an unknown pool is not an error: Docker releases the
-// gateway on every host, and the pool owns it until the last host leaves.
+// maxReleaseAttempts bounds ReleaseAddress's re-reads of a lease whose
+// conditional delete lost against a concurrent write.
+const maxReleaseAttempts = 8
+
+// ReleaseAddress drops a lease this host holds (in global scope: that a
+// member host of the pool holds, see swarm.go), with a CAS on the index it
+// read, so a lease another host took meanwhile is never deleted. Releasing
+// the gateway, an --aux-address, an unknown address or an address of an
+// unknown pool deletes nothing and is not an error: Docker releases the
+// gateway on every host, and the pool owns the gateway and the aux
+// addresses until its last host leaves.
+//
+// A lease another host holds is left alone and logged, not refused: the
+// address is that host's container's (the release is a late journal
+// replay, or Docker on this host held a stale address), so deleting it
+// would hand one address out twice, and an error would only fail
+// Docker's removal of the endpoint here and be replayed for ever.
 func (m *IPAM) ReleaseAddress(ctx context.Context, r *ipamapi.ReleaseAddressRequest) error {
 	if _, err := ParsePoolID(r.PoolID); err != nil {
 		return err
@@ -220,18 +244,56 @@ func (m *IPAM) ReleaseAddress(ctx context.Context, r *ipamapi.ReleaseAddressRequ
 	if err != nil {
 		return fmt.Errorf("bad address %q: %w", r.Address, err)
 	}
-	l, _, err := store.GetJSON[Lease](ctx, m.o.Store, addrKey(r.PoolID, a))
-	if errors.Is(err, store.ErrNotFound) || (err == nil && l.Aux) {
-		return nil // not leased, or an aux address: it goes with the pool
+	key := addrKey(r.PoolID, a)
+	for range maxReleaseAttempts {
+		kv, err := m.o.Store.Get(ctx, key)
+		if errors.Is(err, store.ErrNotFound) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("release %s: %w", a, err)
+		}
+		var l Lease
+		if err := store.Decode(kv, &l); err != nil {
+			return fmt.Errorf("release %s: %w", a, err)
+		}
+		if l.Aux {
+			return nil // it goes with the pool
+		}
+		mine, err := m.mayRelease(ctx, r.PoolID, l)
+		if err != nil {
+			return fmt.Errorf("release %s: %w", a, err)
+		}
+		if !mine {
+			m.log(r.PoolID, a).WithField("holder", l.Host).Warn("release of an address another host holds: left to that host")
+			return nil
+		}
+		err = m.o.Store.DeleteCAS(ctx, key, kv.ModifyIndex)
+		if err == nil {
+			m.log(r.PoolID, a).Info("address released")
+			return nil
+		}
+		if !errors.Is(err, store.ErrConflict) {
+			return fmt.Errorf("release %s: %w", a, err)
+		}
+	}
+	return fmt.Errorf("release %s of pool %q: the lease changed %d times meanwhile: %w", a, r.PoolID, maxReleaseAttempts, store.ErrConflict)
+}
+
+// mayRelease tells whether this host may release lease l of pool id: it
+// holds it, or, in global scope, it is a user of the pool.
+func (m *IPAM) mayRelease(ctx context.Context, id string, l Lease) (bool, error) {
+	if l.Host == m.o.HostID || !m.global() {
+		return l.Host == m.o.HostID, nil
+	}
+	p, _, err := store.GetJSON[Pool](ctx, m.o.Store, poolKey(id))
+	if errors.Is(err, store.ErrNotFound) {
+		return false, nil
 	}
 	if err != nil {
-		return fmt.Errorf("release %s: %w", a, err)
+		return false, fmt.Errorf("read pool %q: %w", id, err)
 	}
-	if err := m.o.Store.Delete(ctx, addrKey(r.PoolID, a)); err != nil {
-		return fmt.Errorf("release %s: %w", a, err)
-	}
-	m.log(r.PoolID, a).Info("address released")
-	return nil
+	return p.uses(m.o.HostID), nil
 }
 
 func (m *IPAM) log(id string, a netip.Addr) *logrus.Entry {

@@ -5,13 +5,75 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"strings"
+
+	"github.com/sirupsen/logrus"
 
 	"github.com/vxnet/vxnet/store"
 )
 
-// ReleaseHost drops every lease held by a host that stopped heartbeating,
-// so its addresses can be reused. It returns how many it dropped.
+// ForgetHost removes a host that is gone for good from the address state,
+// for `vxnet host forget HOST`: it releases every lease the host holds,
+// drops the host from every pool's memberships (users, setup, extra
+// references) and from the subnet index, and removes the pools left
+// without a user, leases first. It returns how many leases it released
+// and how many pools it changed. Every write is a CAS, so it is safe to
+// repeat and to run on several hosts at once; a second run finds nothing.
+// A host cannot forget itself: its own networks would lose their pools.
+func (m *IPAM) ForgetHost(ctx context.Context, host string) (leases, pools int, err error) {
+	if host == "" {
+		return 0, 0, errors.New("forget host: no host ID given")
+	}
+	if host == m.o.HostID {
+		return 0, 0, fmt.Errorf("forget host %q: that is this host's own ID; run it on another host", host)
+	}
+	if leases, err = m.releaseLeasesOf(ctx, host); err != nil {
+		return leases, 0, err
+	}
+	kvs, _, err := m.o.Store.List(ctx, poolsPrefix)
+	if err != nil {
+		return leases, 0, fmt.Errorf("forget host %q: list pools: %w", host, err)
+	}
+	for _, kv := range kvs {
+		id := strings.TrimPrefix(kv.Key, poolsPrefix)
+		if _, err := ParsePoolID(id); err != nil {
+			continue // not a pool key
+		}
+		changed := false
+		_, err := m.updatePool(ctx, id, func(cur *Pool) (*Pool, error) {
+			changed = cur != nil && cur.uses(host)
+			if !changed {
+				return cur, nil
+			}
+			return cur.without(host), nil
+		})
+		if err == nil {
+			err = m.finishRemoval(ctx, id)
+		}
+		if err != nil {
+			return leases, pools, fmt.Errorf("forget host %q: pool %q: %w", host, id, err)
+		}
+		if changed {
+			pools++
+		}
+	}
+	if err := m.dropClaims(ctx, host); err != nil {
+		return leases, pools, fmt.Errorf("forget host %q: %w", host, err)
+	}
+	m.o.Log.WithFields(logrus.Fields{"host": host, "leases": leases, "pools": pools}).Warn("host forgotten")
+	return leases, pools, nil
+}
+
+// ReleaseHost drops every lease held by a host, so its addresses can be
+// reused, and returns how many it dropped. ForgetHost does this and more.
 func (m *IPAM) ReleaseHost(ctx context.Context, host string) (int, error) {
+	return m.releaseLeasesOf(ctx, host)
+}
+
+// releaseLeasesOf deletes host's leases, each with a CAS on the index
+// listed: a lease is create-only, so a conflict means it was released and
+// maybe taken again by someone else since, and it is left alone.
+func (m *IPAM) releaseLeasesOf(ctx context.Context, host string) (int, error) {
 	kvs, _, err := m.o.Store.List(ctx, addrsPrefix)
 	if err != nil {
 		return 0, fmt.Errorf("release leases of host %q: %w", host, err)
@@ -19,11 +81,14 @@ func (m *IPAM) ReleaseHost(ctx context.Context, host string) (int, error) {
 	n := 0
 	for _, kv := range kvs {
 		var l Lease
-		if err := store.Decode(kv, &l); err != nil || l.Host != host {
+		if err := store.Decode(kv, &l); err != nil || l.Host != host || l.Aux {
 			continue
 		}
 		err := m.o.Store.DeleteCAS(ctx, kv.Key, kv.ModifyIndex)
-		if err != nil && !errors.Is(err, store.ErrConflict) {
+		if errors.Is(err, store.ErrConflict) {
+			continue
+		}
+		if err != nil {
 			return n, fmt.Errorf("release lease %q of host %q: %w", kv.Key, host, err)
 		}
 		n++
@@ -36,7 +101,7 @@ func (m *IPAM) ReleaseHost(ctx context.Context, host string) (int, error) {
 // when another host took the address meanwhile.
 func (m *IPAM) Reclaim(ctx context.Context, subnet netip.Prefix, a netip.Addr) error {
 	key := addrKey(PoolID(subnet), a)
-	err := store.CreateJSON(ctx, m.o.Store, key, Lease{Host: m.o.HostID})
+	err := store.CreateJSON(ctx, m.o.Store, key, newLease(m.o.HostID, false))
 	if !errors.Is(err, store.ErrConflict) {
 		return err
 	}

@@ -4,19 +4,43 @@
 //
 // Store layout (keys relative to the store's own prefix):
 //
+//	ipam/subnets                   subnetIndex (JSON): every pool's subnet and the hosts claiming it
 //	ipam/pools/<poolID>            Pool (JSON): subnet, range, gateway, hosts using it
 //	ipam/addrs/<poolID>/<address>  Lease (JSON): which host holds the address
 //
-// Invariants: an address is in use exactly when its lease key exists; a
-// lease is taken with a create-only CAS, so two hosts racing for the same
-// address cannot both win. Pools are identified by their subnet, so the
-// same `docker network create --subnet` on several hosts meets one pool;
-// overlapping but different subnets are refused. The gateway is the same on
-// every host and is never leased to a container.
+// Invariants:
+//   - An address is in use exactly when its lease key exists; a lease is
+//     taken with a create-only CAS, so two hosts racing for the same
+//     address cannot both win.
+//   - Every value this package writes carries a fresh random nonce. A
+//     store whose answer was lost (a Consul leader election) takes a key
+//     holding exactly the bytes it meant to write as its own write; the
+//     nonce makes that true only for the request that wrote them, never
+//     for another request of the same host writing the same lease.
+//   - Pools are identified by their subnet, so the same `docker network
+//     create --subnet` on several hosts meets one pool. Overlapping but
+//     different subnets are refused, decided by one CAS on ipam/subnets:
+//     a host claims its subnet there before it creates or joins the pool
+//     and drops the claim only after it left the pool, so the hosts a
+//     pool lists are always claimants of its subnet in the index.
+//   - A lease is released only by the host holding it, with a CAS on the
+//     index read (see ReleaseAddress); in global scope by any member host
+//     of the pool (swarm.go).
+//   - The last user of a pool first marks it removed (no hosts), then
+//     deletes its leases, then the pool record: a crash in between leaves
+//     a marked pool whose removal a replayed ReleasePool, a RequestPool
+//     for the subnet or ForgetHost finishes, never leases without a pool.
+//   - ForgetHost (the operator's `vxnet host forget`) takes a host gone for
+//     good out of the address state: its leases, memberships and claims
+//     go, and the pools only it used are removed as by a last user.
+//   - The gateway is the same on every host and is never leased to a
+//     container; neither are the network and IPv4 broadcast addresses.
 package ipam
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -34,6 +58,7 @@ import (
 const (
 	poolsPrefix = "ipam/pools/"
 	addrsPrefix = "ipam/addrs/"
+	subnetsKey  = "ipam/subnets"
 
 	// Docker's RequestAddress option naming what the address is for.
 	requestAddressType = "RequestAddressType"
@@ -47,7 +72,7 @@ const (
 type Options struct {
 	Store  store.Store
 	HostID string // this host's identity in the cluster
-	// Scope is the driver's scope: "global" (swarm) changes two answers,
+	// Scope is the driver's scope: "global" (swarm) changes three answers,
 	// see swarm.go; anything else is standalone ("local").
 	Scope string
 	Log   *logrus.Entry
@@ -68,6 +93,9 @@ type Lease struct {
 	// Aux marks an --aux-address reservation: shared by all hosts of the
 	// pool, it goes with the pool.
 	Aux bool `json:"aux,omitempty"`
+	// Nonce tells this request's write from another one of equal content
+	// (see the package doc). Leases written before it existed have none.
+	Nonce string `json:"nonce,omitempty"`
 }
 
 // New returns an IPAM on the given store.
@@ -77,6 +105,16 @@ func New(o Options) *IPAM {
 	}
 	return &IPAM{o: o, cursor: map[string]netip.Addr{}}
 }
+
+// nonce returns 8 random bytes in hex, fresh for every write.
+func nonce() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go ≥ 1.24)
+	return hex.EncodeToString(b[:])
+}
+
+// newLease is a lease value of this request.
+func newLease(host string, aux bool) Lease { return Lease{Host: host, Aux: aux, Nonce: nonce()} }
 
 func poolKey(id string) string { return poolsPrefix + id }
 func addrKey(id string, a netip.Addr) string {
@@ -100,7 +138,10 @@ func (m *IPAM) GetDefaultAddressSpaces(context.Context) (*ipamapi.AddressSpacesR
 }
 
 // RequestPool registers this host as a user of the pool for the requested
-// subnet, creating the pool if this is the first host.
+// subnet, creating the pool if this is the first host. The subnet is
+// claimed in the subnet index first (one CAS decides between overlapping
+// subnets requested on several hosts at once); a request that fails after
+// its claim drops the claim again, so it leaves nothing behind.
 func (m *IPAM) RequestPool(ctx context.Context, r *ipamapi.RequestPoolRequest) (*ipamapi.RequestPoolResponse, error) {
 	want, err := parsePoolRequest(r)
 	if err != nil {
@@ -110,8 +151,28 @@ func (m *IPAM) RequestPool(ctx context.Context, r *ipamapi.RequestPoolRequest) (
 	if err := m.checkOverlap(ctx, want.Subnet); err != nil {
 		return nil, err
 	}
-	_, err = store.Update(ctx, m.o.Store, poolKey(id), func(cur *Pool) (*Pool, error) {
-		if cur == nil {
+	claimed, err := m.claim(ctx, want.Subnet)
+	if err != nil {
+		return nil, fmt.Errorf("request pool %s: %w", want.Subnet, err)
+	}
+	if err := m.joinPool(ctx, id, want); err != nil {
+		if claimed {
+			err = errors.Join(err, m.unclaim(ctx, id))
+		}
+		return nil, fmt.Errorf("request pool %s: %w", want.Subnet, err)
+	}
+	m.o.Log.WithFields(logrus.Fields{"pool": id, "host": m.o.HostID}).Info("pool requested")
+	return &ipamapi.RequestPoolResponse{PoolID: id, Pool: want.Subnet.String(), Data: map[string]string{}}, nil
+}
+
+// joinPool creates the pool or adds this host to its users. A pool its
+// last user marked removed is finished off first and created anew.
+func (m *IPAM) joinPool(ctx context.Context, id string, want *Pool) error {
+	if err := m.finishRemoval(ctx, id); err != nil {
+		return err
+	}
+	_, err := m.updatePool(ctx, id, func(cur *Pool) (*Pool, error) {
+		if cur == nil || cur.removed() {
 			p := *want
 			p.Hosts = map[string]bool{m.o.HostID: true}
 			p.Setup = map[string]bool{m.o.HostID: true}
@@ -131,11 +192,7 @@ func (m *IPAM) RequestPool(ctx context.Context, r *ipamapi.RequestPoolRequest) (
 		next.Setup = copyAdd(cur.Setup, m.o.HostID)
 		return &next, nil
 	})
-	if err != nil {
-		return nil, fmt.Errorf("request pool %s: %w", want.Subnet, err)
-	}
-	m.o.Log.WithFields(logrus.Fields{"pool": id, "host": m.o.HostID}).Info("pool requested")
-	return &ipamapi.RequestPoolResponse{PoolID: id, Pool: want.Subnet.String(), Data: map[string]string{}}, nil
+	return err
 }
 
 func prefixOrNone(p netip.Prefix) string {
@@ -187,6 +244,8 @@ func parsePoolRequest(r *ipamapi.RequestPoolRequest) (*Pool, error) {
 }
 
 // checkOverlap refuses a subnet that overlaps a different existing pool.
+// The subnet index decides races (claim); this listing still catches the
+// pools written before the index existed, which it does not list.
 func (m *IPAM) checkOverlap(ctx context.Context, subnet netip.Prefix) error {
 	kvs, _, err := m.o.Store.List(ctx, poolsPrefix)
 	if err != nil {
@@ -205,13 +264,16 @@ func (m *IPAM) checkOverlap(ctx context.Context, subnet netip.Prefix) error {
 }
 
 // ReleasePool removes this host from the pool's users; the last user
-// deletes the pool and every lease in it. Unknown pools are not an error.
+// removes the pool: it marks it removed, deletes its leases, then the
+// record (finishRemoval). The host's claim on the subnet goes last. An
+// unknown pool is not an error, and a replay finishes what a crash cut
+// short.
 func (m *IPAM) ReleasePool(ctx context.Context, r *ipamapi.ReleasePoolRequest) error {
 	if _, err := ParsePoolID(r.PoolID); err != nil {
 		return err
 	}
 	last := false
-	_, err := store.Update(ctx, m.o.Store, poolKey(r.PoolID), func(cur *Pool) (*Pool, error) {
+	_, err := m.updatePool(ctx, r.PoolID, func(cur *Pool) (*Pool, error) {
 		last = false
 		if cur == nil || !cur.Hosts[m.o.HostID] {
 			return cur, nil
@@ -219,46 +281,75 @@ func (m *IPAM) ReleasePool(ctx context.Context, r *ipamapi.ReleasePoolRequest) e
 		if cur.Refs[m.o.HostID] > 0 {
 			return cur.withRef(m.o.HostID, -1), nil
 		}
-		next := *cur
-		next.Hosts, next.Setup = map[string]bool{}, nil
-		for h := range cur.Hosts {
-			if h != m.o.HostID {
-				next.Hosts[h] = true
-			}
-		}
-		for h := range cur.Setup {
-			if h != m.o.HostID {
-				if next.Setup == nil {
-					next.Setup = map[string]bool{}
-				}
-				next.Setup[h] = true
-			}
-		}
-		if len(next.Hosts) == 0 {
-			last = true
-			return nil, nil
-		}
-		return &next, nil
+		next := cur.without(m.o.HostID)
+		last = next.removed()
+		return next, nil
 	})
+	if err == nil {
+		err = m.finishRemoval(ctx, r.PoolID)
+	}
+	if err == nil {
+		err = m.unclaim(ctx, r.PoolID)
+	}
 	if err != nil {
 		return fmt.Errorf("release pool %q: %w", r.PoolID, err)
-	}
-	if last {
-		if err := m.deleteLeases(ctx, r.PoolID); err != nil {
-			return err
-		}
 	}
 	m.o.Log.WithFields(logrus.Fields{"pool": r.PoolID, "last": last}).Info("pool released")
 	return nil
 }
 
-func (m *IPAM) deleteLeases(ctx context.Context, id string) error {
+// maxRemovalAttempts bounds finishRemoval's re-reads when the pool record
+// keeps changing under it.
+const maxRemovalAttempts = 8
+
+// finishRemoval removes a pool marked removed (no users): first every
+// lease written before the mark, then the record, with a CAS on the mark.
+// A host that takes the pool over meanwhile (RequestPool) rewrote the
+// record, so the CAS fails and its pool and its new leases stay. A pool
+// that is absent or in use is left alone.
+func (m *IPAM) finishRemoval(ctx context.Context, id string) error {
+	for range maxRemovalAttempts {
+		kv, err := m.o.Store.Get(ctx, poolKey(id))
+		if errors.Is(err, store.ErrNotFound) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("read pool %q: %w", id, err)
+		}
+		var p Pool
+		if err := store.Decode(kv, &p); err != nil {
+			return err
+		}
+		if !p.removed() {
+			return nil
+		}
+		if err := m.deleteLeases(ctx, id, kv.ModifyIndex); err != nil {
+			return err
+		}
+		err = m.o.Store.DeleteCAS(ctx, poolKey(id), kv.ModifyIndex)
+		if err == nil {
+			return nil
+		}
+		if !errors.Is(err, store.ErrConflict) {
+			return fmt.Errorf("delete pool %q: %w", id, err)
+		}
+	}
+	return fmt.Errorf("remove pool %q: the record changed %d times meanwhile: %w", id, maxRemovalAttempts, store.ErrConflict)
+}
+
+// deleteLeases deletes the leases of pool id written before index, each
+// with a CAS on the index listed.
+func (m *IPAM) deleteLeases(ctx context.Context, id string, before uint64) error {
 	kvs, _, err := m.o.Store.List(ctx, addrsPrefix+id+"/")
 	if err != nil {
 		return fmt.Errorf("list leases of pool %q: %w", id, err)
 	}
 	for _, kv := range kvs {
-		if err := m.o.Store.Delete(ctx, kv.Key); err != nil {
+		if kv.ModifyIndex >= before {
+			continue
+		}
+		err := m.o.Store.DeleteCAS(ctx, kv.Key, kv.ModifyIndex)
+		if err != nil && !errors.Is(err, store.ErrConflict) {
 			return fmt.Errorf("delete lease %q: %w", kv.Key, err)
 		}
 	}

@@ -3,6 +3,7 @@ package ipam
 import (
 	"context"
 	"fmt"
+	"net/netip"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -39,7 +40,10 @@ func requestPool(t *testing.T, m *IPAM, r ipamapi.RequestPoolRequest) string {
 func requestNetwork(t *testing.T, m *IPAM, r ipamapi.RequestPoolRequest) string {
 	t.Helper()
 	id := requestPool(t, m, r)
-	p, _ := ParsePoolID(id)
+	p, err := ParsePoolID(id)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := m.SetupDone(context.Background(), p); err != nil {
 		t.Fatal(err)
 	}
@@ -56,7 +60,10 @@ func TestAuxAddressesShared(t *testing.T) {
 	if a, err := request(h1, id, "198.19.7.200", nil); err != nil || a != "198.19.7.200/24" {
 		t.Fatalf("aux on h1: %q, %v", a, err)
 	}
-	p, _ := ParsePoolID(id)
+	p, err := ParsePoolID(id)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := h1.SetupDone(ctx, p); err != nil {
 		t.Fatal(err)
 	}
@@ -88,9 +95,7 @@ func TestAuxAddressesShared(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if kvs, _, _ := s.List(ctx, "ipam/"); len(kvs) != 0 {
-		t.Fatalf("keys left: %d", len(kvs))
-	}
+	requireEmpty(t, s)
 }
 
 func request(m *IPAM, pool, addr string, opts map[string]string) (string, error) {
@@ -133,18 +138,15 @@ func TestPoolLifecycle(t *testing.T) {
 		}
 	}
 	// the cursor moves on: a just-released address is not reused at once
-	if next, _ := request(m, id, "", nil); next != "198.19.1.3/24" {
-		t.Fatalf("after release got %q, want 198.19.1.3/24", next)
+	if next, err := request(m, id, "", nil); err != nil || next != "198.19.1.3/24" {
+		t.Fatalf("after release got %q, %v, want 198.19.1.3/24", next, err)
 	}
 	for range 2 {
 		if err := m.ReleasePool(ctx, &ipamapi.ReleasePoolRequest{PoolID: id}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	kvs, _, _ := s.List(ctx, "ipam/")
-	if len(kvs) != 0 {
-		t.Fatalf("keys left after ReleasePool: %v", kvs)
-	}
+	requireEmpty(t, s)
 }
 
 func TestPoolRequestErrors(t *testing.T) {
@@ -186,8 +188,8 @@ func TestTwoHostsShareOnePool(t *testing.T) {
 	if id2 := requestNetwork(t, h2, ipamapi.RequestPoolRequest{Pool: "198.19.3.0/24", SubPool: "198.19.3.128/25"}); id2 != id {
 		t.Fatalf("pool IDs differ: %q %q", id, id2)
 	}
-	g1, _ := request(h1, id, "", gwOpts)
-	g2, _ := request(h2, id, "", gwOpts)
+	g1 := mustRequest(t, h1, id, "", gwOpts)
+	g2 := mustRequest(t, h2, id, "", gwOpts)
 	if g1 != g2 {
 		t.Fatalf("gateways differ: %s %s", g1, g2)
 	}
@@ -219,20 +221,18 @@ func TestTwoHostsShareOnePool(t *testing.T) {
 	if len(seen) != 40 {
 		t.Fatalf("%d distinct addresses, want 40", len(seen))
 	}
+	ipRange := netip.MustParsePrefix("198.19.3.128/25")
 	for a := range seen {
-		if !strings.HasPrefix(a, "198.19.3.") || a < "198.19.3.128" {
-			t.Errorf("address %s outside the ip-range", a)
+		if p := mustPrefix(t, a); !ipRange.Contains(p.Addr()) || p.Bits() != 24 {
+			t.Errorf("address %s outside the ip-range %s", a, ipRange)
 		}
 	}
-	ctx := context.Background()
-	_ = h1.ReleasePool(ctx, &ipamapi.ReleasePoolRequest{PoolID: id})
+	releasePool(t, h1, id)
 	if _, err := request(h2, id, "", nil); err != nil {
 		t.Fatalf("pool gone for h2 after h1 released it: %v", err)
 	}
-	_ = h2.ReleasePool(ctx, &ipamapi.ReleasePoolRequest{PoolID: id})
-	if kvs, _, _ := s.List(ctx, "ipam/"); len(kvs) != 0 {
-		t.Fatalf("keys left: %d", len(kvs))
-	}
+	releasePool(t, h2, id)
+	requireEmpty(t, s)
 }
 
 // Leases survive a restart: a reopened store never hands out an address twice.
@@ -277,8 +277,8 @@ func TestIPv6Pool(t *testing.T) {
 	s, _ := openStore(t)
 	m := New(Options{Store: s, HostID: "h1"})
 	id := requestNetwork(t, m, ipamapi.RequestPoolRequest{Pool: "fd00:198:19::/64", V6: true})
-	if gw, _ := request(m, id, "", gwOpts); gw != "fd00:198:19::1/64" {
-		t.Fatalf("gateway %q", gw)
+	if gw, err := request(m, id, "", gwOpts); err != nil || gw != "fd00:198:19::1/64" {
+		t.Fatalf("gateway %q, %v", gw, err)
 	}
 	if a, err := request(m, id, "", nil); err != nil || a != "fd00:198:19::2/64" {
 		t.Fatalf("address %q, %v", a, err)

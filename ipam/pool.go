@@ -24,6 +24,47 @@ type Pool struct {
 	// addresses in that phase, with a plain RequestAddress; those leases
 	// are shared by every host, where a container's static --ip is not.
 	Setup map[string]bool `json:"setup,omitempty"`
+	// Nonce is fresh in every write (see the package doc).
+	Nonce string `json:"nonce,omitempty"`
+}
+
+// removed tells a pool whose last user released it: its leases and then
+// its record are being deleted (IPAM.finishRemoval).
+func (p *Pool) removed() bool { return len(p.Hosts) == 0 }
+
+// uses tells whether host is in any of the pool's memberships.
+func (p *Pool) uses(host string) bool {
+	return p.Hosts[host] || p.Setup[host] || p.Refs[host] > 0
+}
+
+// without returns a copy of p with host dropped from every membership.
+func (p *Pool) without(host string) *Pool {
+	next := *p
+	next.Hosts = copyWithout(p.Hosts, host)
+	next.Setup = copyWithout(p.Setup, host)
+	if len(next.Setup) == 0 {
+		next.Setup = nil
+	}
+	next.Refs = nil
+	for h, n := range p.Refs {
+		if h != host {
+			if next.Refs == nil {
+				next.Refs = map[string]int{}
+			}
+			next.Refs[h] = n
+		}
+	}
+	return &next
+}
+
+func copyWithout(m map[string]bool, k string) map[string]bool {
+	out := make(map[string]bool, len(m))
+	for h := range m {
+		if h != k {
+			out[h] = true
+		}
+	}
+	return out
 }
 
 // PoolID is the ID Docker is given for a subnet: stable across hosts and
@@ -56,21 +97,22 @@ func parseSubnet(what, s string) (netip.Prefix, error) {
 func overlaps(a, b netip.Prefix) bool { return a.Overlaps(b) }
 
 // allocatable tells whether a may be handed to a container: inside the
-// range, not the IPv4 network or broadcast address, not the gateway.
+// range, not the network or IPv4 broadcast address, not the gateway.
 func (p *Pool) allocatable(a netip.Addr) bool {
-	r := p.effectiveRange()
-	if !r.Contains(a) || a == p.Gateway {
-		return false
+	return p.effectiveRange().Contains(a) && a != p.Gateway && p.special(a) == ""
+}
+
+// special names what a is if it is an address of the subnet no host may
+// have: "network address" (in IPv6 the subnet-router anycast address) or
+// "broadcast address" (IPv4, subnets larger than a /31); "" otherwise.
+func (p *Pool) special(a netip.Addr) string {
+	switch {
+	case a == p.Subnet.Addr() && (a.Is6() || p.Subnet.Bits() < 31):
+		return "network address"
+	case a.Is4() && p.Subnet.Bits() < 31 && a == lastAddr(p.Subnet):
+		return "broadcast address"
 	}
-	if a.Is4() && p.Subnet.Bits() < 31 {
-		if a == p.Subnet.Addr() || a == lastAddr(p.Subnet) {
-			return false
-		}
-	}
-	if a.Is6() && a == p.Subnet.Addr() {
-		return false // subnet-router anycast
-	}
-	return true
+	return ""
 }
 
 func (p *Pool) effectiveRange() netip.Prefix {

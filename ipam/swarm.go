@@ -22,6 +22,12 @@ package ipam
 //     re-requesting its own. The lease stays with the host that took it
 //     first; the first ReleaseAddress drops it (releases are idempotent).
 //
+// Releases (ReleaseAddress) follow the same ownership: a node gives back
+// the address of its task, which the manager leased; so in global scope
+// any user of the pool (Pool.uses) may release a lease, still with a CAS
+// on the index it read. A host that is not a user of the pool (it never
+// requested it, or was forgotten) cannot.
+//
 // The price: in global scope a static address (--ip) is not refused when
 // leased. Swarm hands every address out through the manager, which does
 // not pick a leased one for a new task.

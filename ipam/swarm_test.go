@@ -28,12 +28,12 @@ func TestGlobalScopeSwarmFlow(t *testing.T) {
 	if err != nil || gw != "198.19.4.1/24" {
 		t.Fatalf("gateway %q, %v", gw, err)
 	}
-	t1, _ := request(h1, id, "", serial)
-	t2, _ := request(h1, id, "", serial)
-	if t1 == "" || t2 == "" || t1 == t2 {
+	t1 := mustRequest(t, h1, id, "", serial).String()
+	t2 := mustRequest(t, h1, id, "", serial).String()
+	if t1 == t2 {
 		t.Fatalf("task addresses %q %q", t1, t2)
 	}
-	addr := func(p string) string { return strings.Split(p, "/")[0] }
+	addr := func(p string) string { return mustPrefix(t, p).Addr().String() }
 	// nodes: the manager for task 1, the worker for task 2, each creating
 	// the network and confirming its task's address
 	for _, n := range []struct {
@@ -55,7 +55,7 @@ func TestGlobalScopeSwarmFlow(t *testing.T) {
 		t.Fatalf("re-request %s: %q, %v", t2, got, err)
 	}
 	// a new task does not get a leased address
-	if t3, _ := request(h1, id, "", serial); t3 == t1 || t3 == t2 || t3 == gw {
+	if t3 := mustRequest(t, h1, id, "", serial).String(); t3 == t1 || t3 == t2 || t3 == gw {
 		t.Fatalf("new task got leased address %s", t3)
 	}
 
@@ -75,12 +75,8 @@ func TestGlobalScopeSwarmFlow(t *testing.T) {
 	if _, err := request(h1, id, "", serial); err != nil {
 		t.Fatalf("pool gone while the allocator holds it: %v", err)
 	}
-	if err := h1.ReleasePool(ctx, &ipamapi.ReleasePoolRequest{PoolID: id}); err != nil {
-		t.Fatal(err)
-	}
-	if kvs, _, _ := s.List(ctx, "ipam/"); len(kvs) != 0 {
-		t.Fatalf("keys left: %v", kvs)
-	}
+	releasePool(t, h1, id)
+	requireEmpty(t, s)
 }
 
 // TestLocalScopeRefusesWhatGlobalAccepts: standalone hosts keep refusing

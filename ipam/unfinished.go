@@ -19,9 +19,13 @@ import (
 // by another vxnet network on this host") and keep the pool alive. Call it
 // at start, before serving: a create Docker was in the middle of has failed
 // with the plugin, so a pool still in Setup is no one's. Global scope keeps
-// everything (the swarm allocator requests pools without networks). It
-// returns the pools released.
+// every pool (the swarm allocator requests pools without networks). In
+// both scopes it drops this host's subnet claims that no pool membership
+// backs (dropStaleClaims). It returns the pools released.
 func (m *IPAM) ReleaseUnfinished(ctx context.Context, inUse func(poolID string) bool) ([]string, error) {
+	if err := m.dropStaleClaims(ctx); err != nil {
+		return nil, err
+	}
 	if m.global() {
 		return nil, nil
 	}

@@ -3,6 +3,7 @@ package ipam
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 
 	ipamapi "github.com/docker/go-plugins-helpers/ipam"
@@ -81,4 +82,37 @@ func TestPoolState(t *testing.T) {
 		t.Fatal(err)
 	}
 	check("released", false, false)
+}
+
+// A subnet claim no pool membership backs (a plugin died between the two
+// writes) is dropped at start, in both scopes; other hosts' claims and a
+// backed claim stay.
+func TestStaleClaimsDroppedAtStart(t *testing.T) {
+	for _, scope := range []string{"local", "global"} {
+		t.Run(scope, func(t *testing.T) {
+			s, _ := openStore(t)
+			ctx := context.Background()
+			h1 := New(Options{Store: s, HostID: "h1", Scope: scope})
+			id := requestPool(t, h1, ipamapi.RequestPoolRequest{Pool: "198.19.1.0/24"})
+			if err := h1.SetupDone(ctx, mustPrefix(t, "198.19.1.0/24")); err != nil {
+				t.Fatal(err)
+			}
+			stale := &subnetIndex{Pools: map[string]map[string]bool{
+				id:              {"h1": true},
+				"198.19.2.0_24": {"h1": true, "h2": true},
+				"198.19.3.0_24": {"h1": true},
+			}}
+			if err := store.PutJSON(ctx, s, subnetsKey, stale); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := h1.ReleaseUnfinished(ctx, func(string) bool { return true }); err != nil {
+				t.Fatal(err)
+			}
+			idx, _, err := store.GetJSON[subnetIndex](ctx, s, subnetsKey)
+			want := map[string]map[string]bool{id: {"h1": true}, "198.19.2.0_24": {"h2": true}}
+			if err != nil || fmt.Sprint(idx.Pools) != fmt.Sprint(want) {
+				t.Fatalf("index after start: %+v, %v; want %v", idx, err, want)
+			}
+		})
+	}
 }
