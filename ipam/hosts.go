@@ -64,12 +64,6 @@ func (m *IPAM) ForgetHost(ctx context.Context, host string) (leases, pools int, 
 	return leases, pools, nil
 }
 
-// ReleaseHost drops every lease held by a host, so its addresses can be
-// reused, and returns how many it dropped. ForgetHost does this and more.
-func (m *IPAM) ReleaseHost(ctx context.Context, host string) (int, error) {
-	return m.releaseLeasesOf(ctx, host)
-}
-
 // releaseLeasesOf deletes host's leases, each with a CAS on the index
 // listed: a lease is create-only, so a conflict means it was released and
 // maybe taken again by someone else since, and it is left alone.

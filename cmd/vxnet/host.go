@@ -86,10 +86,10 @@ func forgetHost(ctx context.Context, st store.Store, ip *ipam.IPAM, host string)
 	if err != nil {
 		return "", err
 	}
-	leases, err := ip.ReleaseHost(ctx, host)
+	leases, pools, err := ip.ForgetHost(ctx, host)
 	if err != nil {
 		return "", fmt.Errorf("forget host %q: %w", host, err)
 	}
-	return fmt.Sprintf("forgot host %s: %d endpoints, %d of its own records, %d network memberships (%d networks removed with it), %d addresses released",
-		host, f.Endpoints, f.Records, f.Networks, f.Removed, leases), nil
+	return fmt.Sprintf("forgot host %s: %d endpoints, %d of its own records, %d network memberships (%d networks removed with it), %d addresses released, %d pools left",
+		host, f.Endpoints, f.Records, f.Networks, f.Removed, leases, pools), nil
 }
