@@ -3,6 +3,8 @@ package driver
 import (
 	"context"
 	"errors"
+	"fmt"
+	"maps"
 	"net"
 	"time"
 
@@ -68,10 +70,11 @@ func (d *Driver) watchPeers(ctx context.Context, key string, vni uint32) {
 	log := d.o.Log.WithFields(map[string]any{"network": key, "vni": vni})
 	var index uint64
 	failing := false
+	logged := map[string]bool{} // conflicts reported already
 	for ctx.Err() == nil {
 		kvs, next, err := d.nextEndpoints(ctx, key, index)
 		if err == nil {
-			err = d.o.Plane.SetPeers(vni, d.peers(kvs))
+			err = d.o.Plane.SetPeers(vni, d.peers(kvs, logged))
 		}
 		if err != nil {
 			if ctx.Err() != nil {
@@ -107,24 +110,45 @@ func (d *Driver) nextEndpoints(ctx context.Context, key string, index uint64) ([
 	return kvs, next, err
 }
 
-// peers are the other hosts' endpoints as kernel entries.
-func (d *Driver) peers(kvs []store.KV) []dataplane.Peer {
+// peers are the other hosts' endpoints as kernel entries, without the
+// records that conflict with earlier ones (see resolvePeers), so the list
+// always passes the data plane's checks. Problems are logged once while
+// they last: logged holds those reported, and is updated.
+func (d *Driver) peers(kvs []store.KV, logged map[string]bool) []dataplane.Peer {
+	now := map[string]bool{}
+	recs := peerRecords(kvs, func(key string, err error) {
+		if !logged["skip "+key] {
+			d.o.Log.WithError(err).WithField("key", key).Warn("skipping unusable endpoint record")
+		}
+		now["skip "+key] = true
+	})
+	kept, conflicts := resolvePeers(recs)
+	for _, c := range conflicts {
+		if !logged[c.key()] {
+			d.logConflict(c)
+		}
+		now[c.key()] = true
+	}
+	clear(logged)
+	maps.Copy(logged, now)
 	var out []dataplane.Peer
-	for _, kv := range kvs {
-		var ep Endpoint
-		if err := store.Decode(kv, &ep); err != nil {
-			d.o.Log.WithError(err).Warn("skipping unreadable endpoint record")
+	for _, r := range kept {
+		if r.ep.Host == d.o.HostID || r.vtep == d.o.VTEP.Unmap() {
 			continue
 		}
-		mac, err := net.ParseMAC(ep.MAC)
-		if err != nil || ep.Host == d.o.HostID || ep.VTEP == d.o.VTEP || !ep.VTEP.IsValid() {
-			continue
-		}
-		for _, a := range ep.Addrs {
-			out = append(out, dataplane.Peer{IP: a.Addr(), MAC: mac, VTEP: net.IP(ep.VTEP.AsSlice())})
+		for _, ip := range r.ips {
+			out = append(out, dataplane.Peer{IP: ip, MAC: r.mac, VTEP: net.IP(r.vtep.AsSlice())})
 		}
 	}
 	return out
+}
+
+func (d *Driver) logConflict(c peerConflict) {
+	d.o.Log.WithFields(map[string]any{
+		"network": c.kept.ep.Network, "conflict": c.why,
+		"kept":    fmt.Sprintf("endpoint %s host %s vtep %s mac %s addrs %v (index %d)", c.kept.ep.ID, c.kept.ep.Host, c.kept.vtep, c.kept.mac, c.kept.ep.Addrs, c.kept.index),
+		"dropped": fmt.Sprintf("endpoint %s host %s vtep %s mac %s addrs %v (index %d)", c.dropped.ep.ID, c.dropped.ep.Host, c.dropped.vtep, c.dropped.mac, c.dropped.ep.Addrs, c.dropped.index),
+	}).Error("conflicting endpoint records: programming the earlier one, dropping the later one on every host")
 }
 
 func sleep(ctx context.Context, d time.Duration) {
