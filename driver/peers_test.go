@@ -40,11 +40,17 @@ func TestPeersFollowTheStore(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitPeers(t, e2, 9, "198.19.1.2@198.18.0.11")
-	waitPeers(t, e1, 9, "") // never its own endpoints
+	// h1 shows h2's endpoint, never its own: waiting for a non-empty
+	// list proves h1's watcher ran after both records were written.
+	if _, err := e2.d.CreateEndpoint(ctx, &network.CreateEndpointRequest{NetworkID: net2, EndpointID: ep2,
+		Interface: &network.EndpointInterface{Address: "198.19.1.3/24"}}); err != nil {
+		t.Fatal(err)
+	}
+	waitPeers(t, e1, 9, "198.19.1.3@198.18.0.12")
 	if n, err := e2.d.PurgeHost(ctx, "h1"); err != nil || n != 1 {
 		t.Fatalf("PurgeHost = %d, %v", n, err)
 	}
-	waitPeers(t, e2, 9, "")
+	waitPeers(t, e2, 9, "") // h1's gone, and never h2's own ep2
 	if err := e1.d.Reconcile(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -53,6 +59,10 @@ func TestPeersFollowTheStore(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitPeers(t, e2, 9, "")
+	if err := e2.d.DeleteEndpoint(ctx, &network.DeleteEndpointRequest{NetworkID: net2, EndpointID: ep2}); err != nil {
+		t.Fatal(err)
+	}
+	waitPeers(t, e1, 9, "")
 	for _, e := range []*env{e1, e2} {
 		id := map[*env]string{e1: net1, e2: net2}[e]
 		if err := e.d.DeleteNetwork(ctx, &network.DeleteNetworkRequest{NetworkID: id}); err != nil {
