@@ -1,6 +1,7 @@
 package driver
 
 import (
+	"bytes"
 	"context"
 	"net"
 	"os"
@@ -43,52 +44,68 @@ func startConsulAgent(t *testing.T) string {
 	if err != nil {
 		t.Fatalf("no Consul binary (hack/consul.sh): %v", err)
 	}
-	var ports []string
-	for range 3 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		ports = append(ports, strconv.Itoa(l.Addr().(*net.TCPAddr).Port))
-		defer l.Close()
-	}
+	ports := loopbackPorts(t, 3)
 	cmd := exec.Command(strings.TrimSpace(string(bin)), "agent", "-dev", "-bind", "127.0.0.1", "-client", "127.0.0.1",
 		"-http-port", ports[0], "-serf-lan-port", ports[1], "-server-port", ports[2], "-serf-wan-port", "-1",
 		"-dns-port", "-1", "-grpc-port", "-1", "-grpc-tls-port", "-1", "-node", "vxnet-driver-"+newNonce(), "-log-level", "error")
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	return runAgent(t, cmd, "127.0.0.1:"+ports[0])
-}
-
-// runAgent starts cmd, kills it at cleanup, and waits until its KV store
-// takes writes.
-func runAgent(t *testing.T, cmd *exec.Cmd, addr string) string {
-	t.Helper()
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start consul: %v", err)
 	}
+	exited := make(chan struct{})
+	go func() {
+		_ = cmd.Wait()
+		close(exited)
+	}()
 	t.Cleanup(func() {
 		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
+		<-exited
 	})
-	s, err := consul.Open(context.Background(), "consul://"+addr+"/ready")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	addr := "127.0.0.1:" + ports[0]
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		_, err := s.Put(ctx, "probe", []byte("1"))
-		if err == nil {
-			err = s.Delete(ctx, "probe")
-		}
-		cancel()
+		err := probeKV(addr)
 		if err == nil {
 			return addr
+		}
+		select {
+		case <-exited:
+			t.Fatalf("consul exited: %s", out.String())
+		default:
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("consul at %s takes no writes after 30s: %v", addr, err)
 		}
-		time.Sleep(100 * time.Millisecond)
+		time.Sleep(200 * time.Millisecond)
 	}
+}
+
+// loopbackPorts returns n distinct loopback TCP ports free just now.
+func loopbackPorts(t *testing.T, n int) []string {
+	var ports []string
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close() // held until all are chosen, so they differ
+		ports = append(ports, strconv.Itoa(l.Addr().(*net.TCPAddr).Port))
+	}
+	return ports
+}
+
+// probeKV writes and deletes a key on the Consul at addr.
+func probeKV(addr string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	s, err := consul.Open(ctx, "consul://"+addr+"/ready")
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	if _, err := s.Put(ctx, "probe", []byte("1")); err != nil {
+		return err
+	}
+	return s.Delete(ctx, "probe")
 }

@@ -113,7 +113,12 @@ func (d *Driver) releaseClaim(ctx context.Context, nonce string) error {
 }
 
 // updateClaims is a CAS loop over the claims; fn changes them or refuses.
+// The key comes and goes with the creates, and Consul's store reports a
+// create-only write that lost to a key created and deleted again since as
+// unavailable, not as a conflict: such a write is retried a few times (a
+// store really down fails the next read).
 func (d *Driver) updateClaims(ctx context.Context, fn func(Claims) error) error {
+	unavailable := 0
 	for range maxIndexRetries {
 		cs, index, err := d.readClaims(ctx)
 		if err != nil {
@@ -123,11 +128,14 @@ func (d *Driver) updateClaims(ctx context.Context, fn func(Claims) error) error 
 			return err
 		}
 		err = d.writeClaims(ctx, cs, index)
-		if !errors.Is(err, store.ErrConflict) {
-			if err != nil {
-				return fmt.Errorf("write subnet claims: %w", err)
-			}
+		switch {
+		case err == nil:
 			return nil
+		case errors.Is(err, store.ErrConflict):
+		case errors.Is(err, store.ErrUnavailable) && index == 0 && unavailable < 3:
+			unavailable++
+		default:
+			return fmt.Errorf("write subnet claims: %w", err)
 		}
 		sleep(ctx, retryPause())
 	}
