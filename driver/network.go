@@ -89,12 +89,13 @@ func (d *Driver) checkIPAM(dockerID string, sub Subnets) error {
 }
 
 // joinWait bounds how long a create waits for the network record of a
-// create of the same network on another host that holds its explicit VNI.
-const joinWait = 10 * time.Second
+// create of the same network on another host that holds its explicit VNI
+// (milliseconds normally; callbacks answer within 10 s).
+const joinWait = 5 * time.Second
 
 // errCreating: another host is creating the same network (it holds the
 // explicit VNI asked for, for the same cluster key); join waits for it.
-var errCreating = errors.New("being created by another host")
+var errCreating = errors.New("is being created by host")
 
 // join adds this host to the cluster network want.Key, creating it when
 // absent.
@@ -103,6 +104,7 @@ func (d *Driver) join(ctx context.Context, want *Network, dockerID string, ownIP
 		return nil, err
 	}
 	deadline := time.Now().Add(joinWait)
+	var waited error // the create on another host waited for
 	for time.Now().Before(deadline) && ctx.Err() == nil {
 		cur, idx, err := store.GetJSON[Network](ctx, d.o.Store, networkKey(want.Key))
 		switch {
@@ -112,6 +114,7 @@ func (d *Driver) join(ctx context.Context, want *Network, dockerID string, ownIP
 				continue // another host created it first: join that one
 			}
 			if errors.Is(err, errCreating) {
+				waited = err
 				sleep(ctx, 10*retryPause())
 				continue
 			}
@@ -138,8 +141,11 @@ func (d *Driver) join(ctx context.Context, want *Network, dockerID string, ownIP
 		}
 		return &next, nil
 	}
-	if want.Options.VNI != 0 {
-		return nil, fmt.Errorf("join network %s: VNI %d is held for it by a create on another host whose network record did not appear within %s", want.Key, want.Options.VNI, joinWait)
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("join network %s: %w", want.Key, err)
+	}
+	if waited != nil {
+		return nil, fmt.Errorf("join network %s: %w, whose network record did not appear within %s", want.Key, waited, joinWait)
 	}
 	return nil, fmt.Errorf("join network %s: too many concurrent changes", want.Key)
 }
@@ -184,7 +190,7 @@ func (d *Driver) reserveVNI(ctx context.Context, explicit uint32, key string) (u
 		if errors.Is(err, store.ErrConflict) {
 			owner, _, _ := store.GetJSON[VNIRecord](ctx, d.o.Store, vniKey(explicit))
 			if owner != nil && owner.Network == key {
-				return 0, fmt.Errorf("VNI %d: network %s %w (%s)", explicit, key, errCreating, owner.Host)
+				return 0, fmt.Errorf("VNI %d: network %s %w %s", explicit, key, errCreating, owner.Host)
 			}
 			name := "another network"
 			if owner != nil {

@@ -193,3 +193,24 @@ func TestMACKeyLifecycle(t *testing.T) {
 		t.Fatalf("keys left: %v", k)
 	}
 }
+
+// A create whose explicit VNI is held for the same network by a create on
+// another host waits for that network; when its record never comes (that
+// create was killed), it fails after joinWait naming the holder, and
+// leaves nothing of its own behind.
+func TestCreateWaitsForTheSameNetwork(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	if err := store.PutJSON(ctx, e.store, vniKey(600), VNIRecord{Network: "198.19.1.0_24", Host: "h9"}); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	err := e.d.CreateNetwork(ctx, createReq(net1, "198.19.1.0/24", "", map[string]interface{}{OptVNI: "600"}))
+	wantErr(t, err, "VNI 600: network 198.19.1.0_24 is being created by host h9, whose network record did not appear within 5s")
+	if took := time.Since(start); took < joinWait {
+		t.Fatalf("gave up after %s, before joinWait", took)
+	}
+	if k := e.keys(); strings.Join(k, " ") != vniKey(600) || len(e.plane.nets) != 0 {
+		t.Fatalf("left behind: store %v kernel %v", k, e.plane.nets)
+	}
+}
