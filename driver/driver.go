@@ -21,8 +21,9 @@
 // Invariants: a VNI belongs to at most one network (create-only CAS on
 // vnis/<vni>); a MAC to at most one endpoint of a network (create-only CAS
 // on macs/<key>/<mac>); subnets of different networks never overlap (a
-// CAS on subnets decides between creates racing on several hosts); the kernel holds, per network this host uses, one namespace
-// with br0 + vxlan0, and one veth per joined local endpoint; Reconcile makes
+// CAS on subnets decides between creates racing on several hosts); the
+// kernel holds, per network this host uses, one namespace with br0 +
+// vxlan0, and one veth per joined local endpoint; Reconcile makes
 // the kernel match the store, so a restart or drift repair replays one path.
 // Network create/delete take mu exclusively, endpoint callbacks share it.
 package driver
