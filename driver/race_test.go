@@ -58,9 +58,7 @@ func exactlyOne(t *testing.T, h1, h2 *env, errs [2]error, want string) {
 		wantErr(t, errs[0], want)
 		h2.deleteNetwork(net2)
 	}
-	if k := h1.keys(); len(k) != 0 {
-		t.Fatalf("keys left: %v", k)
-	}
+	h1.wantNoKeys()
 }
 
 // Creates racing on two hosts are decided by one CAS: the same network

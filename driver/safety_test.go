@@ -62,6 +62,14 @@ func (e *env) deleteEndpoint(netID, id string) {
 	}
 }
 
+// wantNoKeys fails the test when the store holds any key.
+func (e *env) wantNoKeys() {
+	e.t.Helper()
+	if k := e.keys(); len(k) != 0 {
+		e.t.Fatalf("keys left: %v", k)
+	}
+}
+
 func (e *env) deleteNetwork(netID string) {
 	e.t.Helper()
 	if err := e.d.DeleteNetwork(context.Background(), &network.DeleteNetworkRequest{NetworkID: netID}); err != nil {
@@ -111,9 +119,7 @@ func TestMACUniquePerNetwork(t *testing.T) {
 	e2.deleteEndpoint(net2, ep2)
 	e1.deleteNetwork(net1)
 	e2.deleteNetwork(net2)
-	if k := e1.keys(); len(k) != 0 {
-		t.Fatalf("keys left: %v", k)
-	}
+	e1.wantNoKeys()
 }
 
 // lostAnswers applies the next CAS write under prefix once armed, and
@@ -189,9 +195,7 @@ func TestMACKeyLifecycle(t *testing.T) {
 		})
 	}
 	e.deleteNetwork(net1)
-	if k := e.keys(); len(k) != 0 {
-		t.Fatalf("keys left: %v", k)
-	}
+	e.wantNoKeys()
 }
 
 // A create whose explicit VNI is held for the same network by a create on
