@@ -10,14 +10,20 @@
 //	hosts/<host>/endpoints/<id>       the host's own copy of its Endpoints, from
 //	                                  which it re-publishes them after other
 //	                                  hosts purged it as dead
+//	macs/<key>/<mac>                  MACRecord: which endpoint holds the MAC
+//	subnets                           Claims: the subnets of the cluster
+//	                                  network creates under way
 //
 // <key> is the IPAM pool ID of the network's first subnet: on standalone
 // hosts Docker never sends the network's name, so the same subnet is what
 // makes `docker network create` on several hosts one cluster network.
 //
 // Invariants: a VNI belongs to at most one network (create-only CAS on
-// vnis/<vni>); the kernel holds, per network this host uses, one namespace
-// with br0 + vxlan0, and one veth per joined local endpoint; Reconcile makes
+// vnis/<vni>); a MAC to at most one endpoint of a network (create-only CAS
+// on macs/<key>/<mac>); subnets of different networks never overlap (a
+// CAS on subnets decides between creates racing on several hosts); the
+// kernel holds, per network this host uses, one namespace with br0 +
+// vxlan0, and one veth per joined local endpoint; Reconcile makes
 // the kernel match the store, so a restart or drift repair replays one path.
 // Network create/delete take mu exclusively, endpoint callbacks share it.
 package driver
@@ -72,6 +78,10 @@ type Options struct {
 	// a standalone host finds networks Docker removed while their
 	// DeleteNetwork was lost (see orphan.go).
 	PoolState func(ctx context.Context, subnet netip.Prefix) (member, setup bool, err error)
+	// MultiHost: the store is shared by several hosts (Consul). Docker's
+	// default IPAM then hands out the same addresses on every host, so a
+	// local-scope network must use vxnet's IPAM.
+	MultiHost bool
 }
 
 // Driver implements the NetworkDriver callbacks.

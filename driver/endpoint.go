@@ -14,7 +14,8 @@ import (
 )
 
 // CreateEndpoint records the endpoint in the cluster: its addresses (given
-// by IPAM), its MAC (generated when Docker has none) and this host's VTEP.
+// by IPAM), its MAC (generated when Docker has none; refused when another
+// endpoint of the network holds it) and this host's VTEP.
 func (d *Driver) CreateEndpoint(ctx context.Context, r *network.CreateEndpointRequest) (*network.CreateEndpointResponse, error) {
 	if err := validID("endpoint", r.EndpointID); err != nil {
 		return nil, err
@@ -32,7 +33,13 @@ func (d *Driver) CreateEndpoint(ctx context.Context, r *network.CreateEndpointRe
 	if err != nil {
 		return nil, err
 	}
+	if err := d.takeMAC(ctx, ep); err != nil {
+		return nil, err
+	}
 	if err := d.publish(ctx, ep); err != nil {
+		if rerr := d.releaseMACs(context.WithoutCancel(ctx), ep.Network, ep.ID, ep.MAC); rerr != nil {
+			d.logNet(n).WithError(rerr).WithField("endpoint", ep.ID).Error("roll back MAC address reservation")
+		}
 		return nil, err
 	}
 	d.logNet(n).WithFields(map[string]any{"endpoint": ep.ID, "addrs": ep.Addrs, "mac": ep.MAC}).Info("endpoint created")

@@ -18,7 +18,8 @@ type Forgotten struct {
 }
 
 // ForgetHost removes a host gone for good from the cluster records: its
-// endpoints, its own records, and its membership of every cluster network;
+// endpoints and their MAC keys, its own records, and its membership of
+// every cluster network;
 // a network left with no host goes, with its VNI. It is what `vxnet host
 // forget` and the grace of a silent host (--forget-after) run; the
 // addresses go with the IPAM's part. Every step is idempotent, so a
@@ -41,6 +42,19 @@ func ForgetHost(ctx context.Context, s store.Store, host string) (Forgotten, err
 			return f, fmt.Errorf("forget host %q: endpoint %q: %w", host, ep.ID, err)
 		}
 		f.Endpoints++
+	}
+	macs, _, err := s.List(ctx, "macs/")
+	if err != nil {
+		return f, fmt.Errorf("forget host %q: %w", host, err)
+	}
+	for _, kv := range macs {
+		var rec MACRecord
+		if err := store.Decode(kv, &rec); err != nil || rec.Host != host {
+			continue
+		}
+		if err := s.DeleteCAS(ctx, kv.Key, kv.ModifyIndex); err != nil && !errors.Is(err, store.ErrConflict) {
+			return f, fmt.Errorf("forget host %q: MAC key %q: %w", host, kv.Key, err)
+		}
 	}
 	own, _, err := s.List(ctx, "hosts/"+host+"/")
 	if err != nil {
@@ -108,13 +122,15 @@ func leaveCluster(ctx context.Context, s store.Store, key, host string) (bool, e
 	if err != nil || !last {
 		return false, err
 	}
-	eps, _, err := s.List(ctx, endpointPrefix(key))
-	if err != nil {
-		return true, err
-	}
-	for _, kv := range eps {
-		if err := s.Delete(ctx, kv.Key); err != nil {
+	for _, prefix := range []string{endpointPrefix(key), macPrefix(key)} {
+		kvs, _, err := s.List(ctx, prefix)
+		if err != nil {
 			return true, err
+		}
+		for _, kv := range kvs {
+			if err := s.Delete(ctx, kv.Key); err != nil {
+				return true, err
+			}
 		}
 	}
 	return true, releaseVNI(ctx, s, vni, key)

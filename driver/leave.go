@@ -86,8 +86,10 @@ func (d *Driver) leave(ctx context.Context, n *Network, dockerID string) error {
 		return fmt.Errorf("leave network %s: %w", n.Key, err)
 	}
 	if last {
-		if err := d.deletePrefix(ctx, endpointPrefix(n.Key)); err != nil {
-			return err
+		for _, prefix := range []string{endpointPrefix(n.Key), macPrefix(n.Key)} {
+			if err := d.deletePrefix(ctx, prefix); err != nil {
+				return err
+			}
 		}
 		if err := d.o.Store.Delete(ctx, vniKey(n.VNI)); err != nil {
 			return fmt.Errorf("release VNI %d: %w", n.VNI, err)
@@ -123,12 +125,31 @@ func (d *Driver) removeEndpoint(ctx context.Context, n *Network, id string) erro
 	if err := d.o.Plane.DeleteEndpoint(n.VNI, id); err != nil {
 		return fmt.Errorf("delete endpoint %q: %w", id, err)
 	}
+	mac, err := d.endpointMACOf(ctx, n.Key, id)
+	if err != nil {
+		return err
+	}
 	for _, k := range []string{endpointKey(n.Key, id), d.copyKey(id)} {
 		if err := d.o.Store.Delete(ctx, k); err != nil {
 			return fmt.Errorf("delete endpoint %q: %w", id, err)
 		}
 	}
-	return nil
+	return d.releaseMACs(ctx, n.Key, id, mac)
+}
+
+// endpointMACOf reads the MAC of this host's endpoint id from its own copy
+// or the cluster record; "" when both are gone.
+func (d *Driver) endpointMACOf(ctx context.Context, network, id string) (string, error) {
+	for _, k := range []string{d.copyKey(id), endpointKey(network, id)} {
+		ep, _, err := store.GetJSON[Endpoint](ctx, d.o.Store, k)
+		if err == nil {
+			return ep.MAC, nil
+		}
+		if !errors.Is(err, store.ErrNotFound) {
+			return "", fmt.Errorf("delete endpoint %q: %w", id, err)
+		}
+	}
+	return "", nil
 }
 
 // localEndpoints lists this host's own endpoint copies.

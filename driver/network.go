@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/docker/go-plugins-helpers/network"
 
@@ -32,6 +33,9 @@ func (d *Driver) CreateNetwork(ctx context.Context, r *network.CreateNetworkRequ
 	}
 	sub, err := ParseIPAMData(r.IPv4Data, r.IPv6Data)
 	if err != nil {
+		return err
+	}
+	if err := d.checkIPAM(r.NetworkID, sub); err != nil {
 		return err
 	}
 	d.mu.Lock()
@@ -73,19 +77,46 @@ func (d *Driver) CreateNetwork(ctx context.Context, r *network.CreateNetworkRequ
 	return nil
 }
 
+// checkIPAM refuses Docker's default IPAM where it would hand out the same
+// addresses on several hosts: a multi-host store with local scope. In
+// global scope (swarm) Docker's IPAM runs on the manager, cluster-wide.
+func (d *Driver) checkIPAM(dockerID string, sub Subnets) error {
+	if sub.OwnIPAM || !d.o.MultiHost || d.o.Scope == network.GlobalScope {
+		return nil
+	}
+	return fmt.Errorf("network %q: Docker's default IPAM gives the same addresses to containers on every host; "+
+		"with a store shared by several hosts create the network with --ipam-driver vxnet", dockerID)
+}
+
+// joinWait bounds how long a create waits for the network record of a
+// create of the same network on another host that holds its explicit VNI
+// (milliseconds normally; callbacks answer within 10 s).
+const joinWait = 5 * time.Second
+
+// errCreating: another host is creating the same network (it holds the
+// explicit VNI asked for, for the same cluster key); join waits for it.
+var errCreating = errors.New("is being created by host")
+
 // join adds this host to the cluster network want.Key, creating it when
 // absent.
 func (d *Driver) join(ctx context.Context, want *Network, dockerID string, ownIPAM bool) (*Network, error) {
 	if err := d.checkOverlap(ctx, want); err != nil {
 		return nil, err
 	}
-	for range 8 {
+	deadline := time.Now().Add(joinWait)
+	var waited error // the create on another host waited for
+	for time.Now().Before(deadline) && ctx.Err() == nil {
 		cur, idx, err := store.GetJSON[Network](ctx, d.o.Store, networkKey(want.Key))
 		switch {
 		case errors.Is(err, store.ErrNotFound):
 			n, err := d.createCluster(ctx, want, dockerID)
 			if errors.Is(err, store.ErrConflict) {
 				continue // another host created it first: join that one
+			}
+			if errors.Is(err, errCreating) {
+				waited = err
+				sleep(ctx, 10*retryPause())
+				continue
 			}
 			return n, err
 		case err != nil:
@@ -103,20 +134,41 @@ func (d *Driver) join(ctx context.Context, want *Network, dockerID string, ownIP
 		next := *cur
 		next.Hosts = copyWith(cur.Hosts, d.o.HostID, dockerID)
 		if err := store.CASJSON(ctx, d.o.Store, networkKey(want.Key), &next, idx); errors.Is(err, store.ErrConflict) {
+			sleep(ctx, retryPause())
 			continue
 		} else if err != nil {
 			return nil, fmt.Errorf("join network %s: %w", want.Key, err)
 		}
 		return &next, nil
 	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("join network %s: %w", want.Key, err)
+	}
+	if waited != nil {
+		return nil, fmt.Errorf("join network %s: %w, whose network record did not appear within %s", want.Key, waited, joinWait)
+	}
 	return nil, fmt.Errorf("join network %s: too many concurrent changes", want.Key)
 }
 
-// createCluster reserves a VNI and writes a new cluster record; a lost race
-// for the record releases the VNI and returns ErrConflict.
+// createCluster claims the subnets (see subnets.go), checks them against
+// the networks, reserves a VNI and writes a new cluster record, then drops
+// the claim; a lost race for the record releases the VNI and returns
+// ErrConflict.
 func (d *Driver) createCluster(ctx context.Context, want *Network, dockerID string) (*Network, error) {
 	n := *want
 	n.Hosts = map[string]string{d.o.HostID: dockerID}
+	nonce, err := d.claimSubnets(ctx, want)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err := d.releaseClaim(context.WithoutCancel(ctx), nonce); err != nil {
+			d.logNet(&n).WithError(err).Error("release subnet claim")
+		}
+	}()
+	if err := d.checkOverlap(ctx, want); err != nil {
+		return nil, err
+	}
 	vni, err := d.reserveVNI(ctx, want.Options.VNI, want.Key)
 	if err != nil {
 		return nil, err
@@ -137,6 +189,9 @@ func (d *Driver) reserveVNI(ctx context.Context, explicit uint32, key string) (u
 		err := store.CreateJSON(ctx, d.o.Store, vniKey(explicit), VNIRecord{Network: key, Host: d.o.HostID})
 		if errors.Is(err, store.ErrConflict) {
 			owner, _, _ := store.GetJSON[VNIRecord](ctx, d.o.Store, vniKey(explicit))
+			if owner != nil && owner.Network == key {
+				return 0, fmt.Errorf("VNI %d: network %s %w %s", explicit, key, errCreating, owner.Host)
+			}
 			name := "another network"
 			if owner != nil {
 				name = "network " + strings.ReplaceAll(owner.Network, "_", "/")
@@ -194,6 +249,8 @@ func compatible(cur, want *Network) error {
 
 // checkOverlap refuses subnets overlapping another cluster network's (the
 // vxnet IPAM refuses them too; this covers networks with another IPAM).
+// Only after a claim (claimSubnets) does it also hold against creates on
+// other hosts at the same time.
 func (d *Driver) checkOverlap(ctx context.Context, want *Network) error {
 	kvs, _, err := d.o.Store.List(ctx, "networks/")
 	if err != nil {
@@ -207,12 +264,8 @@ func (d *Driver) checkOverlap(ctx context.Context, want *Network) error {
 		if other.Key == want.Key {
 			continue
 		}
-		for _, a := range want.Subnets {
-			for _, b := range other.Subnets {
-				if a.Overlaps(b) {
-					return fmt.Errorf("subnet %s overlaps subnet %s of vxnet network %s", a, b, other.Key)
-				}
-			}
+		if a, b, ok := overlap(want.Subnets, other.Subnets); ok {
+			return fmt.Errorf("subnet %s overlaps subnet %s of vxnet network %s", a, b, other.Key)
 		}
 	}
 	return nil

@@ -3,6 +3,8 @@ package driver
 import (
 	"context"
 	"errors"
+	"fmt"
+	"maps"
 	"net"
 	"net/netip"
 	"slices"
@@ -29,6 +31,8 @@ type watcher struct {
 	kvs   []store.KV              // last endpoint listing read
 	read  bool                    // kvs holds a listing
 	vteps map[string][]netip.Addr // other hosts of kvs → their VTEPs
+	// logged holds the record problems reported already (see peers).
+	logged map[string]bool
 }
 
 // startWatch starts the peer goroutine of n unless it runs already. It
@@ -42,7 +46,7 @@ func (d *Driver) startWatch(n *Network) {
 		return
 	}
 	ctx, cancel := context.WithCancel(d.life)
-	w := &watcher{cancel: cancel, done: make(chan struct{}), vni: n.VNI}
+	w := &watcher{cancel: cancel, done: make(chan struct{}), vni: n.VNI, logged: map[string]bool{}}
 	d.watchers[n.Key] = w
 	go func() {
 		defer close(w.done)
@@ -130,7 +134,7 @@ func (d *Driver) program(w *watcher, kvs []store.KV, fresh bool) error {
 	if !w.read {
 		return nil
 	}
-	return d.o.Plane.SetPeers(w.vni, d.peers(d.withoutGone(w.kvs)))
+	return d.o.Plane.SetPeers(w.vni, d.peers(d.withoutGone(w.kvs), w.logged))
 }
 
 // vtepsOf maps the other hosts of an endpoint listing to their VTEPs.
@@ -209,24 +213,45 @@ func (d *Driver) watching() []*watcher {
 	return out
 }
 
-// peers are the other hosts' endpoints as kernel entries.
-func (d *Driver) peers(kvs []store.KV) []dataplane.Peer {
+// peers are the other hosts' endpoints as kernel entries, without the
+// records that conflict with earlier ones (see resolvePeers), so the list
+// always passes the data plane's checks. Problems are logged once while
+// they last: logged holds those reported, and is updated.
+func (d *Driver) peers(kvs []store.KV, logged map[string]bool) []dataplane.Peer {
+	now := map[string]bool{}
+	recs := peerRecords(kvs, func(key string, err error) {
+		if !logged["skip "+key] {
+			d.o.Log.WithError(err).WithField("key", key).Warn("skipping unusable endpoint record")
+		}
+		now["skip "+key] = true
+	})
+	kept, conflicts := resolvePeers(recs, d.o.Scope == "global")
+	for _, c := range conflicts {
+		if !logged[c.key()] {
+			d.logConflict(c)
+		}
+		now[c.key()] = true
+	}
+	clear(logged)
+	maps.Copy(logged, now)
 	var out []dataplane.Peer
-	for _, kv := range kvs {
-		var ep Endpoint
-		if err := store.Decode(kv, &ep); err != nil {
-			d.o.Log.WithError(err).Warn("skipping unreadable endpoint record")
+	for _, r := range kept {
+		if r.ep.Host == d.o.HostID || r.vtep == d.o.VTEP.Unmap() {
 			continue
 		}
-		mac, err := net.ParseMAC(ep.MAC)
-		if err != nil || ep.Host == d.o.HostID || ep.VTEP == d.o.VTEP || !ep.VTEP.IsValid() {
-			continue
-		}
-		for _, a := range ep.Addrs {
-			out = append(out, dataplane.Peer{IP: a.Addr(), MAC: mac, VTEP: net.IP(ep.VTEP.AsSlice())})
+		for _, ip := range r.ips {
+			out = append(out, dataplane.Peer{IP: ip, MAC: r.mac, VTEP: net.IP(r.vtep.AsSlice())})
 		}
 	}
 	return out
+}
+
+func (d *Driver) logConflict(c peerConflict) {
+	d.o.Log.WithFields(map[string]any{
+		"network": c.kept.ep.Network, "conflict": c.why,
+		"kept":    fmt.Sprintf("endpoint %s host %s vtep %s mac %s addrs %v (index %d)", c.kept.ep.ID, c.kept.ep.Host, c.kept.vtep, c.kept.mac, c.kept.ep.Addrs, c.kept.index),
+		"dropped": fmt.Sprintf("endpoint %s host %s vtep %s mac %s addrs %v (index %d)", c.dropped.ep.ID, c.dropped.ep.Host, c.dropped.vtep, c.dropped.mac, c.dropped.ep.Addrs, c.dropped.index),
+	}).Error("conflicting endpoint records: programming the earlier one, dropping the later one on every host")
 }
 
 func sleep(ctx context.Context, d time.Duration) {

@@ -42,13 +42,19 @@ func TestPeersFollowTheStore(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitPeers(t, e2, 9, "198.19.1.2@198.18.0.11")
-	waitPeers(t, e1, 9, "") // never its own endpoints
+	// h1 shows h2's endpoint, never its own: waiting for a non-empty
+	// list proves h1's watcher ran after both records were written.
+	if _, err := e2.d.CreateEndpoint(ctx, &network.CreateEndpointRequest{NetworkID: net2, EndpointID: ep2,
+		Interface: &network.EndpointInterface{Address: "198.19.1.3/24"}}); err != nil {
+		t.Fatal(err)
+	}
+	waitPeers(t, e1, 9, "198.19.1.3@198.18.0.12")
 	if v := e2.d.VTEPs(); len(v) != 1 || len(v["h1"]) != 1 || v["h1"][0].String() != "198.18.0.11" {
 		t.Fatalf("VTEPs on h2 = %v, want h1 at 198.18.0.11", v)
 	}
 	keys := len(e1.keys())
 	e2.d.SetGone(map[string]bool{"h1": true})
-	waitPeers(t, e2, 9, "")
+	waitPeers(t, e2, 9, "") // h1's gone, and never h2's own ep2
 	e2.d.SetGone(map[string]bool{})
 	waitPeers(t, e2, 9, "198.19.1.2@198.18.0.11")
 	if k := len(e1.keys()); k != keys {
@@ -58,6 +64,10 @@ func TestPeersFollowTheStore(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitPeers(t, e2, 9, "")
+	if err := e2.d.DeleteEndpoint(ctx, &network.DeleteEndpointRequest{NetworkID: net2, EndpointID: ep2}); err != nil {
+		t.Fatal(err)
+	}
+	waitPeers(t, e1, 9, "")
 	for _, e := range []*env{e1, e2} {
 		id := map[*env]string{e1: net1, e2: net2}[e]
 		if err := e.d.DeleteNetwork(ctx, &network.DeleteNetworkRequest{NetworkID: id}); err != nil {

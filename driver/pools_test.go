@@ -2,7 +2,7 @@ package driver
 
 import (
 	"context"
-	"fmt"
+	"maps"
 	"testing"
 
 	"github.com/docker/go-plugins-helpers/network"
@@ -18,7 +18,7 @@ func TestLocalPools(t *testing.T) {
 		t.Fatal(err)
 	}
 	got, err := e.d.LocalPools(ctx)
-	if err != nil || fmt.Sprint(got) != "map[198.19.1.0_24:true fd00:1::_64:true]" {
+	if want := map[string]bool{"198.19.1.0_24": true, "fd00:1::_64": true}; err != nil || !maps.Equal(got, want) {
 		t.Fatalf("LocalPools = %v, %v", got, err)
 	}
 	if err := e.d.DeleteNetwork(ctx, &network.DeleteNetworkRequest{NetworkID: net1}); err != nil {

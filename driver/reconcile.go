@@ -118,7 +118,7 @@ func (d *Driver) forgetGone(ctx context.Context, dockerID, key string) error {
 		if ep.Network != key {
 			continue
 		}
-		if err := errors.Join(d.o.Store.Delete(ctx, endpointKey(key, ep.ID)), d.o.Store.Delete(ctx, d.copyKey(ep.ID))); err != nil {
+		if err := errors.Join(d.o.Store.Delete(ctx, endpointKey(key, ep.ID)), d.releaseMACs(ctx, key, ep.ID, ep.MAC), d.o.Store.Delete(ctx, d.copyKey(ep.ID))); err != nil {
 			return fmt.Errorf("reconcile: forget endpoint %q: %w", ep.ID, err)
 		}
 	}

@@ -26,10 +26,12 @@ import (
 //   - store (Consul; a bbolt store is only readable once its plugin has
 //     stopped, see plugin.storeKeys): exactly the keys these networks and
 //     endpoints need: network, VNI and per-host references, endpoint
-//     records and the hosts' copies, IPAM pools, their subnet index and
-//     one lease per endpoint address and --aux-address, heartbeats of
-//     running plugins. Missing keys are reported as lost, extra ones as
-//     leaked.
+//     records and the hosts' copies, one MAC key per endpoint
+//     (macs/<key>/<mac>), IPAM pools, their subnet index and one lease per
+//     endpoint address and --aux-address, heartbeats of running plugins.
+//     Missing keys are reported as lost, extra ones as leaked; the
+//     driver's subnet claims (subnets) exist only while a create runs, so
+//     any is a leak.
 type leakChecker struct {
 	plugins []*plugin // Hosts[i]'s plugin is plugins[i]
 	driver  string    // Docker's name of the driver: "vxnet" when empty, or managedName
@@ -205,6 +207,7 @@ func (lc *leakChecker) checkStore(v *dockerView) (map[string]netRecord, error) {
 	for _, ep := range v.eps {
 		want["endpoints/"+ep.net+"/"+ep.id] = true
 		want["hosts/"+ep.host.hostID()+"/endpoints/"+ep.id] = true
+		want["macs/"+ep.net+"/"+ep.mac] = true
 		for _, a := range ep.addrs {
 			want["ipam/addrs/"+poolID(a)+"/"+a.Addr().String()] = true
 		}

@@ -40,11 +40,12 @@ const (
 
 // TestMultiHost runs the multi-host scenarios: traffic across hosts over
 // VXLAN, isolation of two networks spanning the same hosts, parallel
-// container starts, peer removal, a host failure and return, a Consul
-// restart, and two hosts racing to create overlapping subnets. Subtests
-// share the cluster (start-up is the expensive part) and remove the
-// containers they start; the test ends with a leak check on every host
-// and on the Consul prefix. Convergence and recovery times are
+// container starts, peer removal, creates racing on two hosts (overlapping
+// subnets, one subnet and VNI), a duplicate MAC, a host failure and
+// return, and a Consul restart. Subtests share the cluster (start-up is
+// the expensive part) and remove the containers they start; the test ends
+// with a leak check on every host and on the Consul prefix. Convergence
+// and recovery times are
 // logged with t.Logf.
 func TestMultiHost(t *testing.T) {
 	c := harness.Start(t, 3) // logs its own start-up time
@@ -67,6 +68,8 @@ func TestMultiHost(t *testing.T) {
 		{"ParallelRuns", testParallelRuns},
 		{"PeerRemoval", testPeerRemoval},
 		{"AddressMovesHost", testAddressMovesHost},
+		{"CreateRaces", testCreateRaces},
+		{"DuplicateMAC", testDuplicateMAC},
 		{"Convergence", testConvergence},
 		{"HostFailure", testHostFailure},
 		{"ConsulRestart", testConsulRestart},

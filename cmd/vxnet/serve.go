@@ -82,6 +82,12 @@ func openStore(ctx context.Context, uri string) (store.Store, error) {
 	return nil, fmt.Errorf("--store %q: unknown scheme %q (want bolt or consul)", uri, u.Scheme)
 }
 
+// multiHost tells whether the store named by uri is shared between hosts.
+func multiHost(uri string) bool {
+	u, err := url.Parse(uri)
+	return err == nil && u.Scheme == "consul"
+}
+
 func runServe(ctx context.Context, c *config, log *logrus.Entry) error {
 	ul, err := findUnderlay(c.AdvertiseAddr)
 	if err != nil {
@@ -107,7 +113,7 @@ func runServe(ctx context.Context, c *config, log *logrus.Entry) error {
 	ip := ipam.New(ipam.Options{Store: st, HostID: c.HostID, Scope: c.Scope, Log: log})
 	drv, err := driver.New(driver.Options{
 		Store: st, Plane: plane, HostID: c.HostID, VTEP: ul.Addr,
-		Port: c.VXLANPort, MTU: mtu, Scope: c.Scope, Log: log, Reclaim: ip.Reclaim, SetupDone: ip.SetupDone, PoolState: ip.PoolState,
+		Port: c.VXLANPort, MTU: mtu, Scope: c.Scope, MultiHost: multiHost(c.Store), Log: log, Reclaim: ip.Reclaim, SetupDone: ip.SetupDone, PoolState: ip.PoolState,
 	})
 	if err != nil {
 		return err

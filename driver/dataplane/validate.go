@@ -119,3 +119,7 @@ func validatePeers(vni uint32, peers []Peer) error {
 	}
 	return nil
 }
+
+// ValidatePeers is the check SetPeers makes of its peer list, for callers
+// that must only ever build lists that pass it.
+func ValidatePeers(vni uint32, peers []Peer) error { return validatePeers(vni, peers) }
