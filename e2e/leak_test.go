@@ -20,9 +20,10 @@ import (
 //   - kernel, per host: the plugin's namespace files are exactly those of
 //     the host's vxnet networks; no vx* link in the host namespace; inside
 //     each namespace only lo, br0, vxlan0 and one vxp<id> port per local
-//     endpoint; br0 holds exactly the gateways; vxlan0's static FDB and
-//     permanent neighbour entries are exactly the endpoints of the same
-//     network on the other hosts;
+//     endpoint; br0 holds exactly the gateways; vxlan0's static FDB,
+//     bridge (master) FDB and permanent neighbour entries are exactly the
+//     endpoints of the same network on the other hosts, and its flood
+//     (all-zeros MAC) entries exactly those hosts' VTEPs;
 //   - store (Consul; a bbolt store is only readable once its plugin has
 //     stopped, see plugin.storeKeys): exactly the keys these networks and
 //     endpoints need: network, VNI and per-host references, endpoint
@@ -404,6 +405,7 @@ func (lc *leakChecker) checkNamespace(p *plugin, v *dockerView, rec netRecord, k
 	}
 	wantLinks := map[string]bool{"lo": true, "br0": true, "vxlan0": true}
 	wantNeigh, wantFDB := map[string]bool{}, map[string]bool{}
+	wantMaster, wantFlood := map[string]bool{}, map[string]bool{}
 	for _, ep := range v.eps {
 		if ep.net != key {
 			continue
@@ -413,6 +415,8 @@ func (lc *leakChecker) checkNamespace(p *plugin, v *dockerView, rec netRecord, k
 			continue
 		}
 		wantFDB[ep.mac+" dst "+ep.host.h.IP] = true
+		wantMaster[ep.mac] = true
+		wantFlood[ep.host.h.IP] = true
 		for _, a := range ep.addrs {
 			wantNeigh[a.Addr().String()+" lladdr "+ep.mac] = true
 		}
@@ -424,8 +428,15 @@ func (lc *leakChecker) checkNamespace(p *plugin, v *dockerView, rec netRecord, k
 	for _, e := range s.Neigh {
 		haveNeigh[e.Dst+" lladdr "+strings.ToLower(e.LLAddr)] = true
 	}
+	haveMaster, haveFlood := map[string]bool{}, map[string]bool{}
 	for _, e := range s.FDB {
-		if e.Master == "" && e.Dst != "" && e.MAC != "00:00:00:00:00:00" {
+		switch {
+		case e.Master != "" && e.State == "static":
+			haveMaster[strings.ToLower(e.MAC)] = true
+		case e.Master != "" || e.Dst == "":
+		case e.MAC == "00:00:00:00:00:00":
+			haveFlood[e.Dst] = true
+		default:
 			haveFDB[strings.ToLower(e.MAC)+" dst "+e.Dst] = true
 		}
 	}
@@ -445,6 +456,8 @@ func (lc *leakChecker) checkNamespace(p *plugin, v *dockerView, rec netRecord, k
 		diff(where, "links", wantLinks, haveLinks),
 		diff(where, "neighbour entries on vxlan0", wantNeigh, haveNeigh),
 		diff(where, "FDB entries on vxlan0", wantFDB, haveFDB),
+		diff(where, "bridge FDB entries on port vxlan0", wantMaster, haveMaster),
+		diff(where, "flood entries on vxlan0", wantFlood, haveFlood),
 		diff(where, "addresses on br0", wantAddrs, haveAddrs),
 	)
 }
