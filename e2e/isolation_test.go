@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -29,6 +30,7 @@ func TestL2(t *testing.T) {
 	e.runCases(t, lc, []multiCase{
 		{"Bystander", testBystander},
 		{"BroadcastMulticast", testBroadcastMulticast},
+		{"VNIHeld", testVNIHeld},
 	}, func() {
 		for _, p := range e.plugins {
 			t.Logf("vxnet on %s, log tail:\n%s", p.h.Name, p.proc.LogTail())
@@ -112,5 +114,37 @@ func testBroadcastMulticast(t *testing.T, e *multiHost) {
 				t.Logf("%s from %s reached %s: %s", c.name, h1.Name, h.Name, strings.TrimSpace(logs))
 			}
 		}
+	}
+}
+
+// testVNIHeld: a VXLAN device of someone else in host 1's namespace holding
+// the next automatic VNI on port 4789 (as Docker's swarm ingress holds 4096)
+// makes a new network skip to the VNI after it, and an explicit -o
+// vxnet.vni of that VNI fails naming the cause.
+func testVNIHeld(t *testing.T, e *multiHost) {
+	h1 := e.host(1)
+	prod, err := strconv.ParseUint(e.prodVNI, 10, 32)
+	if err != nil {
+		t.Fatalf("prod VNI %q: %v", e.prodVNI, err)
+	}
+	held := prod + 1
+	h1.MustExec(t, "ip", "link", "add", "ingsim", "type", "vxlan", "id", fmt.Sprint(held), "dstport", "4789")
+	t.Cleanup(func() { _, _ = h1.Exec("ip", "link", "del", "ingsim") })
+	createDriverNet(t, h1, e.driver, "held", "198.19.5.0/24")
+	if got := e.plugin(h1).vniNames(t); !slices.Contains(got, fmt.Sprintf("vx-%d", held+1)) || slices.Contains(got, fmt.Sprintf("vx-%d", held)) {
+		t.Errorf("namespaces on %s with VNI %d held: %q, want vx-%d", h1.Name, held, got, held+1)
+	}
+	out, err := h1.Docker("network", "create", "-d", e.driver, "--ipam-driver", e.driver,
+		"--subnet", "198.19.6.0/24", "-o", fmt.Sprintf("vxnet.vni=%d", held), "heldx")
+	if err == nil {
+		_, _ = h1.Docker("network", "rm", "heldx")
+		t.Fatalf("explicit VNI %d held by another device: network created", held)
+	}
+	if want := fmt.Sprintf("VNI %d on UDP port 4789 is held by another VXLAN device", held); !strings.Contains(out, want) {
+		t.Errorf("explicit held VNI: %q, want it to say %q", out, want)
+	}
+	t.Logf("explicit VNI %d held: %s", held, strings.TrimSpace(out))
+	if err := removeNetwork(h1, "held"); err != nil {
+		t.Error(err)
 	}
 }

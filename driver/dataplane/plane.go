@@ -44,6 +44,11 @@ import (
 // the kernel is touched.
 var ErrInvalid = errors.New("invalid argument")
 
+// ErrVNIInUse is wrapped when the kernel refuses a network's VXLAN device
+// because another VXLAN device in the host namespace holds the same VNI and
+// UDP port (Docker's swarm ingress holds VNI 4096 on port 4789).
+var ErrVNIInUse = errors.New("VNI in use by another VXLAN device")
+
 // ErrNotFound is wrapped when an operation needs a network that does not
 // exist (no live namespace file for the VNI).
 var ErrNotFound = errors.New("not found")
