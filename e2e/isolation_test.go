@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"fmt"
+	"os/exec"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -31,6 +33,7 @@ func TestL2(t *testing.T) {
 		{"Bystander", testBystander},
 		{"BroadcastMulticast", testBroadcastMulticast},
 		{"VNIHeld", testVNIHeld},
+		{"Injection", testInjection},
 	}, func() {
 		for _, p := range e.plugins {
 			t.Logf("vxnet on %s, log tail:\n%s", p.h.Name, p.proc.LogTail())
@@ -146,5 +149,111 @@ func testVNIHeld(t *testing.T, e *multiHost) {
 	t.Logf("explicit VNI %d held: %s", held, strings.TrimSpace(out))
 	if err := removeNetwork(h1, "held"); err != nil {
 		t.Error(err)
+	}
+}
+
+// The stranger: a namespace on the underlay that never joined the cluster.
+const (
+	strangerNS   = "vxe2e-stranger"
+	strangerVeth = "vxe2e-strv"
+	strangerIP   = "198.18.0.50"
+)
+
+// ipRoot runs ip(8) in the test's own (root) namespace.
+func ipRoot(args ...string) (string, error) {
+	out, err := exec.Command("ip", args...).CombinedOutput()
+	if err != nil {
+		return string(out), fmt.Errorf("ip %s: %w: %s", strings.Join(args, " "), err, out)
+	}
+	return string(out), nil
+}
+
+// startStranger plugs a namespace into the underlay bridge; removed when
+// the test ends.
+func startStranger(t *testing.T) {
+	t.Helper()
+	t.Cleanup(func() { _, _ = ipRoot("netns", "del", strangerNS) })
+	for _, s := range [][]string{
+		{"netns", "add", strangerNS},
+		{"link", "add", strangerVeth, "type", "veth", "peer", "name", "eth0", "netns", strangerNS},
+		{"link", "set", strangerVeth, "master", "vxe2e-br", "up"},
+		{"-n", strangerNS, "addr", "add", strangerIP + "/24", "dev", "eth0"},
+		{"-n", strangerNS, "link", "set", "eth0", "up"},
+	} {
+		if _, err := ipRoot(s...); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// inject makes the stranger's VXLAN device for vni point at host h's VTEP,
+// with a neighbour entry for the target so its pings go out as unicast
+// frames to the target's MAC, and sends 20 pings. The device goes after.
+func inject(t *testing.T, h *harness.Host, vni, src, targetIP, targetMAC string) {
+	t.Helper()
+	defer func() { _, _ = ipRoot("-n", strangerNS, "link", "del", "vxs") }()
+	for _, s := range [][]string{
+		{"-n", strangerNS, "link", "add", "vxs", "type", "vxlan", "id", vni, "dstport", "4789", "remote", h.IP, "local", strangerIP},
+		{"-n", strangerNS, "addr", "add", src, "dev", "vxs"},
+		{"-n", strangerNS, "link", "set", "vxs", "up"},
+		{"-n", strangerNS, "neigh", "replace", targetIP, "lladdr", targetMAC, "dev", "vxs", "nud", "permanent"},
+	} {
+		if _, err := ipRoot(s...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out, _ := exec.Command("ip", "netns", "exec", strangerNS, "busybox", "ping", "-c", "20", "-i", "0.2", "-W", "1", targetIP).CombinedOutput()
+	if !strings.Contains(string(out), "20 packets transmitted") {
+		t.Fatalf("stranger's pings were not sent: %s", out)
+	}
+}
+
+var dropCounter = regexp.MustCompile(`counter packets (\d+)`)
+
+// filterDrops reads the drop counter of a VNI's chain in h's VXLAN filter.
+func filterDrops(t *testing.T, h *harness.Host, vni string) int {
+	t.Helper()
+	out, err := h.Exec("nft", "list", "chain", "inet", "vxnet", "vni-"+vni)
+	m := dropCounter.FindStringSubmatch(out)
+	if err != nil || m == nil {
+		t.Errorf("no drop counter in the VXLAN filter of VNI %s on %s: %v %s", vni, h.Name, err, out)
+		return 0
+	}
+	n, _ := strconv.Atoi(m[1])
+	return n
+}
+
+// testInjection: a stranger on the underlay that never joined sends
+// VXLAN frames with the network's VNI to host 1, addressed to a container
+// there, on prod and on an --internal network: no frame reaches the
+// container (its receive counter stands still) and the filter counts the
+// drops; a member host still reaches the container.
+func testInjection(t *testing.T, e *multiHost) {
+	h1, h2 := e.host(1), e.host(2)
+	startStranger(t)
+	known := []string{e.prodVNI}
+	e.createNetEverywhere(t, "intl", "198.19.7.0/24", "--internal")
+	intlVNI := e.newVNIs(t, known)[0]
+	for _, n := range []struct {
+		net, vni, src string
+	}{{prodNet, e.prodVNI, "198.19.2.250/24"}, {"intl", intlVNI, "198.19.7.250/24"}} {
+		target := "inj-" + n.net
+		runC(t, h1, target, append([]string{"--network", n.net}, sleeper...)...)
+		runC(t, h2, target+"-m", append([]string{"--network", n.net}, sleeper...)...)
+		ip, mac := endpoint(t, h1, target, n.net)
+		mustPing(t, h2, target+"-m", ip) // a member reaches it
+		dropsBefore := filterDrops(t, h1, n.vni)
+		before := rxPackets(t, h1, target)
+		inject(t, h1, n.vni, n.src, ip, mac)
+		seen := rxPackets(t, h1, target) - before
+		drops := filterDrops(t, h1, n.vni) - dropsBefore
+		t.Logf("injection into %s (VNI %s) from a stranger: 20 pings sent, %d frames reached the container, the filter dropped %d packets", n.net, n.vni, seen, drops)
+		if seen > 0 {
+			t.Errorf("%d frames of a stranger's VXLAN reached %s on %s (network %s)", seen, target, h1.Name, n.net)
+		}
+		if drops < 20 {
+			t.Errorf("the VXLAN filter of VNI %s on %s dropped %d packets of the stranger's 20 pings", n.vni, h1.Name, drops)
+		}
+		mustPing(t, h2, target+"-m", ip) // members unaffected
 	}
 }

@@ -23,7 +23,9 @@ import (
 //     endpoint; br0 holds exactly the gateways; vxlan0's static FDB,
 //     bridge (master) FDB and permanent neighbour entries are exactly the
 //     endpoints of the same network on the other hosts, and its flood
-//     (all-zeros MAC) entries exactly those hosts' VTEPs;
+//     (all-zeros MAC) entries and the VXLAN filter's set (nftables table
+//     inet vxnet) exactly those hosts' VTEPs; a host with no vxnet network
+//     has no such table;
 //   - store (Consul; a bbolt store is only readable once its plugin has
 //     stopped, see plugin.storeKeys): exactly the keys these networks and
 //     endpoints need: network, VNI and per-host references, endpoint
@@ -452,7 +454,12 @@ func (lc *leakChecker) checkNamespace(p *plugin, v *dockerView, rec netRecord, k
 		wantAddrs[gw] = true
 	}
 	where := p.h.Name + " " + file + " (" + key + ")"
+	haveFilter, err := filterVTEPs(p.h, strings.TrimPrefix(file, "vx-"))
+	if err != nil {
+		return fmt.Errorf("%s: %w", where, err)
+	}
 	return errors.Join(
+		diff(where, "VTEPs the VXLAN filter admits", wantFlood, haveFilter),
 		diff(where, "links", wantLinks, haveLinks),
 		diff(where, "neighbour entries on vxlan0", wantNeigh, haveNeigh),
 		diff(where, "FDB entries on vxlan0", wantFDB, haveFDB),
@@ -460,6 +467,25 @@ func (lc *leakChecker) checkNamespace(p *plugin, v *dockerView, rec netRecord, k
 		diff(where, "flood entries on vxlan0", wantFlood, haveFlood),
 		diff(where, "addresses on br0", wantAddrs, haveAddrs),
 	)
+}
+
+// filterVTEPs lists the IPv4 VTEPs the host's VXLAN filter admits for a
+// VNI (the set v4-<vni> of the nftables table inet vxnet).
+func filterVTEPs(h *harness.Host, vni string) (map[string]bool, error) {
+	out, err := h.Exec("nft", "list", "set", "inet", "vxnet", "v4-"+vni)
+	if err != nil {
+		return nil, fmt.Errorf("VXLAN filter set of VNI %s: %w", vni, err)
+	}
+	have := map[string]bool{}
+	if _, elems, ok := strings.Cut(out, "elements = {"); ok {
+		elems, _, _ = strings.Cut(elems, "}")
+		for _, a := range strings.Split(elems, ",") {
+			if a = strings.TrimSpace(a); a != "" {
+				have[a] = true
+			}
+		}
+	}
+	return have, nil
 }
 
 // diff names what is missing from have and what is extra in it.

@@ -22,8 +22,8 @@ type NetworkConfig struct {
 	Addresses []netip.Prefix // gateway addresses to put on the bridge
 }
 
-// EnsureNetwork creates the network's namespace, bridge and VXLAN device, or
-// verifies and repairs them. Gateway addresses on br0 converge to
+// EnsureNetwork creates the network's VXLAN filter (filter.go), namespace,
+// bridge and VXLAN device, or verifies and repairs them. Gateway addresses on br0 converge to
 // c.Addresses; a vxlan0 whose VNI, port, local address or learning/proxy
 // flags differ is recreated. On failure what this call created is removed.
 func (p *Plane) EnsureNetwork(c NetworkConfig) (err error) {
@@ -43,6 +43,11 @@ func (p *Plane) EnsureNetwork(c NetworkConfig) (err error) {
 	}
 	if created {
 		rb.push("netns "+path, func() error { return removeNetnsFile(log, path) })
+		rb.push("vxlan filter", func() error { return deleteFilter(log, c.VNI) })
+	}
+	// The filter first: no stranger's packet reaches a new vxlan0.
+	if err := ensureFilter(log, c.VNI, c.Port); err != nil {
+		return err
 	}
 	var needVxlan bool
 	err = inNetns(path, func() error {
@@ -110,8 +115,8 @@ func setNamespaceSysctls(log *logrus.Entry, dir string) error {
 	return nil
 }
 
-// DeleteNetwork removes the network's links and its namespace. A network
-// that does not exist is not an error.
+// DeleteNetwork removes the network's links, its namespace and its VXLAN
+// filter (filter.go). A network that does not exist is not an error.
 func (p *Plane) DeleteNetwork(vni uint32) error {
 	if err := validateVNI(vni); err != nil {
 		return err
@@ -132,6 +137,9 @@ func (p *Plane) DeleteNetwork(vni uint32) error {
 		}
 	}
 	if err := removeNetnsFile(log, path); err != nil {
+		return err
+	}
+	if err := deleteFilter(log, vni); err != nil {
 		return err
 	}
 	if live {

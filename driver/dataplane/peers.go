@@ -67,8 +67,8 @@ func wantedEntries(peers []Peer) peerEntries {
 // SetPeers converges the remote endpoints known to vxlan0 (see
 // peerEntries): missing entries are written neighbour first, then VXLAN
 // FDB, flood and bridge entries; entries for peers (or VTEPs) no longer in
-// the list are removed in the reverse order. IPv4 and IPv6 peers take the
-// same path.
+// the list are removed in the reverse order. The network's VXLAN filter
+// admits exactly the peers' VTEPs. IPv4 and IPv6 peers take the same path.
 func (p *Plane) SetPeers(vni uint32, peers []Peer) error {
 	if err := validateVNI(vni); err != nil {
 		return err
@@ -85,10 +85,16 @@ func (p *Plane) SetPeers(vni uint32, peers []Peer) error {
 		return err
 	}
 	log := p.log.WithField("vni", vni)
+	vteps := wantedEntries(peers).flood
+	// New VTEPs are admitted before traffic goes to them; gone ones are
+	// dropped after their entries.
+	if err := syncFilter(log, vni, vteps, false); err != nil {
+		return err
+	}
 	if err := inNetns(path, func() error { return convergePeers(log, peers) }); err != nil {
 		return fmt.Errorf("set peers on %q (vni %d) in netns %q: %w", vxlanName, vni, path, err)
 	}
-	return nil
+	return syncFilter(log, vni, vteps, true)
 }
 
 // convergePeers runs inside the network namespace.
