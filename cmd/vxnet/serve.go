@@ -88,7 +88,7 @@ func runServe(ctx context.Context, c *config, log *logrus.Entry) error {
 	}
 	mtu := c.MTU
 	if mtu == 0 {
-		mtu = ul.MTU - vxlanOverhead
+		mtu = ul.overlayMTU()
 	}
 	if c.HostID == "" {
 		c.HostID = ul.Addr.String()
