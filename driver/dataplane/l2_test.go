@@ -17,11 +17,8 @@ import (
 // broadcast sent on host B reaches both containers on host A (head-end
 // replication to every member VTEP).
 func TestKnownUnicastAndFlood(t *testing.T) {
-	requireRoot(t)
-	ping := pingCommand(t)
 	const vni = 4601
-	hA, hB := newTestHost(t, "hostA"), newTestHost(t, "hostB")
-	connectUnderlay(t, hA, hB)
+	ping, hA, hB := twoHosts(t)
 	a := side{host: hA, vtep: "198.18.0.1", ip4: "198.19.1.2/24", ip6: "2001:db8:19:1::2/64", ep: testEndpoint(vni, 1)}
 	by := side{host: hA, vtep: "198.18.0.1", ip4: "198.19.1.4/24", ip6: "2001:db8:19:1::4/64", ep: testEndpoint(vni, 3)}
 	b := side{host: hB, vtep: "198.18.0.2", ip4: "198.19.1.3/24", ip6: "2001:db8:19:1::3/64", ep: testEndpoint(vni, 2)}
