@@ -43,11 +43,6 @@ func (p *Plane) EnsureNetwork(c NetworkConfig) (err error) {
 	}
 	if created {
 		rb.push("netns "+path, func() error { return removeNetnsFile(log, path) })
-		rb.push("vxlan filter", func() error { return deleteFilter(log, c.VNI) })
-	}
-	// The filter first: no stranger's packet reaches a new vxlan0.
-	if err := ensureFilter(log, c.VNI, c.Port); err != nil {
-		return err
 	}
 	var needVxlan bool
 	err = inNetns(path, func() error {
@@ -58,10 +53,18 @@ func (p *Plane) EnsureNetwork(c NetworkConfig) (err error) {
 	if err != nil {
 		return fmt.Errorf("network vni %d in netns %q: %w", c.VNI, path, err)
 	}
-	if !needVxlan {
-		return nil
+	if needVxlan {
+		if err := createVxlan(log, path, c, &rb); err != nil {
+			return err
+		}
 	}
-	return createVxlan(log, path, c, &rb)
+	// The filter after vxlan0: a VNI the kernel refuses (Docker's ingress
+	// holds it) never gets a rule dropping the other device's traffic. A
+	// new namespace has no container yet for a stranger to reach.
+	if created {
+		rb.push("vxlan filter", func() error { return deleteFilter(log, c.VNI) })
+	}
+	return ensureFilter(log, c.VNI, c.Port)
 }
 
 // prepareNamespace runs inside the network namespace: sysctls, lo, br0 with

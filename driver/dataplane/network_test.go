@@ -284,7 +284,7 @@ func TestDeleteNetwork(t *testing.T) {
 // TestEnsureNetworkVNIHeld: a VXLAN device of someone else (Docker's swarm
 // ingress, say) holding the VNI and port in the host namespace makes
 // EnsureNetwork fail with ErrVNIInUse and a message naming the cause, and
-// leaves no namespace behind; the same VNI on another port works.
+// leaves no namespace and no VXLAN filter behind; the same VNI on another port works.
 func TestEnsureNetworkVNIHeld(t *testing.T) {
 	const vni = 4096
 	h := newTestHost(t, "h1")
@@ -304,6 +304,9 @@ func TestEnsureNetworkVNIHeld(t *testing.T) {
 	}
 	if nets, err := h.plane.Networks(); err != nil || len(nets) != 0 {
 		t.Errorf("networks after the refused create: %v (%v)", nets, err)
+	}
+	if tags, _, ok := filterState(t); ok {
+		t.Errorf("VXLAN filter left after the refused create (rules %q): it would drop the other device's traffic", tags)
 	}
 	c := testNetwork(vni)
 	c.Port = 4790
