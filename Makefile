@@ -22,13 +22,16 @@ build:
 # The rootfs is the static binary and the mount points config.json names.
 plugin: build
 	rm -rf ./$(PLUGIN_DIR)
-	mkdir -p $(addprefix $(PLUGIN_DIR)/rootfs/,run/docker/plugins var/lib/vxnet host/run host/proc etc tmp)
+	mkdir -p $(addprefix $(PLUGIN_DIR)/rootfs/,run/docker/plugins run/vxnet var/lib/vxnet host/proc etc tmp)
 	install -m 0755 bin/vxnet $(PLUGIN_DIR)/rootfs/vxnet
 	install -m 0644 plugin-config/config.json $(PLUGIN_DIR)/config.json
 
 # PLUGIN_SETTINGS are `docker plugin set` arguments applied before the first
 # enable, e.g. PLUGIN_SETTINGS='VXNET_STORE=consul://10.0.0.5:8500'.
+# The plugin binds the host's /run/vxnet only (mount "run"), which must
+# exist: made here for a local Docker; on a remote DOCKER_HOST, make it there.
 plugin-install: plugin
+	$(if $(DOCKER_HOST),,mkdir -p /run/vxnet)
 	docker plugin create $(PLUGIN_NAME) $(PLUGIN_DIR)
 	$(if $(strip $(PLUGIN_SETTINGS)),docker plugin set $(PLUGIN_NAME) $(PLUGIN_SETTINGS))
 	docker plugin enable $(PLUGIN_NAME)

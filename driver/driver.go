@@ -84,6 +84,13 @@ type Options struct {
 	MultiHost bool
 }
 
+// DefaultVNIOffset is the first VNI vxnet hands out, 0x100000: Docker's
+// overlay (libnetwork ovmanager, used by swarm) counts up from 4096, and its
+// ingress network takes 4096 on UDP 4789 on every swarm node, so vxnet's
+// default range starts a million VNIs above it. A VNI the kernel refuses
+// all the same is skipped (vniretry.go).
+const DefaultVNIOffset = 0x100000
+
 // Driver implements the NetworkDriver callbacks.
 type Driver struct {
 	o  Options
@@ -143,7 +150,7 @@ func New(o Options) (*Driver, error) {
 		o.Log = logrus.NewEntry(logrus.StandardLogger())
 	}
 	if o.VNIOffset == 0 {
-		o.VNIOffset = 4096
+		o.VNIOffset = DefaultVNIOffset
 	}
 	if o.Scope == "" {
 		o.Scope = network.LocalScope

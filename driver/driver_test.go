@@ -213,7 +213,7 @@ func TestTwoHosts(t *testing.T) {
 		t.Fatal("a host has no kernel network")
 	}
 	for vni := range e1.plane.nets {
-		if _, ok := e2.plane.nets[vni]; !ok || vni != 4096 {
+		if _, ok := e2.plane.nets[vni]; !ok || vni != DefaultVNIOffset {
 			t.Fatalf("hosts disagree on the VNI: %v %v", e1.plane.nets, e2.plane.nets)
 		}
 	}

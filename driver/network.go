@@ -60,7 +60,7 @@ func (d *Driver) CreateNetwork(ctx context.Context, r *network.CreateNetworkRequ
 	if err := store.PutJSON(ctx, d.o.Store, d.localKey(r.NetworkID), LocalRef{Network: n.Key, OwnIPAM: sub.OwnIPAM}); err != nil {
 		return fmt.Errorf("record network %q: %w", r.NetworkID, err)
 	}
-	if err := d.o.Plane.EnsureNetwork(d.netConfig(n)); err != nil {
+	if err := d.ensureNetwork(ctx, n, r.NetworkID); err != nil {
 		return fmt.Errorf("network %q: %w", r.NetworkID, err)
 	}
 	for _, p := range n.Subnets {

@@ -20,9 +20,12 @@ import (
 //   - kernel, per host: the plugin's namespace files are exactly those of
 //     the host's vxnet networks; no vx* link in the host namespace; inside
 //     each namespace only lo, br0, vxlan0 and one vxp<id> port per local
-//     endpoint; br0 holds exactly the gateways; vxlan0's static FDB and
-//     permanent neighbour entries are exactly the endpoints of the same
-//     network on the other hosts;
+//     endpoint; br0 holds exactly the gateways; vxlan0's static FDB,
+//     bridge (master) FDB and permanent neighbour entries are exactly the
+//     endpoints of the same network on the other hosts, and its flood
+//     (all-zeros MAC) entries and the VXLAN filter's set (nftables table
+//     inet vxnet) exactly those hosts' VTEPs; a host with no vxnet network
+//     has no such table;
 //   - store (Consul; a bbolt store is only readable once its plugin has
 //     stopped, see plugin.storeKeys): exactly the keys these networks and
 //     endpoints need: network, VNI and per-host references, endpoint
@@ -409,6 +412,7 @@ func (lc *leakChecker) checkNamespace(p *plugin, v *dockerView, rec netRecord, k
 	}
 	wantLinks := map[string]bool{"lo": true, "br0": true, "vxlan0": true}
 	wantNeigh, wantFDB := map[string]bool{}, map[string]bool{}
+	wantMaster, wantFlood := map[string]bool{}, map[string]bool{}
 	for _, ep := range v.eps {
 		if ep.net != key {
 			continue
@@ -418,6 +422,8 @@ func (lc *leakChecker) checkNamespace(p *plugin, v *dockerView, rec netRecord, k
 			continue
 		}
 		wantFDB[ep.mac+" dst "+ep.host.h.IP] = true
+		wantMaster[ep.mac] = true
+		wantFlood[ep.host.h.IP] = true
 		for _, a := range ep.addrs {
 			wantNeigh[a.Addr().String()+" lladdr "+ep.mac] = true
 		}
@@ -429,8 +435,15 @@ func (lc *leakChecker) checkNamespace(p *plugin, v *dockerView, rec netRecord, k
 	for _, e := range s.Neigh {
 		haveNeigh[e.Dst+" lladdr "+strings.ToLower(e.LLAddr)] = true
 	}
+	haveMaster, haveFlood := map[string]bool{}, map[string]bool{}
 	for _, e := range s.FDB {
-		if e.Master == "" && e.Dst != "" && e.MAC != "00:00:00:00:00:00" {
+		switch {
+		case e.Master != "" && e.State == "static":
+			haveMaster[strings.ToLower(e.MAC)] = true
+		case e.Master != "" || e.Dst == "":
+		case e.MAC == "00:00:00:00:00:00":
+			haveFlood[e.Dst] = true
+		default:
 			haveFDB[strings.ToLower(e.MAC)+" dst "+e.Dst] = true
 		}
 	}
@@ -446,12 +459,38 @@ func (lc *leakChecker) checkNamespace(p *plugin, v *dockerView, rec netRecord, k
 		wantAddrs[gw] = true
 	}
 	where := p.h.Name + " " + file + " (" + key + ")"
+	haveFilter, err := filterVTEPs(p.h, strings.TrimPrefix(file, "vx-"))
+	if err != nil {
+		return fmt.Errorf("%s: %w", where, err)
+	}
 	return errors.Join(
+		diff(where, "VTEPs the VXLAN filter admits", wantFlood, haveFilter),
 		diff(where, "links", wantLinks, haveLinks),
 		diff(where, "neighbour entries on vxlan0", wantNeigh, haveNeigh),
 		diff(where, "FDB entries on vxlan0", wantFDB, haveFDB),
+		diff(where, "bridge FDB entries on port vxlan0", wantMaster, haveMaster),
+		diff(where, "flood entries on vxlan0", wantFlood, haveFlood),
 		diff(where, "addresses on br0", wantAddrs, haveAddrs),
 	)
+}
+
+// filterVTEPs lists the IPv4 VTEPs the host's VXLAN filter admits for a
+// VNI (the set v4-<vni> of the nftables table inet vxnet).
+func filterVTEPs(h *harness.Host, vni string) (map[string]bool, error) {
+	out, err := h.Exec("nft", "list", "set", "inet", "vxnet", "v4-"+vni)
+	if err != nil {
+		return nil, fmt.Errorf("VXLAN filter set of VNI %s: %w", vni, err)
+	}
+	have := map[string]bool{}
+	if _, elems, ok := strings.Cut(out, "elements = {"); ok {
+		elems, _, _ = strings.Cut(elems, "}")
+		for _, a := range strings.Split(elems, ",") {
+			if a = strings.TrimSpace(a); a != "" {
+				have[a] = true
+			}
+		}
+	}
+	return have, nil
 }
 
 // diff names what is missing from have and what is extra in it.

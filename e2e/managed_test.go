@@ -30,8 +30,8 @@ type managedPlugin struct {
 	h   *harness.Host
 	id  string
 	dir string // the plugin directory it was created from
-	// hostRun is the host directory the plugin sees as /host/run (mount
-	// "run"); its namespaces are in hostRun/vxnet/netns.
+	// hostRun stands in for the host's /run/vxnet, the one host directory
+	// the plugin sees (mount "run"); its namespaces are in hostRun/netns.
 	hostRun string
 }
 
@@ -72,7 +72,7 @@ func buildPluginDir(dir string) error {
 
 // installManaged creates, configures and enables the plugin on h with the
 // given `docker plugin set` settings on top of the test's own. The
-// host's /run stand-in is made a shared mount in the host's mount
+// host's /run/vxnet stand-in is made a shared mount in the host's mount
 // namespace first, as systemd makes /run on a real host.
 func installManaged(t *testing.T, h *harness.Host, settings ...string) *managedPlugin {
 	t.Helper()
@@ -110,7 +110,7 @@ func (m *managedPlugin) disable(t *testing.T, force bool) {
 
 // netnsDir is where the plugin's namespace files are, in the host's mount
 // namespace.
-func (m *managedPlugin) netnsDir() string { return filepath.Join(m.hostRun, "vxnet", "netns") }
+func (m *managedPlugin) netnsDir() string { return filepath.Join(m.hostRun, "netns") }
 
 // db is the bolt file in the plugin's propagated mount, on disk in the
 // host's data root.

@@ -143,8 +143,9 @@ func (p *plugin) kernelLeaks() error {
 }
 
 // hostLeaks adds to leaks vxnet's links left in h's namespace (veth ends,
-// vxlan devices made before their move) and the Docker networks of driver,
-// and names them all.
+// vxlan devices made before their move), its VXLAN filter (nftables table
+// inet vxnet, which goes with the last network) and the Docker networks of
+// driver, and names them all.
 func hostLeaks(h *harness.Host, driver string, leaks []string) error {
 	links, err := h.Links()
 	if err != nil {
@@ -154,6 +155,9 @@ func hostLeaks(h *harness.Host, driver string, leaks []string) error {
 		if strings.HasPrefix(l, "vxc") || strings.HasPrefix(l, "vxp") || strings.HasPrefix(l, "vxt") {
 			leaks = append(leaks, "link "+l)
 		}
+	}
+	if out, err := h.Exec("nft", "list", "table", "inet", "vxnet"); err == nil {
+		leaks = append(leaks, "nft table inet vxnet: "+strings.Join(strings.Fields(out), " "))
 	}
 	out, err := h.Docker("network", "ls", "-q", "--filter", "driver="+driver)
 	if err != nil {

@@ -16,9 +16,10 @@ const (
 	swarmSubnet  = "198.19.4.0/24"
 	swarmService = "sws"
 	// Docker's own swarm networks (ingress) take their subnets from here,
-	// inside the overlay range, and its VXLAN port moves off vxnet's 4789.
+	// inside the overlay range. Its VXLAN stays on Docker's default port
+	// 4789 with VNIs from 4096, beside vxnet's from 0x100000 on the same
+	// port.
 	swarmAddrPool = "198.19.96.0/19"
-	swarmDataPort = "4790"
 )
 
 // TestSwarm runs vxnet as a global-scope managed plugin (network + IPAM) in
@@ -41,7 +42,7 @@ func TestSwarm(t *testing.T) {
 		}
 	}
 	mgr := c.Hosts[0]
-	mgr.MustDocker(t, "swarm", "init", "--advertise-addr", mgr.IP, "--data-path-port", swarmDataPort,
+	mgr.MustDocker(t, "swarm", "init", "--advertise-addr", mgr.IP,
 		"--default-addr-pool", swarmAddrPool, "--default-addr-pool-mask-length", "24", "--task-history-limit", "0")
 	token := mgr.MustDocker(t, "swarm", "join-token", "-q", "worker")
 	for _, h := range c.Hosts[1:] {

@@ -41,7 +41,7 @@ func newFlagSet(c *config, out io.Writer) *flag.FlagSet {
 	fs.StringVar(&c.HostID, "host-id", "", "this host's ID in the cluster (default: read from --host-id-file, or the advertise address at first start, then kept there)")
 	fs.StringVar(&c.HostIDFile, "host-id-file", "/var/lib/vxnet/host-id", "where the host ID is kept across restarts, so renumbering the host does not change it")
 	fs.IntVar(&c.VXLANPort, "vxlan-port", 4789, "VXLAN UDP port")
-	fs.IntVar(&c.MTU, "mtu", 0, "MTU of vxnet networks without -o com.docker.network.driver.mtu (0 = underlay MTU - 50)")
+	fs.IntVar(&c.MTU, "mtu", 0, "MTU of vxnet networks without -o com.docker.network.driver.mtu (0 = underlay MTU - 50, - 70 over IPv6)")
 	fs.StringVar(&c.NetnsDir, "netns-dir", "/run/vxnet/netns", "directory for the networks' namespace files")
 	fs.StringVar(&c.SysctlDir, "sysctl-dir", "/proc/sys", "a writable /proc/sys (a managed plugin's own is read-only; it mounts a procfs at /host/proc)")
 	fs.StringVar(&c.Scope, "scope", "local", "driver scope reported to Docker: local (standalone hosts) or global (swarm)")

@@ -9,9 +9,20 @@ import (
 	"github.com/vishvananda/netlink"
 )
 
-// vxlanOverhead is what VXLAN over IPv4 adds to each frame: outer IPv4 (20)
-// + UDP (8) + VXLAN (8) + inner Ethernet (14).
-const vxlanOverhead = 50
+// vxlanOverhead is what VXLAN adds to each frame: outer IPv4 (20) or IPv6
+// (40) header + UDP (8) + VXLAN (8) + inner Ethernet (14).
+const (
+	vxlanOverhead  = 50
+	vxlanOverhead6 = 70
+)
+
+// overlayMTU is the largest MTU a network can have over this underlay.
+func (u underlay) overlayMTU() int {
+	if u.Addr.Is6() && !u.Addr.Is4In6() {
+		return u.MTU - vxlanOverhead6
+	}
+	return u.MTU - vxlanOverhead
+}
 
 // underlay is the host's address for VXLAN and the MTU it allows.
 type underlay struct {

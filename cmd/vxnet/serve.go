@@ -95,7 +95,7 @@ func runServe(ctx context.Context, c *config, log *logrus.Entry) error {
 	}
 	mtu := c.MTU
 	if mtu == 0 {
-		mtu = ul.MTU - vxlanOverhead
+		mtu = ul.overlayMTU()
 	}
 	if c.HostID, err = hostID(c, ul.Addr.String()); err != nil {
 		return err

@@ -18,11 +18,8 @@ import (
 // on both, one endpoint per host moved into its own container namespace,
 // peers on both sides, and pings across the overlay over IPv4 and IPv6.
 func TestEndToEndPing(t *testing.T) {
-	requireRoot(t)
-	ping := pingCommand(t)
 	const vni = 4401
-	hA, hB := newTestHost(t, "hostA"), newTestHost(t, "hostB")
-	connectUnderlay(t, hA, hB)
+	ping, hA, hB := twoHosts(t)
 
 	a := side{host: hA, vtep: "198.18.0.1", ip4: "198.19.1.2/24", ip6: "2001:db8:19:1::2/64", ep: testEndpoint(vni, 1)}
 	b := side{host: hB, vtep: "198.18.0.2", ip4: "198.19.1.3/24", ip6: "2001:db8:19:1::3/64", ep: testEndpoint(vni, 2)}
@@ -62,6 +59,17 @@ func TestEndToEndPing(t *testing.T) {
 			t.Errorf("container links after delete: %v", names)
 		}
 	}
+}
+
+// twoHosts returns the ping command and two test hosts joined by an
+// underlay veth.
+func twoHosts(t *testing.T) (ping []string, hA, hB *testHost) {
+	t.Helper()
+	requireRoot(t)
+	ping = pingCommand(t)
+	hA, hB = newTestHost(t, "hostA"), newTestHost(t, "hostB")
+	connectUnderlay(t, hA, hB)
+	return ping, hA, hB
 }
 
 // side is one host of the end-to-end test with its container.

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/google/nftables"
 	"github.com/sirupsen/logrus"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
@@ -46,6 +47,14 @@ func leakSnapshot() []string {
 			}
 		}
 		f.Close()
+	}
+	if c, err := nftables.New(); err == nil {
+		tables, _ := c.ListTablesOfFamily(nftables.TableFamilyINet)
+		for _, tb := range tables {
+			if tb.Name == filterTable {
+				out = append(out, "nft table inet "+tb.Name)
+			}
+		}
 	}
 	links, _ := netlink.LinkList()
 	for _, l := range links {

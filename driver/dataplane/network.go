@@ -22,8 +22,8 @@ type NetworkConfig struct {
 	Addresses []netip.Prefix // gateway addresses to put on the bridge
 }
 
-// EnsureNetwork creates the network's namespace, bridge and VXLAN device, or
-// verifies and repairs them. Gateway addresses on br0 converge to
+// EnsureNetwork creates the network's VXLAN filter (filter.go), namespace,
+// bridge and VXLAN device, or verifies and repairs them. Gateway addresses on br0 converge to
 // c.Addresses; a vxlan0 whose VNI, port, local address or learning/proxy
 // flags differ is recreated. On failure what this call created is removed.
 func (p *Plane) EnsureNetwork(c NetworkConfig) (err error) {
@@ -53,10 +53,18 @@ func (p *Plane) EnsureNetwork(c NetworkConfig) (err error) {
 	if err != nil {
 		return fmt.Errorf("network vni %d in netns %q: %w", c.VNI, path, err)
 	}
-	if !needVxlan {
-		return nil
+	if needVxlan {
+		if err := createVxlan(log, path, c, &rb); err != nil {
+			return err
+		}
 	}
-	return createVxlan(log, path, c, &rb)
+	// The filter after vxlan0: a VNI the kernel refuses (Docker's ingress
+	// holds it) never gets a rule dropping the other device's traffic. A
+	// new namespace has no container yet for a stranger to reach.
+	if created {
+		rb.push("vxlan filter", func() error { return deleteFilter(log, c.VNI) })
+	}
+	return ensureFilter(log, c.VNI, c.Port)
 }
 
 // prepareNamespace runs inside the network namespace: sysctls, lo, br0 with
@@ -110,8 +118,8 @@ func setNamespaceSysctls(log *logrus.Entry, dir string) error {
 	return nil
 }
 
-// DeleteNetwork removes the network's links and its namespace. A network
-// that does not exist is not an error.
+// DeleteNetwork removes the network's links, its namespace and its VXLAN
+// filter (filter.go). A network that does not exist is not an error.
 func (p *Plane) DeleteNetwork(vni uint32) error {
 	if err := validateVNI(vni); err != nil {
 		return err
@@ -132,6 +140,9 @@ func (p *Plane) DeleteNetwork(vni uint32) error {
 		}
 	}
 	if err := removeNetnsFile(log, path); err != nil {
+		return err
+	}
+	if err := deleteFilter(log, vni); err != nil {
 		return err
 	}
 	if live {

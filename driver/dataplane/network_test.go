@@ -280,3 +280,40 @@ func TestDeleteNetwork(t *testing.T) {
 	}
 	checkNetwork(t, h, c)
 }
+
+// TestEnsureNetworkVNIHeld: a VXLAN device of someone else (Docker's swarm
+// ingress, say) holding the VNI and port in the host namespace makes
+// EnsureNetwork fail with ErrVNIInUse and a message naming the cause, and
+// leaves no namespace and no VXLAN filter behind; the same VNI on another port works.
+func TestEnsureNetworkVNIHeld(t *testing.T) {
+	const vni = 4096
+	h := newTestHost(t, "h1")
+	enterNS(t, h.ns)
+	other := &netlink.Vxlan{LinkAttrs: netlink.LinkAttrs{Name: "ingress-test"}, VxlanId: vni, Port: 4789}
+	if err := netlink.LinkAdd(other); err != nil {
+		t.Fatalf("create the other vxlan device: %v", err)
+	}
+	defer func() {
+		if err := netlink.LinkDel(other); err != nil {
+			t.Errorf("delete the other vxlan device: %v", err)
+		}
+	}()
+	err := h.plane.EnsureNetwork(testNetwork(vni))
+	if !errors.Is(err, ErrVNIInUse) || !strings.Contains(err.Error(), "VNI 4096 on UDP port 4789 is held by another VXLAN device") {
+		t.Fatalf("EnsureNetwork on a held VNI: %v", err)
+	}
+	if nets, err := h.plane.Networks(); err != nil || len(nets) != 0 {
+		t.Errorf("networks after the refused create: %v (%v)", nets, err)
+	}
+	if tags, _, ok := filterState(t); ok {
+		t.Errorf("VXLAN filter left after the refused create (rules %q): it would drop the other device's traffic", tags)
+	}
+	c := testNetwork(vni)
+	c.Port = 4790
+	if err := h.plane.EnsureNetwork(c); err != nil {
+		t.Fatalf("same VNI on another port: %v", err)
+	}
+	if err := h.plane.DeleteNetwork(vni); err != nil {
+		t.Fatal(err)
+	}
+}

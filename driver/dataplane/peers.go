@@ -1,14 +1,11 @@
 package dataplane
 
 import (
-	"errors"
 	"fmt"
 	"net"
 	"net/netip"
 
 	"github.com/sirupsen/logrus"
-	"github.com/vishvananda/netlink"
-	"golang.org/x/sys/unix"
 )
 
 // Peer is a remote endpoint: its overlay address and MAC, and the underlay
@@ -25,10 +22,53 @@ type fdbKey struct {
 	vtep netip.Addr
 }
 
-// SetPeers converges the remote endpoints known to vxlan0: each peer gets a
-// permanent neighbour entry (IP → MAC, for the ARP/ND proxy) and then a
-// static FDB entry (MAC → VTEP). Permanent entries on vxlan0 for peers not in
-// the list are removed, FDB first. IPv4 and IPv6 peers take the same path.
+// peerEntries is what SetPeers keeps on vxlan0, in the order it is written:
+//   - neigh: permanent neighbour entries IP → MAC, answered by the VXLAN
+//     ARP/ND proxy (ARP and ND never leave the host);
+//   - fdb: static VXLAN (self) FDB entries MAC → VTEP, where vxlan0 sends
+//     a frame for a remote MAC;
+//   - flood: all-zeros-MAC VXLAN (self) entries, one per remote VTEP of
+//     the network: head-end replication of broadcast, multicast and
+//     unknown unicast to every member host;
+//   - master: static bridge (master) FDB entries MAC → port vxlan0, so br0
+//     sends known remote unicast to vxlan0 alone instead of flooding it to
+//     every local container.
+//
+// Each entry depends on the ones before it; removal runs in reverse.
+type peerEntries struct {
+	neigh  map[netip.Addr][6]byte
+	fdb    map[fdbKey]bool
+	flood  map[netip.Addr]bool
+	master map[[6]byte]bool
+}
+
+func newPeerEntries() peerEntries {
+	return peerEntries{
+		neigh:  map[netip.Addr][6]byte{},
+		fdb:    map[fdbKey]bool{},
+		flood:  map[netip.Addr]bool{},
+		master: map[[6]byte]bool{},
+	}
+}
+
+// wantedEntries derives vxlan0's entries from validated peers.
+func wantedEntries(peers []Peer) peerEntries {
+	w := newPeerEntries()
+	for _, pr := range peers {
+		ip, key := peerKeys(pr)
+		w.neigh[ip] = key.mac
+		w.fdb[key] = true
+		w.flood[key.vtep] = true
+		w.master[key.mac] = true
+	}
+	return w
+}
+
+// SetPeers converges the remote endpoints known to vxlan0 (see
+// peerEntries): missing entries are written neighbour first, then VXLAN
+// FDB, flood and bridge entries; entries for peers (or VTEPs) no longer in
+// the list are removed in the reverse order. The network's VXLAN filter
+// admits exactly the peers' VTEPs. IPv4 and IPv6 peers take the same path.
 func (p *Plane) SetPeers(vni uint32, peers []Peer) error {
 	if err := validateVNI(vni); err != nil {
 		return err
@@ -45,10 +85,16 @@ func (p *Plane) SetPeers(vni uint32, peers []Peer) error {
 		return err
 	}
 	log := p.log.WithField("vni", vni)
+	vteps := wantedEntries(peers).flood
+	// New VTEPs are admitted before traffic goes to them; gone ones are
+	// dropped after their entries.
+	if err := syncFilter(log, vni, vteps, false); err != nil {
+		return err
+	}
 	if err := inNetns(path, func() error { return convergePeers(log, peers) }); err != nil {
 		return fmt.Errorf("set peers on %q (vni %d) in netns %q: %w", vxlanName, vni, path, err)
 	}
-	return nil
+	return syncFilter(log, vni, vteps, true)
 }
 
 // convergePeers runs inside the network namespace.
@@ -58,37 +104,77 @@ func convergePeers(log *logrus.Entry, peers []Peer) error {
 		return err
 	}
 	idx := vx.Attrs().Index
-	haveNeigh, haveFDB, err := ownedEntries(log, idx)
+	have, err := ownedEntries(log, idx)
 	if err != nil {
 		return err
 	}
-	wantNeigh := make(map[netip.Addr]bool, len(peers))
-	wantFDB := make(map[fdbKey]bool, len(peers))
-	for _, pr := range peers {
-		ip, key := peerKeys(pr)
-		wantNeigh[ip], wantFDB[key] = true, true
-		if mac, ok := haveNeigh[ip]; !ok || mac != key.mac {
-			if err := neighOp(log, "set", neighEntry(idx, ip, pr.MAC)); err != nil {
+	want := wantedEntries(peers)
+	if err := addEntries(log, idx, have, want); err != nil {
+		return err
+	}
+	return removeEntries(log, idx, have, want)
+}
+
+// addEntries writes the entries of want that have lacks, in dependency
+// order.
+func addEntries(log *logrus.Entry, idx int, have, want peerEntries) error {
+	for ip, mac := range want.neigh {
+		if cur, ok := have.neigh[ip]; !ok || cur != mac {
+			if err := neighOp(log, "set", neighEntry(idx, ip, mac[:])); err != nil {
 				return err
 			}
 		}
 	}
-	for _, pr := range peers {
-		if _, key := peerKeys(pr); !haveFDB[key] {
+	for key := range want.fdb {
+		if !have.fdb[key] {
 			if err := neighOp(log, "set", fdbEntry(idx, key)); err != nil {
 				return err
 			}
 		}
 	}
-	for key := range haveFDB {
-		if !wantFDB[key] {
+	for vtep := range want.flood {
+		if !have.flood[vtep] {
+			if err := neighOp(log, "append", floodEntry(idx, vtep)); err != nil {
+				return err
+			}
+		}
+	}
+	for mac := range want.master {
+		if !have.master[mac] {
+			if err := neighOp(log, "set", masterEntry(idx, mac)); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// removeEntries deletes the entries of have that want lacks, in reverse
+// dependency order.
+func removeEntries(log *logrus.Entry, idx int, have, want peerEntries) error {
+	for mac := range have.master {
+		if !want.master[mac] {
+			if err := neighOp(log, "delete", masterEntry(idx, mac)); err != nil {
+				return err
+			}
+		}
+	}
+	for vtep := range have.flood {
+		if !want.flood[vtep] {
+			if err := neighOp(log, "delete", floodEntry(idx, vtep)); err != nil {
+				return err
+			}
+		}
+	}
+	for key := range have.fdb {
+		if !want.fdb[key] {
 			if err := neighOp(log, "delete", fdbEntry(idx, key)); err != nil {
 				return err
 			}
 		}
 	}
-	for ip := range haveNeigh {
-		if !wantNeigh[ip] {
+	for ip := range have.neigh {
+		if _, ok := want.neigh[ip]; !ok {
 			if err := neighOp(log, "delete", neighEntry(idx, ip, nil)); err != nil {
 				return err
 			}
@@ -103,95 +189,4 @@ func peerKeys(pr Peer) (netip.Addr, fdbKey) {
 	k := fdbKey{vtep: vtep.Unmap()}
 	copy(k.mac[:], pr.MAC)
 	return pr.IP.Unmap(), k
-}
-
-// ownedEntries returns the permanent neighbour entries (IP → MAC) and static
-// FDB entries with a remote destination on vxlan0: what SetPeers writes. The
-// bridge's own entries for the port (they carry a master) are not included.
-func ownedEntries(log *logrus.Entry, idx int) (map[netip.Addr][6]byte, map[fdbKey]bool, error) {
-	log.WithField("link", vxlanName).Debug("netlink: list neighbours")
-	neighs, err := dump("neighbours of "+vxlanName, func() ([]netlink.Neigh, error) {
-		return netlink.NeighList(idx, netlink.FAMILY_ALL)
-	})
-	if err != nil {
-		return nil, nil, err
-	}
-	log.WithField("link", vxlanName).Debug("netlink: list fdb")
-	fdbs, err := dump("fdb of "+vxlanName, func() ([]netlink.Neigh, error) {
-		return netlink.NeighList(idx, unix.AF_BRIDGE)
-	})
-	if err != nil {
-		return nil, nil, err
-	}
-	haveNeigh := make(map[netip.Addr][6]byte)
-	for _, n := range neighs {
-		ip, ok := netip.AddrFromSlice(n.IP)
-		if ok && n.State&netlink.NUD_PERMANENT != 0 && len(n.HardwareAddr) == 6 {
-			haveNeigh[ip.Unmap()] = [6]byte(n.HardwareAddr)
-		}
-	}
-	haveFDB := make(map[fdbKey]bool)
-	for _, f := range fdbs {
-		vtep, ok := netip.AddrFromSlice(f.IP)
-		if !ok || f.MasterIndex != 0 || f.State&netlink.NUD_PERMANENT == 0 || len(f.HardwareAddr) != 6 {
-			continue
-		}
-		k := fdbKey{mac: [6]byte(f.HardwareAddr), vtep: vtep.Unmap()}
-		if k.mac != [6]byte{} { // the all-zeros default destination is not ours
-			haveFDB[k] = true
-		}
-	}
-	return haveNeigh, haveFDB, nil
-}
-
-// neighEntry is a permanent neighbour entry; the address family follows ip.
-func neighEntry(idx int, ip netip.Addr, mac net.HardwareAddr) *netlink.Neigh {
-	family := netlink.FAMILY_V6
-	if ip.Is4() {
-		family = netlink.FAMILY_V4
-	}
-	return &netlink.Neigh{
-		LinkIndex:    idx,
-		Family:       family,
-		State:        netlink.NUD_PERMANENT,
-		IP:           net.IP(ip.AsSlice()),
-		HardwareAddr: mac,
-	}
-}
-
-// fdbEntry is a static FDB entry on the VXLAN device itself (self).
-func fdbEntry(idx int, k fdbKey) *netlink.Neigh {
-	return &netlink.Neigh{
-		LinkIndex:    idx,
-		Family:       unix.AF_BRIDGE,
-		State:        netlink.NUD_PERMANENT,
-		Flags:        netlink.NTF_SELF,
-		IP:           net.IP(k.vtep.AsSlice()),
-		HardwareAddr: net.HardwareAddr(k.mac[:]),
-	}
-}
-
-// neighOp sets (create or replace) or deletes a neighbour or FDB entry.
-// Deleting an entry that is already gone is not an error.
-func neighOp(log *logrus.Entry, op string, n *netlink.Neigh) error {
-	kind, from, to := "neighbour", n.IP.String(), n.HardwareAddr.String()
-	if n.Family == unix.AF_BRIDGE {
-		kind, from, to = "fdb entry", to, from
-	}
-	f := logrus.Fields{"link": vxlanName, "ip": n.IP, "mac": n.HardwareAddr}
-	log.WithFields(f).Debugf("netlink: %s %s", op, kind)
-	var err error
-	if op == "delete" {
-		err = netlink.NeighDel(n)
-		if errors.Is(err, unix.ENOENT) {
-			return nil
-		}
-	} else {
-		err = netlink.NeighSet(n)
-	}
-	if err != nil {
-		return fmt.Errorf("%s %s %s → %s on %q: %w", op, kind, from, to, vxlanName, err)
-	}
-	log.WithFields(f).Infof("%s %s", op, kind)
-	return nil
 }

@@ -11,9 +11,12 @@
 //   - one veth pair per endpoint: "vxc<id12>" stays in the host namespace for
 //     Docker to move into the container, "vxp<id12>" is a port of br0;
 //   - on vxlan0, one permanent neighbour entry (IP → MAC, answered by the
-//     VXLAN ARP/ND proxy) and one static FDB entry (MAC → remote VTEP) per
-//     remote endpoint. Learning is off: the kernel only knows what SetPeers
-//     wrote, so the data plane converges to the cluster store.
+//     VXLAN ARP/ND proxy), one static FDB entry (MAC → remote VTEP) and one
+//     bridge entry (MAC → port vxlan0) per remote endpoint, and one flood
+//     entry per remote VTEP (peers.go). Learning is off: the kernel only
+//     knows what SetPeers wrote, so the data plane converges to the store;
+//   - in the host namespace, the nftables table "inet vxnet" admitting a
+//     network's VXLAN packets only from its peers' VTEPs (filter.go).
 //
 // Invariants:
 //   - Every Ensure* call is create-or-verify: matching state is left alone,
@@ -43,6 +46,11 @@ import (
 // ErrInvalid is wrapped by every error about a bad argument, returned before
 // the kernel is touched.
 var ErrInvalid = errors.New("invalid argument")
+
+// ErrVNIInUse is wrapped when the kernel refuses a network's VXLAN device
+// because another VXLAN device in the host namespace holds the same VNI and
+// UDP port (Docker's swarm ingress holds VNI 4096 on port 4789).
+var ErrVNIInUse = errors.New("VNI in use by another VXLAN device")
 
 // ErrNotFound is wrapped when an operation needs a network that does not
 // exist (no live namespace file for the VNI).

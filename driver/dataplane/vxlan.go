@@ -7,6 +7,7 @@ import (
 
 	"github.com/sirupsen/logrus"
 	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 )
 
 // tempVxlanName is the unique host-side name a VXLAN device has between its
@@ -71,6 +72,10 @@ func createVxlan(log *logrus.Entry, path string, c NetworkConfig, rb *rollback) 
 	}
 	log.WithFields(logrus.Fields{"link": tmp, "port": c.Port}).Debug("netlink: add vxlan")
 	if err := netlink.LinkAdd(v); err != nil {
+		if errors.Is(err, unix.EEXIST) {
+			return fmt.Errorf("create vxlan %q: VNI %d on UDP port %d is held by another VXLAN device on this host, e.g. Docker's swarm ingress (%w: %w)",
+				tmp, c.VNI, c.Port, ErrVNIInUse, err)
+		}
 		return fmt.Errorf("create vxlan %q (vni %d): %w", tmp, c.VNI, err)
 	}
 	rb.push("vxlan "+tmp, func() error { return removeVxlan(log, path, tmp) })

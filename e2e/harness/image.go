@@ -38,10 +38,39 @@ func checkStaticBusybox(p string) error {
 	return nil
 }
 
+// probeSource is the package of vxprobe, the image's static network probe
+// (UDP broadcast/multicast, TCP throughput), relative to the module root.
+const probeSource = "e2e/vxprobe"
+
+// buildProbe builds vxprobe static (CGO_ENABLED=0) and returns the binary.
+func buildProbe() ([]byte, error) {
+	main, err := findUp(probeSource + "/main.go")
+	if err != nil {
+		return nil, fmt.Errorf("build %s: %w", probeSource, err)
+	}
+	tmp, err := os.MkdirTemp("", "vxprobe-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(tmp)
+	out := path.Join(tmp, "vxprobe")
+	cmd := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", out, ".")
+	cmd.Dir = path.Dir(main)
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOTOOLCHAIN=local")
+	if msg, err := cmd.CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("build %s: %w: %s", probeSource, err, msg)
+	}
+	return os.ReadFile(out)
+}
+
 // buildImageTar makes a root file system of busybox, its applet links under
-// their usual directories, a minimal /etc, and /tmp.
+// their usual directories, vxprobe, a minimal /etc, and /tmp.
 func buildImageTar() ([]byte, error) {
 	bin, err := os.ReadFile(busyboxPath)
+	if err != nil {
+		return nil, fmt.Errorf("build image %s: %w", Image, err)
+	}
+	probe, err := buildProbe()
 	if err != nil {
 		return nil, fmt.Errorf("build image %s: %w", Image, err)
 	}
@@ -59,6 +88,7 @@ func buildImageTar() ([]byte, error) {
 	}
 	w.dir("tmp", 0o1777)
 	w.file("bin/busybox", 0o755, bin)
+	w.file("bin/vxprobe", 0o755, probe)
 	for _, a := range applets {
 		if a != "bin/busybox" {
 			w.symlink(a, "/bin/busybox")
