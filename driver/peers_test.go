@@ -24,23 +24,8 @@ func waitPeers(t *testing.T, e *env, vni uint32, want string) {
 // (liveness) leaves them out, back again puts them back, with no store
 // change either way.
 func TestPeersFollowTheStore(t *testing.T) {
-	e1 := newEnv(t)
-	e2 := newHost(t, e1.store, "h2", "198.18.0.12")
+	e1, e2 := sharedNetwork(t)
 	ctx := context.Background()
-	for _, e := range []*env{e1, e2} {
-		id := map[*env]string{e1: net1, e2: net2}[e]
-		if err := e.d.CreateNetwork(ctx, createReq(id, "198.19.1.0/24", "", map[string]interface{}{OptVNI: "9"})); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if _, err := e1.d.CreateEndpoint(ctx, &network.CreateEndpointRequest{NetworkID: net1, EndpointID: ep1,
-		Interface: &network.EndpointInterface{Address: "198.19.1.2/24"}}); err != nil {
-		t.Fatal(err)
-	}
-	// A running container's: reconcile republishes only those.
-	if _, err := e1.d.Join(ctx, &network.JoinRequest{NetworkID: net1, EndpointID: ep1}); err != nil {
-		t.Fatal(err)
-	}
 	waitPeers(t, e2, 9, "198.19.1.2@198.18.0.11")
 	// h1 shows h2's endpoint, never its own: waiting for a non-empty
 	// list proves h1's watcher ran after both records were written.
@@ -84,22 +69,8 @@ func TestPeersFollowTheStore(t *testing.T) {
 // last host; the forgotten host's own reconcile then deletes nothing of
 // its live namespace and says why.
 func TestForgetHost(t *testing.T) {
-	e1 := newEnv(t)
-	e2 := newHost(t, e1.store, "h2", "198.18.0.12")
+	e1, e2 := sharedNetwork(t)
 	ctx := context.Background()
-	if err := e1.d.CreateNetwork(ctx, createReq(net1, "198.19.1.0/24", "", map[string]interface{}{OptVNI: "9"})); err != nil {
-		t.Fatal(err)
-	}
-	if err := e2.d.CreateNetwork(ctx, createReq(net2, "198.19.1.0/24", "", map[string]interface{}{OptVNI: "9"})); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := e1.d.CreateEndpoint(ctx, &network.CreateEndpointRequest{NetworkID: net1, EndpointID: ep1,
-		Interface: &network.EndpointInterface{Address: "198.19.1.2/24"}}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := e1.d.Join(ctx, &network.JoinRequest{NetworkID: net1, EndpointID: ep1}); err != nil {
-		t.Fatal(err)
-	}
 	e1.plane.take(ep1)
 	waitPeers(t, e2, 9, "198.19.1.2@198.18.0.11")
 	f, err := ForgetHost(ctx, e1.store, "h1")
@@ -129,4 +100,28 @@ func TestForgetHost(t *testing.T) {
 	if _, err := ForgetHost(ctx, e1.store, "a/b"); err == nil {
 		t.Fatal("ForgetHost took a host ID with a slash")
 	}
+}
+
+// sharedNetwork is two hosts, h1 and h2, on one network (VNI 9), and a
+// running container's endpoint ep1 (198.19.1.2) on h1.
+func sharedNetwork(t *testing.T) (e1, e2 *env) {
+	t.Helper()
+	e1 = newEnv(t)
+	e2 = newHost(t, e1.store, "h2", "198.18.0.12")
+	ctx := context.Background()
+	for _, e := range []*env{e1, e2} {
+		id := map[*env]string{e1: net1, e2: net2}[e]
+		if err := e.d.CreateNetwork(ctx, createReq(id, "198.19.1.0/24", "", map[string]interface{}{OptVNI: "9"})); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := e1.d.CreateEndpoint(ctx, &network.CreateEndpointRequest{NetworkID: net1, EndpointID: ep1,
+		Interface: &network.EndpointInterface{Address: "198.19.1.2/24"}}); err != nil {
+		t.Fatal(err)
+	}
+	// A running container's: reconcile republishes only those.
+	if _, err := e1.d.Join(ctx, &network.JoinRequest{NetworkID: net1, EndpointID: ep1}); err != nil {
+		t.Fatal(err)
+	}
+	return e1, e2
 }

@@ -99,23 +99,7 @@ func testHostFailure(t *testing.T, e *multiHost) {
 			}
 		}
 	})
-	killed := time.Now()
-	if err := p3.proc.Kill9(); err != nil {
-		t.Fatal(err)
-	}
-	if err := h3.KillDockerd(); err != nil {
-		t.Fatal(err)
-	}
-	if err := h3.SetUnderlay(false); err != nil {
-		t.Fatal(err)
-	}
-	kills := time.Since(killed)
-	purge := kills + waitPeerOn(t, survivors, e.prodVNI, ip, mac, false, 100*time.Millisecond, 2*hostPurgeBound)
-	t.Logf("host 3 dead: its peer %s gone from hosts 1 and 2 %s after the kill (the kills took %s)",
-		ip, purge.Round(time.Millisecond), kills.Round(time.Millisecond))
-	if purge > hostPurgeBound {
-		t.Errorf("host 3's peers took %s to be purged, want at most %s", purge.Round(time.Millisecond), hostPurgeBound)
-	}
+	switchOff(t, e, h3, ip, mac)
 	waitPeerOn(t, survivors, e.prodVNI, pgIP, pgMAC, false, 100*time.Millisecond, 5*time.Second)
 	// The survivors still talk to each other.
 	mustPing(t, h1, pinger(h1), ip2)
@@ -123,31 +107,19 @@ func testHostFailure(t *testing.T, e *multiHost) {
 	// The underlay comes back first, plugin and dockerd still down: the
 	// containers still running there answer again, so their entries are
 	// programmed again.
-	back := time.Now()
-	if err := h3.SetUnderlay(true); err != nil {
-		t.Fatal(err)
-	}
-	reprogrammed := waitPeerOn(t, survivors, e.prodVNI, ip, mac, true, 50*time.Millisecond, 10*time.Second)
-	if _, err := pingUntil(h1, pinger(h1), ip, 10); err != nil {
-		t.Fatalf("host 3's underlay back (plugin and dockerd still down): %v", err)
-	}
-	t.Logf("host 3's underlay back: k3's entries on hosts 1 and 2 %s after, k3 (%s) answers pings from host 1 after %s",
-		reprogrammed.Round(time.Millisecond), ip, time.Since(back).Round(time.Millisecond))
+	backAgain(t, e, h1, ip, mac, "host 3's underlay back (plugin and dockerd still down)", func() {
+		if err := h3.SetUnderlay(true); err != nil {
+			t.Fatal(err)
+		}
+	})
 
 	// Then the plugin, dockerd still down: its containers run on, and
 	// nothing of theirs was removed from the store.
-	back = time.Now()
-	p3.start(t)
-	republished := waitPeerOn(t, survivors, e.prodVNI, ip, mac, true, 50*time.Millisecond, 10*time.Second)
-	if _, err := pingUntil(h1, pinger(h1), ip, 10); err != nil {
-		t.Fatalf("plugin of host 3 back (dockerd still down): %v", err)
-	}
-	t.Logf("host 3's plugin back: k3's entries on hosts 1 and 2 %s after it started, k3 (%s) answers pings from host 1 after %s",
-		republished.Round(time.Millisecond), ip, time.Since(back).Round(time.Millisecond))
+	backAgain(t, e, h1, ip, mac, "host 3's plugin back (dockerd still down)", func() { p3.start(t) })
 
 	// Then dockerd, which (no live-restore) stops the containers it finds
 	// and starts those with a restart policy again.
-	back = time.Now()
+	back := time.Now()
 	if err := h3.StartDockerd(); err != nil {
 		t.Fatal(err)
 	}
@@ -240,4 +212,50 @@ func testAddressMovesHost(t *testing.T, e *multiHost) {
 				err, ip, mac, h2.Name, brFDB, from.Name, vxFDB)
 		}
 	}
+}
+
+// switchOff cuts host h off as a dead machine is (plugin kill -9, dockerd
+// SIGKILL, underlay link down; its containers keep running), and checks
+// that the other hosts drop its container's entries (ip, mac) within
+// hostPurgeBound.
+func switchOff(t *testing.T, e *multiHost, h *harness.Host, ip, mac string) {
+	t.Helper()
+	off := time.Now()
+	if err := e.plugin(h).proc.Kill9(); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.KillDockerd(); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.SetUnderlay(false); err != nil {
+		t.Fatal(err)
+	}
+	kills := time.Since(off)
+	var others []*plugin
+	for _, p := range e.plugins {
+		if p.h != h {
+			others = append(others, p)
+		}
+	}
+	gone := kills + waitPeerOn(t, others, e.prodVNI, ip, mac, false, 100*time.Millisecond, 2*hostPurgeBound)
+	t.Logf("%s switched off: its container's entries (%s) gone from the other hosts %s after (the kills took %s)",
+		h.Name, ip, gone.Round(time.Millisecond), kills.Round(time.Millisecond))
+	if gone > hostPurgeBound {
+		t.Errorf("%s's entries took %s to go, want at most %s", h.Name, gone.Round(time.Millisecond), hostPurgeBound)
+	}
+}
+
+// backAgain runs what (the return of part of host 3, named by what), then
+// waits for the entries of its container (ip, mac) on hosts 1 and 2 and
+// for the container to answer pings from host h.
+func backAgain(t *testing.T, e *multiHost, h *harness.Host, ip, mac, what string, fn func()) {
+	t.Helper()
+	back := time.Now()
+	fn()
+	programmed := waitPeerOn(t, e.plugins[:2], e.prodVNI, ip, mac, true, 50*time.Millisecond, 10*time.Second)
+	if _, err := pingUntil(h, pinger(h), ip, 10); err != nil {
+		t.Fatalf("%s: %v", what, err)
+	}
+	t.Logf("%s: entries of %s on hosts 1 and 2 %s after, it answers pings from %s after %s",
+		what, ip, programmed.Round(time.Millisecond), h.Name, time.Since(back).Round(time.Millisecond))
 }

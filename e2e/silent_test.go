@@ -275,22 +275,7 @@ func testSwitchedOffAndForgotten(t *testing.T, e *multiHost) {
 	mustPing(t, h1, pinger(h1), ip3)
 	ping := startPing(t, h1, pinger(h1), ip2, "s12")
 	p3 := e.plugin(h3)
-	off := time.Now()
-	if err := p3.proc.Kill9(); err != nil {
-		t.Fatal(err)
-	}
-	if err := h3.KillDockerd(); err != nil {
-		t.Fatal(err)
-	}
-	if err := h3.SetUnderlay(false); err != nil {
-		t.Fatal(err)
-	}
-	kills := time.Since(off)
-	gone := kills + waitPeerOn(t, e.plugins[:2], e.prodVNI, ip3, mac3, false, 100*time.Millisecond, 2*hostPurgeBound)
-	t.Logf("host 3 switched off: its entries gone from hosts 1 and 2 %s after (the kills took %s)", gone.Round(time.Millisecond), kills.Round(time.Millisecond))
-	if gone > hostPurgeBound {
-		t.Errorf("host 3's entries took %s to go, want at most %s", gone.Round(time.Millisecond), hostPurgeBound)
-	}
+	switchOff(t, e, h3, ip3, mac3)
 	out, err := h1.Docker("run", "--rm", "--network", prodNet, "--ip", ip3, harness.Image, "true")
 	if err == nil || !strings.Contains(out+err.Error(), "already in use") {
 		t.Errorf("docker run --ip %s (switched-off host 3's address) on host 1: %v %s; want it refused as in use", ip3, err, out)
