@@ -56,8 +56,9 @@ func TestSilentHosts(t *testing.T) {
 	// two others.
 	survivors := &leakChecker{plugins: e.plugins[:2], consul: e.consul.Addr(), prefix: e.prefix}
 	e.runCases(t, survivors, []multiCase{{"SwitchedOffAndForgotten", testSwitchedOffAndForgotten}}, onFail)
+	t.Run("ForgottenHostReturns", func(t *testing.T) { testForgottenReturns(t, e) })
 	t.Run("LeakCheck", func(t *testing.T) {
-		for _, h := range c.Hosts[:2] {
+		for _, h := range c.Hosts {
 			out, err := h.Docker("ps", "-aq")
 			if err == nil && out != "" {
 				_, err = h.Docker(append([]string{"rm", "-f"}, strings.Fields(out)...)...)
@@ -68,16 +69,58 @@ func TestSilentHosts(t *testing.T) {
 			if err != nil {
 				t.Error(err)
 			}
+		}
+		// Host 3 keeps the namespace it was forgotten with (see
+		// testForgottenReturns); the others keep nothing.
+		for _, h := range c.Hosts[:2] {
 			if err := e.plugin(h).kernelLeaks(); err != nil {
 				t.Error(err)
 			}
 		}
-		stopPlugins(t, e.plugins[:2])
+		stopPlugins(t, e.plugins)
 		if keys := e.plugins[0].storeKeys(t); len(keys) != 0 {
-			t.Errorf("consul keys left under %s/ after the survivors removed every network and host 3 was forgotten:\n%s",
+			t.Errorf("consul keys left under %s/ after every network was removed and host 3 was forgotten:\n%s",
 				e.prefix, strings.Join(keys, "\n"))
 		}
 	})
+}
+
+// testForgottenReturns: host 3, forgotten while off, comes back (underlay,
+// plugin, dockerd). The store knows nothing of it: its plugin deletes
+// nothing of its live namespace and says why, and the others do not take
+// it back as a member.
+func testForgottenReturns(t *testing.T, e *multiHost) {
+	h3 := e.host(3)
+	p3 := e.plugin(h3)
+	if err := h3.SetUnderlay(true); err != nil {
+		t.Fatal(err)
+	}
+	p3.start(t)
+	if err := h3.StartDockerd(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := poll(20*time.Second, 200*time.Millisecond, func() (bool, error) {
+		b, err := os.ReadFile(p3.proc.LogPath())
+		return strings.Contains(string(b), "deleting nothing"), err
+	}); err != nil {
+		t.Fatalf("forgotten host 3 back: no clear error from its plugin within 20 s (%v):\n%s", err, p3.proc.LogTail())
+	}
+	if _, err := os.Stat(p3.netnsDir + "/vx-" + e.prodVNI); err != nil {
+		t.Errorf("namespace of prod on forgotten host 3 after it came back: %v", err)
+	}
+	t.Logf("forgotten host 3 back: its plugin keeps its namespace and says: %s", lastLine(p3.proc.LogPath(), "deleting nothing"))
+}
+
+// lastLine returns the last line of a file holding substr.
+func lastLine(path, substr string) string {
+	b, _ := os.ReadFile(path)
+	lines := strings.Split(string(b), "\n")
+	for i := len(lines) - 1; i >= 0; i-- {
+		if strings.Contains(lines[i], substr) {
+			return lines[i]
+		}
+	}
+	return ""
 }
 
 func (e *multiHost) storeURI() string { return "consul://" + e.consul.Addr() + "/" + e.prefix }
