@@ -100,7 +100,7 @@ func (d *Driver) Reconcile(ctx context.Context) error {
 		}
 	}
 	if len(unknown) > 0 {
-		errs = append(errs, fmt.Errorf("reconcile: the store lists no network of host %q, yet namespaces of VNIs %v exist here; deleting nothing. A changed --host-id, a wrong --store prefix, a token that may not read hosts/, a restored snapshot, or a host forgotten with `vxnet host forget`? Fix the setting, or remove the networks with docker network rm", d.o.HostID, unknown))
+		errs = append(errs, fmt.Errorf("reconcile: the store lists no network of host %q, yet namespaces of VNIs %v exist here; deleting nothing. A changed --host-id, a wrong --store prefix, a token that may not read hosts/, a restored snapshot? Fix the setting. A host forgotten with vxnet host forget is cleared by hand: docker network rm its vxnet networks, then umount and remove the files vx-<VNI> in --netns-dir", d.o.HostID, unknown))
 	}
 	return errors.Join(errs...)
 }
