@@ -59,6 +59,7 @@ func testOverlapRace(t *testing.T, e *multiHost) {
 				loser = 1
 			}
 			msg := outs[loser] + " " + errs[loser].Error()
+			t.Logf("%s refused %s: %s", hosts[loser].Name, order[loser], outs[loser])
 			if !strings.Contains(msg, "overlaps") || !strings.Contains(msg, subnets[0]) || !strings.Contains(msg, subnets[1]) {
 				t.Errorf("%s's error does not name both subnets: %s", hosts[loser].Name, msg)
 			}
