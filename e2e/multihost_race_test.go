@@ -1,6 +1,8 @@
 package e2e
 
 import (
+	"encoding/json"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -83,6 +85,7 @@ func testCreateRaces(t *testing.T, e *multiHost) {
 	if !strings.Contains(outs[loser], "VNI 7008 is already used by vxnet network 198.19.") {
 		t.Fatalf("%s: error does not name the VNI and its holder: %s", loser.Name, outs[loser])
 	}
+	t.Logf("two networks asking VNI 7008 at once: %s refused with: %s", loser.Name, outs[loser])
 }
 
 // testDuplicateMAC: a container asking for a MAC another container on the
@@ -91,14 +94,51 @@ func testCreateRaces(t *testing.T, e *multiHost) {
 func testDuplicateMAC(t *testing.T, e *multiHost) {
 	h1, h2, h3 := e.host(1), e.host(2), e.host(3)
 	const mac = "02:00:c6:13:02:fe"
-	runC(t, h1, "mac1", append([]string{"--network", prodNet, "--mac-address", mac}, sleeper...)...)
-	t.Cleanup(func() { _, _ = h2.Docker("rm", "-f", "mac2") })
-	out, err := h2.Docker(append([]string{"run", "-d", "--name", "mac2", "--network", prodNet, "--mac-address", mac}, sleeper...)...)
+	t.Cleanup(func() {
+		_, _ = h1.Docker("rm", "-f", "mac1")
+		_, _ = h2.Docker("rm", "-f", "mac2")
+	})
+	if err := runWithMAC(h1, "mac1", prodNet, mac); err != nil {
+		t.Fatal(err)
+	}
+	if _, got := endpoint(t, h1, "mac1", prodNet); got != mac {
+		t.Fatalf("mac1 has MAC %q on %s, want %s", got, prodNet, mac)
+	}
+	err := runWithMAC(h2, "mac2", prodNet, mac)
 	if err == nil {
 		t.Fatalf("%s: a second container with MAC %s on %s started", h2.Name, mac, prodNet)
 	}
-	if !strings.Contains(out, "MAC address "+mac+" is already used by endpoint") {
-		t.Fatalf("%s: error does not name the MAC and its holder: %s", h2.Name, out)
+	if !strings.Contains(err.Error(), "MAC address "+mac+" is already used by endpoint") {
+		t.Fatalf("%s: error does not name the MAC and its holder: %v", h2.Name, err)
 	}
+	t.Logf("second container with MAC %s refused with: %v", mac, err)
 	mustPing(t, h3, pinger(h3), ip(t, h1, "mac1", prodNet))
+}
+
+// runWithMAC creates and starts a container with a MAC on a network
+// through Docker's API 1.41: the CLI of Docker 25 and later refuses
+// --mac-address with --network against a 20.10 daemon ("specify
+// mac-address per network" requires API 1.44).
+func runWithMAC(h *harness.Host, name, network, mac string) error {
+	sock := strings.TrimPrefix(h.Socket(), "unix://")
+	body, err := json.Marshal(map[string]any{
+		"Image": harness.Image, "Cmd": []string{"sleep", "1d"}, "MacAddress": mac,
+		"HostConfig": map[string]any{"NetworkMode": network},
+	})
+	if err != nil {
+		return err
+	}
+	for _, call := range []struct{ path, body string }{
+		{"/v1.41/containers/create?name=" + name, string(body)},
+		{"/v1.41/containers/" + name + "/start", ""},
+	} {
+		code, out, err := postUnix(sock, call.path, "application/json", call.body)
+		if err != nil {
+			return fmt.Errorf("%s: POST %s: %w", h.Name, call.path, err)
+		}
+		if code >= 300 {
+			return fmt.Errorf("%s: POST %s: %d %s", h.Name, call.path, code, out)
+		}
+	}
+	return nil
 }

@@ -79,12 +79,18 @@ func (p *plugin) socket() string {
 
 // call posts body to a plugin endpoint, as dockerd does.
 func (p *plugin) call(path, body string) (int, string, error) {
+	return postUnix(p.socket(), path, "application/vnd.docker.plugins.v1.1+json", body)
+}
+
+// postUnix posts body to path of the HTTP server on a unix socket and
+// returns the status and the trimmed answer.
+func postUnix(socket, path, contentType, body string) (int, string, error) {
 	c := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			return (&net.Dialer{}).DialContext(ctx, "unix", p.socket())
+			return (&net.Dialer{}).DialContext(ctx, "unix", socket)
 		}}}
 	defer c.CloseIdleConnections()
-	resp, err := c.Post("http://plugin"+path, "application/vnd.docker.plugins.v1.1+json", strings.NewReader(body))
+	resp, err := c.Post("http://unix"+path, contentType, strings.NewReader(body))
 	if err != nil {
 		return 0, "", err
 	}
