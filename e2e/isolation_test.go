@@ -20,25 +20,14 @@ import (
 // container. Each case ends with the leak checker, the test with the full
 // leak check.
 func TestL2(t *testing.T) {
-	c := harness.Start(t, 3)
-	e := &multiHost{c: c, consul: c.StartConsul(t), prefix: "vxe2e-" + randomHex(t, 4), driver: "vxnet"}
-	storeURI := "consul://" + e.consul.Addr() + "/" + e.prefix
-	for _, h := range c.Hosts {
-		e.plugins = append(e.plugins, startPlugin(t, h, storeURI, "--advertise-addr", h.IP))
-	}
-	c.AddLeakCheck("vxnet kernel objects", func(h *harness.Host) error { return e.plugin(h).kernelLeaks() })
-	lc := &leakChecker{plugins: e.plugins, consul: e.consul.Addr(), prefix: e.prefix}
+	e, lc := startSocketPlugins(t, harness.Start(t, 3))
 	e.createProd(t, prodSubnet)
 	e.runCases(t, lc, []multiCase{
 		{"Bystander", testBystander},
 		{"BroadcastMulticast", testBroadcastMulticast},
 		{"VNIHeld", testVNIHeld},
 		{"Injection", testInjection},
-	}, func() {
-		for _, p := range e.plugins {
-			t.Logf("vxnet on %s, log tail:\n%s", p.h.Name, p.proc.LogTail())
-		}
-	})
+	}, func() { e.logPluginTails(t) })
 	t.Run("LeakCheck", func(t *testing.T) { e.leakCheck(t) })
 }
 

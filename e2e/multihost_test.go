@@ -50,14 +50,8 @@ const (
 func TestMultiHost(t *testing.T) {
 	c := harness.Start(t, 3) // logs its own start-up time
 	began := time.Now()
-	e := &multiHost{c: c, consul: c.StartConsul(t), prefix: "vxe2e-" + randomHex(t, 4), driver: "vxnet"}
-	storeURI := "consul://" + e.consul.Addr() + "/" + e.prefix
-	for _, h := range c.Hosts {
-		e.plugins = append(e.plugins, startPlugin(t, h, storeURI, "--advertise-addr", h.IP))
-	}
-	c.AddLeakCheck("vxnet kernel objects", func(h *harness.Host) error { return e.plugin(h).kernelLeaks() })
-	lc := &leakChecker{plugins: e.plugins, consul: e.consul.Addr(), prefix: e.prefix}
-	t.Logf("consul and plugins up in %s (store %s)", time.Since(began).Round(time.Millisecond), storeURI)
+	e, lc := startSocketPlugins(t, c)
+	t.Logf("consul and plugins up in %s", time.Since(began).Round(time.Millisecond))
 
 	// the aux address makes every host's create reserve the same address
 	e.createProd(t, prodSubnet, "--aux-address", "reserved="+prodAux)
@@ -74,13 +68,29 @@ func TestMultiHost(t *testing.T) {
 		{"HostFailure", testHostFailure},
 		{"ConsulRestart", testConsulRestart},
 		{"OverlapRace", testOverlapRace},
-	}, func() {
-		for _, p := range e.plugins {
-			t.Logf("vxnet on %s, log tail:\n%s", p.h.Name, p.proc.LogTail())
-		}
-	})
+	}, func() { e.logPluginTails(t) })
 	t.Run("LeakCheck", func(t *testing.T) { e.leakCheck(t) })
 	t.Logf("TestMultiHost total, from the cluster up to the end of the leak check: %s", time.Since(began).Round(time.Millisecond))
+}
+
+// startSocketPlugins starts Consul and a socket-plugin vxnet on every host
+// of c, on a fresh Consul prefix, and registers the kernel leak check.
+func startSocketPlugins(t *testing.T, c *harness.Cluster) (*multiHost, *leakChecker) {
+	e := &multiHost{c: c, consul: c.StartConsul(t), prefix: "vxe2e-" + randomHex(t, 4), driver: "vxnet"}
+	storeURI := "consul://" + e.consul.Addr() + "/" + e.prefix
+	for _, h := range c.Hosts {
+		e.plugins = append(e.plugins, startPlugin(t, h, storeURI, "--advertise-addr", h.IP))
+	}
+	c.AddLeakCheck("vxnet kernel objects", func(h *harness.Host) error { return e.plugin(h).kernelLeaks() })
+	t.Logf("store %s", storeURI)
+	return e, &leakChecker{plugins: e.plugins, consul: e.consul.Addr(), prefix: e.prefix}
+}
+
+// logPluginTails logs the end of every plugin's log.
+func (e *multiHost) logPluginTails(t *testing.T) {
+	for _, p := range e.plugins {
+		t.Logf("vxnet on %s, log tail:\n%s", p.h.Name, p.proc.LogTail())
+	}
 }
 
 // multiCase is one scenario on the shared cluster.

@@ -272,6 +272,31 @@ func deleteFilter(log *logrus.Entry, vni uint32) error {
 	return nil
 }
 
+// filterVNIs lists the VNIs that have a chain in the filter table.
+func filterVNIs() ([]uint32, error) {
+	var vnis []uint32
+	err := withNft(func(c *nftables.Conn, t *nftables.Table) error {
+		chains, err := c.ListChainsOfTableFamily(t.Family)
+		if err != nil {
+			return err
+		}
+		for _, ch := range chains {
+			if ch.Table == nil || ch.Table.Name != t.Name {
+				continue
+			}
+			s, ok := strings.CutPrefix(ch.Name, "vni-")
+			if v, err := strconv.ParseUint(s, 10, 32); ok && err == nil && v > 0 && v <= maxVNI {
+				vnis = append(vnis, uint32(v))
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list vxlan filters (table inet %s): %w", filterTable, err)
+	}
+	return vnis, nil
+}
+
 func ignoreENOENT(err error) error {
 	if errors.Is(err, unix.ENOENT) {
 		return nil

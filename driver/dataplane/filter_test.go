@@ -115,3 +115,26 @@ func TestFilterLifecycle(t *testing.T) {
 		t.Errorf("DeleteNetwork again: %v", err)
 	}
 }
+
+// TestStaleFilterRemoved: a filter whose namespace is gone (a crash
+// between the two removals) goes at the next Networks.
+func TestStaleFilterRemoved(t *testing.T) {
+	h := setupNetwork(t, 4503)
+	if err := h.plane.EnsureNetwork(testNetwork(4504)); err != nil {
+		t.Fatal(err)
+	}
+	// What DeleteNetwork does before removing the filter.
+	if err := inNetns(h.plane.nsPath(4504), func() error { return deleteAllLinks(h.plane.log) }); err != nil {
+		t.Fatal(err)
+	}
+	if err := removeNetnsFile(h.plane.log, h.plane.nsPath(4504)); err != nil {
+		t.Fatal(err)
+	}
+	nets, err := h.plane.Networks()
+	if err != nil || !slices.Equal(nets, []uint32{4503}) {
+		t.Fatalf("Networks: %v %v", nets, err)
+	}
+	if tags, _, ok := filterState(t); !ok || !slices.Equal(tags, []string{"vni=4503 port=4789"}) {
+		t.Errorf("filter rules after Networks: %q (table %v), want only vni 4503's", tags, ok)
+	}
+}

@@ -127,8 +127,42 @@ func New(o Options) (*Plane, error) {
 }
 
 // Networks returns, sorted, the VNIs whose namespace files in NetnsDir are
-// live namespace mounts.
+// live namespace mounts. VXLAN filters of VNIs without one, left by a crash
+// between removing a namespace and its filter, are removed on the way: the
+// filter never exists without the namespace otherwise (EnsureNetwork makes
+// it last, DeleteNetwork removes it last, both under the exclusive lock).
 func (p *Plane) Networks() ([]uint32, error) {
+	vnis, err := p.liveNetworks()
+	if err != nil {
+		return nil, err
+	}
+	return vnis, p.removeStaleFilters()
+}
+
+// removeStaleFilters deletes the filters of VNIs without a live namespace.
+func (p *Plane) removeStaleFilters() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	vnis, err := filterVNIs()
+	if err != nil {
+		return err
+	}
+	for _, vni := range vnis {
+		live, err := isNetnsMount(p.nsPath(vni))
+		if err != nil {
+			return err
+		}
+		if !live {
+			p.log.WithField("vni", vni).Warn("removing the VXLAN filter of a network with no namespace")
+			if err := deleteFilter(p.log.WithField("vni", vni), vni); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (p *Plane) liveNetworks() ([]uint32, error) {
 	p.mu.RLock()
 	defer p.mu.RUnlock()
 	entries, err := os.ReadDir(p.dir)
