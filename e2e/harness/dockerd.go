@@ -55,6 +55,7 @@ func (h *Host) dockerdArgs() []string {
 		"--exec-root", filepath.Join(rd, "exec"),
 		"-H", h.Socket(),
 		"--pidfile", filepath.Join(rd, "docker.pid"),
+		"--userland-proxy-path", h.bin.proxy,
 		"--default-address-pool", dockerPool,
 		"--config-file", filepath.Join(rd, "daemon.json"),
 		"--storage-driver", h.opts.StorageDriver,
@@ -113,7 +114,7 @@ func (h *Host) dockerdCommand(pinned bool) []string {
 	for _, a := range h.dockerdArgs() {
 		quoted = append(quoted, shellQuote(a))
 	}
-	execDockerd := "exec dockerd " + strings.Join(quoted, " ")
+	execDockerd := "exec " + shellQuote(h.bin.path) + " " + strings.Join(quoted, " ")
 	if pinned {
 		return []string{"--net=" + h.NetnsPath(), "--mount=" + h.MountNSPath(), "sh", "-c", execDockerd}
 	}
