@@ -89,7 +89,10 @@ func (h *Host) StartDockerd() error {
 	}
 	pinned := h.mountNSPinned()
 	argv := h.dockerdCommand(pinned)
-	d, err := startLogged(h.DockerdLog(), "nsenter", argv, cmdEnv())
+	// Swarm tasks run the image Start imported: without this, each node
+	// first tries to pull it from Docker Hub (a DNS query to the machine's
+	// resolver, outside the test's addresses) and waits out the timeout.
+	d, err := startLogged(h.DockerdLog(), "nsenter", argv, cmdEnv("DOCKER_SERVICE_PREFER_OFFLINE_IMAGE=1"))
 	if err != nil {
 		return fmt.Errorf("start dockerd of %q: %w", h.Name, err)
 	}
