@@ -51,7 +51,7 @@ unit:
 # on Docker 26.1 (Debian 13's dockerd from hack/docker26.sh, which make deps
 # caches; log e2e-26.log). Both always run; either failing fails the target.
 E2E_26_TESTS ?= ^(TestHarnessSmoke|TestSingleHost|TestMultiHost|TestManagedPlugin|TestSwarm)$$
-E2E_SHOW     := grep -E '^(=== RUN|--- |    --- |PASS|FAIL|ok|panic)|_test.go:[0-9]+:|harness: hosts run'
+E2E_SHOW     := grep -E '^(=== RUN|--- |    --- |PASS|FAIL|ok|panic)|_test.go:[0-9]+:'
 e2e: build
 	@d26=$$(hack/docker26.sh) || exit 1; \
 	env -u VXNET_DOCKERD $(GO) test -count=1 -timeout 40m -v ./e2e/... 2>&1 | tee e2e.log | $(E2E_SHOW); rc20=$${PIPESTATUS[0]}; \

@@ -6,8 +6,9 @@
 # Debian 12 has no Docker 26. The package comes from the suite trixie of
 # the Debian mirror the machine's apt already uses, through a private
 # sources list, lists dir and cache, so nothing is added to the machine's
-# own apt state. Its dockerd and docker-proxy need GLIBC <= 2.34 and run
-# with Debian 12's containerd, runc and docker-init (tini).
+# own apt state. Its dockerd and docker-proxy use no glibc symbol newer
+# than 2.34 (Debian 12 has 2.36) and run with Debian 12's containerd, runc
+# and docker-init (tini).
 set -euo pipefail
 version=${DOCKER26_VERSION:-26.1.5}
 suite=${DOCKER26_SUITE:-trixie}
