@@ -283,9 +283,9 @@ func (c *Cluster) dumpLogs() {
 }
 
 // Require skips the test when the machine cannot run the harness: not root,
-// a tool missing, or no usable dockerd (DockerdEnv, or dockerd in PATH,
-// with docker-proxy beside it). With CI=true it fails the test instead, so
-// a CI run never passes without running.
+// a tool missing, or no dockerd in PATH with docker-proxy beside it. With
+// CI=true it fails the test instead, so a CI run never passes without
+// running. A DockerdEnv that names no usable dockerd always fails.
 func Require(t testing.TB) {
 	t.Helper()
 	var missing []string
@@ -293,6 +293,9 @@ func Require(t testing.TB) {
 		missing = append(missing, "root (euid 0)")
 	}
 	if _, err := findDockerd(); err != nil {
+		if os.Getenv(DockerdEnv) != "" {
+			t.Fatalf("harness: %v", err) // asked for, so never a skip
+		}
 		missing = append(missing, err.Error())
 	}
 	for _, tool := range []string{"docker", "containerd", "runc", "nsenter", "unshare", "ip", "iptables", "mount"} {
