@@ -19,8 +19,8 @@ import (
 	"github.com/vxnet/vxnet/store/bolt"
 )
 
-// managedName is the managed plugin's name; dockerd 20.10 resolves a
-// managed driver only by its full name, tag included.
+// managedName is the managed plugin's name; dockerd (20.10 and 26.1)
+// resolves a managed driver only by its full name, tag included.
 const managedName = "vxnet:latest"
 
 // managedPlugin is vxnet installed as a managed plugin on a harness host:
@@ -190,10 +190,10 @@ func managedNet(t *testing.T, h *harness.Host, name, subnet string, extra ...str
 }
 
 // TestManagedPlugin runs vxnet the way Docker users install it: `docker
-// plugin create` + `set` + `enable` on a 20.10 dockerd, the bolt store in
-// the propagated mount. Single-host essentials, then disable -f / enable
-// under traffic; the leak check covers namespaces, links, Docker networks
-// and, with the plugin disabled, the store file.
+// plugin create` + `set` + `enable` on dockerd (20.10 or 26.1), the bolt
+// store in the propagated mount. Single-host essentials, then disable -f /
+// enable under traffic; the leak check covers namespaces, links, Docker
+// networks and, with the plugin disabled, the store file.
 func TestManagedPlugin(t *testing.T) {
 	c := harness.Start(t, 1)
 	h := c.Hosts[0]

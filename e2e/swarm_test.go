@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"fmt"
+	"os"
 	"sort"
 	"strings"
 	"sync"
@@ -91,6 +92,15 @@ func TestSwarm(t *testing.T) {
 		}
 	}
 	swarmPingAll(t, tasks)
+	for _, h := range c.Hosts {
+		log, err := os.ReadFile(h.DockerdLog())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := strings.Count(string(log), "registry-1.docker.io"); n > 0 {
+			t.Errorf("%s: dockerd tried Docker Hub for the task image (%d mentions in its log)", h.Name, n)
+		}
+	}
 	leases := func() []string { return swarmKeys(t, consul, prefix+"/ipam/addrs/") }
 	if got := leases(); len(got) != 6 {
 		t.Errorf("%d leases for 6 tasks: %v", len(got), got)

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what `make test` needs on a fresh Debian machine, when missing:
 # Docker (dockerd 20.10 from Debian), iptables, iproute2, busybox (the test
-# image is built from it) and iperf3; then builds and caches Consul.
+# image is built from it) and iperf3; then builds and caches Consul and
+# fetches and caches Docker 26.1's dockerd (the e2e tests run on both).
 set -euo pipefail
 need=()
 command -v dockerd >/dev/null || need+=(docker.io)
@@ -18,4 +19,5 @@ if [ ${#need[@]} -gt 0 ]; then
   apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 "$(dirname "$0")/consul.sh" >/dev/null
+"$(dirname "$0")/docker26.sh" >/dev/null
 echo "deps: ok"

@@ -55,6 +55,7 @@ func (h *Host) dockerdArgs() []string {
 		"--exec-root", filepath.Join(rd, "exec"),
 		"-H", h.Socket(),
 		"--pidfile", filepath.Join(rd, "docker.pid"),
+		"--userland-proxy-path", h.bin.proxy,
 		"--default-address-pool", dockerPool,
 		"--config-file", filepath.Join(rd, "daemon.json"),
 		"--storage-driver", h.opts.StorageDriver,
@@ -88,7 +89,10 @@ func (h *Host) StartDockerd() error {
 	}
 	pinned := h.mountNSPinned()
 	argv := h.dockerdCommand(pinned)
-	d, err := startLogged(h.DockerdLog(), "nsenter", argv, cmdEnv())
+	// Swarm tasks run the image Start imported: without this, each node
+	// first tries to pull it from Docker Hub (a DNS query to the machine's
+	// resolver, outside the test's addresses) and waits out the timeout.
+	d, err := startLogged(h.DockerdLog(), "nsenter", argv, cmdEnv("DOCKER_SERVICE_PREFER_OFFLINE_IMAGE=1"))
 	if err != nil {
 		return fmt.Errorf("start dockerd of %q: %w", h.Name, err)
 	}
@@ -113,7 +117,7 @@ func (h *Host) dockerdCommand(pinned bool) []string {
 	for _, a := range h.dockerdArgs() {
 		quoted = append(quoted, shellQuote(a))
 	}
-	execDockerd := "exec dockerd " + strings.Join(quoted, " ")
+	execDockerd := "exec " + shellQuote(h.bin.path) + " " + strings.Join(quoted, " ")
 	if pinned {
 		return []string{"--net=" + h.NetnsPath(), "--mount=" + h.MountNSPath(), "sh", "-c", execDockerd}
 	}

@@ -33,6 +33,12 @@
 //     /run/lock/vxnet-e2e.lock (also across test binaries run in parallel by
 //     `go test ./...`) and holds it until the cluster is torn down.
 //
+// Which Docker: the hosts run the dockerd named by VXNET_DOCKERD (dockerd
+// from PATH when unset) with the docker-proxy beside it as its
+// --userland-proxy-path, and the docker CLI, containerd and runc from PATH;
+// every test logs that dockerd's `--version`. The dockerd flags and the
+// config file are the same for every version (20.10 and 26.1 are tested).
+//
 // The harness drives the same tools an operator would (ip, nsenter, the
 // docker CLI) instead of calling setns itself, so the test process never
 // changes namespace and needs no locked threads.
@@ -107,6 +113,7 @@ type Cluster struct {
 
 	t          testing.TB
 	opts       Options
+	bin        dockerdBin
 	keepLogs   bool
 	lock       *os.File
 	checksMu   sync.Mutex
@@ -135,12 +142,17 @@ func StartWith(t testing.TB, o Options) *Cluster {
 	if o.Hosts < 1 || o.Hosts > maxHosts {
 		t.Fatalf("harness: %d hosts asked, want 1 to %d", o.Hosts, maxHosts)
 	}
+	bin, err := findDockerd()
+	if err != nil {
+		t.Fatalf("harness: %v", err)
+	}
+	t.Logf("harness: hosts run %s: %s", bin.path, bin.banner)
 	lock, err := acquireLock(t, lockPath, lockWait)
 	if err != nil {
 		t.Fatalf("harness: %v", err)
 	}
 	began := time.Now()
-	c := &Cluster{t: t, opts: o.withDefaults(), lock: lock}
+	c := &Cluster{t: t, opts: o.withDefaults(), bin: bin, lock: lock}
 	t.Cleanup(func() {
 		// A test that called Close itself has seen its error already.
 		first := !c.closed.Load()
@@ -185,7 +197,7 @@ func (c *Cluster) build() error {
 		return err
 	}
 	for i := 1; i <= c.opts.Hosts; i++ {
-		h := newHost(i, c.LogDir, c.opts)
+		h := newHost(i, c.LogDir, c.opts, c.bin)
 		c.Hosts = append(c.Hosts, h)
 		if err := h.createUnderlay(); err != nil {
 			return err
@@ -271,15 +283,22 @@ func (c *Cluster) dumpLogs() {
 }
 
 // Require skips the test when the machine cannot run the harness: not root,
-// or a tool missing. With CI=true it fails the test instead, so a CI run
-// never passes without running.
+// a tool missing, or no dockerd in PATH with docker-proxy beside it. With
+// CI=true it fails the test instead, so a CI run never passes without
+// running. A DockerdEnv that names no usable dockerd always fails.
 func Require(t testing.TB) {
 	t.Helper()
 	var missing []string
 	if os.Geteuid() != 0 {
 		missing = append(missing, "root (euid 0)")
 	}
-	for _, tool := range []string{"dockerd", "docker", "containerd", "runc", "nsenter", "unshare", "ip", "iptables", "mount"} {
+	if _, err := findDockerd(); err != nil {
+		if os.Getenv(DockerdEnv) != "" {
+			t.Fatalf("harness: %v", err) // asked for, so never a skip
+		}
+		missing = append(missing, err.Error())
+	}
+	for _, tool := range []string{"docker", "containerd", "runc", "nsenter", "unshare", "ip", "iptables", "mount"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			missing = append(missing, tool+" in PATH")
 		}

@@ -19,6 +19,7 @@ type Host struct {
 
 	logDir string
 	opts   Options
+	bin    dockerdBin
 
 	mu        sync.Mutex
 	dockerd   *daemon
@@ -26,7 +27,7 @@ type Host struct {
 	baseLinks []string
 }
 
-func newHost(i int, logDir string, o Options) *Host {
+func newHost(i int, logDir string, o Options, bin dockerdBin) *Host {
 	name := fmt.Sprintf("%sh%d", namePrefix, i)
 	return &Host{
 		Name:   name,
@@ -35,6 +36,7 @@ func newHost(i int, logDir string, o Options) *Host {
 		Netns:  name,
 		logDir: logDir,
 		opts:   o,
+		bin:    bin,
 	}
 }
 
