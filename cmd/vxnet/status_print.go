@@ -42,7 +42,11 @@ func (s *Status) print(out io.Writer) error {
 	if len(s.Drift) == 0 {
 		fmt.Fprintf(out, "drift on host %s: none (namespaces, links, bridge ports, FDB and neighbour entries match the store)\n", s.Host)
 	} else {
-		fmt.Fprintf(out, "drift on host %s: %d differences between the kernel and the store\n", s.Host, len(s.Drift))
+		noun := "differences"
+		if len(s.Drift) == 1 {
+			noun = "difference"
+		}
+		fmt.Fprintf(out, "drift on host %s: %d %s between the kernel and the store\n", s.Host, len(s.Drift), noun)
 		for _, d := range s.Drift {
 			fmt.Fprintln(out, "  "+d)
 		}
