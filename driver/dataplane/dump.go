@@ -6,11 +6,8 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
-	"slices"
-	"strings"
 
 	"github.com/sirupsen/logrus"
-	"github.com/vishvananda/netlink"
 )
 
 // NetworkState is what the kernel holds for one network, as read by Dump:
@@ -41,35 +38,29 @@ type FDBEntry struct {
 // Dump reads the state of every live vxnet namespace in netnsDir, sorted
 // by VNI. Unlike New it creates and mounts nothing.
 func Dump(netnsDir string) ([]NetworkState, error) {
-	entries, err := os.ReadDir(netnsDir)
-	if os.IsNotExist(err) {
+	if _, err := os.Stat(netnsDir); os.IsNotExist(err) {
 		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("list netns dir %q: %w", netnsDir, err)
 	}
 	log := logrus.NewEntry(logrus.New())
 	log.Logger.SetLevel(logrus.WarnLevel)
+	p := &Plane{dir: filepath.Clean(netnsDir), log: log}
+	vnis, err := p.Networks()
+	if err != nil {
+		return nil, err
+	}
 	var out []NetworkState
-	for _, e := range entries {
-		vni, ok := parseNsName(e.Name())
-		if !ok {
-			continue
+	for _, vni := range vnis {
+		st := NetworkState{VNI: vni, Netns: p.nsPath(vni)}
+		if err := inNetns(st.Netns, func() error { return dumpNetwork(log, &st) }); err != nil {
+			return nil, fmt.Errorf("read network namespace %q (vni %d): %w", st.Netns, vni, err)
 		}
-		path := filepath.Join(netnsDir, e.Name())
-		if live, err := isNetnsMount(path); err != nil || !live {
-			if err != nil {
+		if st.Bridge {
+			if st.Ports, err = p.Endpoints(vni); err != nil {
 				return nil, err
 			}
-			continue
-		}
-		st := NetworkState{VNI: vni, Netns: path}
-		if err := inNetns(path, func() error { return dumpNetwork(log, &st) }); err != nil {
-			return nil, fmt.Errorf("read network namespace %q (vni %d): %w", path, vni, err)
 		}
 		out = append(out, st)
 	}
-	slices.SortFunc(out, func(a, b NetworkState) int { return int(a.VNI) - int(b.VNI) })
 	return out, nil
 }
 
@@ -84,20 +75,7 @@ func dumpNetwork(log *logrus.Entry, st *NetworkState) error {
 		return err
 	}
 	st.Bridge = br != nil
-	if br != nil {
-		links, err := dump("links", netlink.LinkList)
-		if err != nil {
-			return err
-		}
-		for _, l := range links {
-			a := l.Attrs()
-			if id, ok := strings.CutPrefix(a.Name, portPrefix); ok && a.MasterIndex == br.Attrs().Index {
-				st.Ports = append(st.Ports, id)
-			}
-		}
-		slices.Sort(st.Ports)
-		st.VXLAN = vx != nil && vx.Attrs().MasterIndex == br.Attrs().Index
-	}
+	st.VXLAN = br != nil && vx != nil && vx.Attrs().MasterIndex == br.Attrs().Index
 	if vx == nil {
 		return nil
 	}
