@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"strings"
 	"time"
@@ -41,6 +42,10 @@ func statusCmd(args []string, getenv func(string) string, out, errOut io.Writer)
 	if err != nil {
 		fmt.Fprintln(errOut, "vxnet status:", err)
 		return 2
+	}
+	if err := storeExists(f.Store); err != nil {
+		fmt.Fprintln(errOut, "vxnet status:", err)
+		return 1
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -82,6 +87,19 @@ func statusCmd(args []string, getenv func(string) string, out, errOut io.Writer)
 		return statusDrift
 	}
 	return 0
+}
+
+// storeExists refuses a bolt store whose file is missing: opening it would
+// create an empty one, and status only reads.
+func storeExists(uri string) error {
+	u, err := url.Parse(uri)
+	if err != nil || u.Scheme != "bolt" {
+		return nil // openStore names the problem
+	}
+	if _, err := os.Stat(u.Path); err != nil {
+		return fmt.Errorf("--store %q: %w", uri, err)
+	}
+	return nil
 }
 
 func parseStatusFlags(args []string, getenv func(string) string, errOut io.Writer) (*statusFlags, error) {

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"net"
 	"net/netip"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -26,9 +27,11 @@ const (
 
 // statusStore is a cluster of two hosts, h1 (this one) and h2, with one
 // network (VNI 100) and one endpoint on each; h2's heartbeat is beat.
-func statusStore(t *testing.T, now, beat time.Time) store.Store {
+// Its file is at the returned path.
+func statusStore(t *testing.T, now, beat time.Time) (store.Store, string) {
 	t.Helper()
-	st, err := bolt.Open(filepath.Join(t.TempDir(), "s.db"))
+	path := filepath.Join(t.TempDir(), "s.db")
+	st, err := bolt.Open(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,7 +50,7 @@ func statusStore(t *testing.T, now, beat time.Time) store.Store {
 		Addrs: []netip.Prefix{netip.MustParsePrefix("198.19.1.3/24"), netip.MustParsePrefix("fd00:1::3/64")}, MAC: "02:00:00:00:00:02"})
 	put(liveness.Prefix+"h1", liveness.Heartbeat{Beat: 1, At: now})
 	put(liveness.Prefix+"h2", liveness.Heartbeat{Beat: 1, At: beat})
-	return st
+	return st, path
 }
 
 // matchingKernel is what h1's plugin programs for statusStore.
@@ -101,7 +104,8 @@ func TestStatusDrift(t *testing.T) {
 		}, 0},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			s, err := readCluster(context.Background(), statusStore(t, now, tt.beat), "h1", 10*time.Second, now)
+			st, _ := statusStore(t, now, tt.beat)
+			s, err := readCluster(context.Background(), st, "h1", 10*time.Second, now)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -118,7 +122,8 @@ func TestStatusDrift(t *testing.T) {
 
 func TestStatusOutput(t *testing.T) {
 	now := time.Date(2026, 11, 30, 8, 0, 0, 0, time.UTC)
-	s, err := readCluster(context.Background(), statusStore(t, now, now.Add(-time.Minute)), "h1", 10*time.Second, now)
+	st, _ := statusStore(t, now, now.Add(-time.Minute))
+	s, err := readCluster(context.Background(), st, "h1", 10*time.Second, now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -168,5 +173,35 @@ func TestStatusFlags(t *testing.T) {
 	}
 	if code := statusCmd([]string{"network"}, env(nil), &out, &errOut); code != 2 {
 		t.Errorf("status network without a name: exit %d", code)
+	}
+	missing := filepath.Join(t.TempDir(), "none.db")
+	errOut.Reset()
+	if code := statusCmd([]string{"--store", "bolt://" + missing, "--host-id", "h1"}, env(nil), &out, &errOut); code != 1 || !strings.Contains(errOut.String(), missing) {
+		t.Errorf("status on a missing bolt file: exit %d: %s", code, errOut.String())
+	}
+	if _, err := os.Stat(missing); !os.IsNotExist(err) {
+		t.Errorf("status created the bolt file %s: %v", missing, err)
+	}
+}
+
+// TestStatusCmd runs the command on a bolt store with no namespaces here:
+// the network's missing namespace is drift, exit 3, in text and JSON.
+func TestStatusCmd(t *testing.T) {
+	now := time.Now()
+	st, path := statusStore(t, now, now)
+	st.Close()
+	env := func(string) string { return "" }
+	args := []string{"--store", "bolt://" + path, "--netns-dir", filepath.Join(t.TempDir(), "netns"), "--host-id", "h1"}
+	var out, errOut bytes.Buffer
+	if code := statusCmd(args, env, &out, &errOut); code != statusDrift || !strings.Contains(out.String(), "network k1 (vni 100): namespace vx-100 missing") {
+		t.Errorf("exit %d, want %d:\n%s%s", code, statusDrift, out.String(), errOut.String())
+	}
+	out.Reset()
+	if code := statusCmd(append([]string{"network", "k1", "--json"}, args...), env, &out, &errOut); code != statusDrift {
+		t.Errorf("--json: exit %d: %s", code, errOut.String())
+	}
+	var s Status
+	if err := json.Unmarshal(out.Bytes(), &s); err != nil || len(s.Drift) != 1 || len(s.Hosts) != 2 || len(s.Endpoints) != 2 {
+		t.Errorf("--json: %+v, %v", s, err)
 	}
 }
