@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"net/netip"
 	"strings"
 	"time"
@@ -30,6 +31,7 @@ type config struct {
 	HeartbeatInterval time.Duration
 	DeadAfter         time.Duration
 	ForgetAfter       time.Duration
+	MetricsAddr       string
 }
 
 func newFlagSet(c *config, out io.Writer) *flag.FlagSet {
@@ -51,6 +53,7 @@ func newFlagSet(c *config, out io.Writer) *flag.FlagSet {
 	fs.DurationVar(&c.HeartbeatInterval, "heartbeat-interval", 2*time.Second, "how often this host writes its heartbeat to the store")
 	fs.DurationVar(&c.DeadAfter, "dead-after", 10*time.Second, "a host whose heartbeat has not moved for this long is silent and probed: if its underlay stops answering, its FDB/neighbour entries are left out until it answers (its addresses stay leased)")
 	fs.DurationVar(&c.ForgetAfter, "forget-after", 24*time.Hour, "a host silent for this long is forgotten as by `vxnet host forget`: its records, memberships and addresses are released (0 = never)")
+	fs.StringVar(&c.MetricsAddr, "metrics-addr", "", "serve Prometheus /metrics and /healthz on this host:port, e.g. 127.0.0.1:9414 (default off)")
 	return fs
 }
 
@@ -114,6 +117,11 @@ func (c *config) validate() error {
 	}
 	if c.HostIDFile != "" && !strings.HasPrefix(c.HostIDFile, "/") {
 		errs = append(errs, fmt.Errorf("--host-id-file %q: want an absolute path", c.HostIDFile))
+	}
+	if c.MetricsAddr != "" {
+		if _, port, err := net.SplitHostPort(c.MetricsAddr); err != nil || port == "" {
+			errs = append(errs, fmt.Errorf("--metrics-addr %q: want host:port, e.g. 127.0.0.1:9414", c.MetricsAddr))
+		}
 	}
 	if !strings.HasPrefix(c.Socket, "/") {
 		errs = append(errs, fmt.Errorf("--socket %q: want an absolute path", c.Socket))

@@ -35,6 +35,7 @@ func TestParseConfig(t *testing.T) {
 		{[]string{"--host-id", "a/b"}, nil, `--host-id: host ID "a/b"`},
 		{[]string{"--host-id-file", "rel"}, nil, `--host-id-file "rel": want an absolute path`},
 		{[]string{"extra"}, nil, `unexpected argument "extra"`},
+		{nil, map[string]string{"VXNET_METRICS_ADDR": "9414"}, `--metrics-addr "9414": want host:port`},
 		{[]string{"--bogus"}, nil, "flag provided but not defined"},
 		{nil, map[string]string{"VXNET_VXLAN_PORT": "x"}, `environment VXNET_VXLAN_PORT="x"`},
 	} {

@@ -1,6 +1,7 @@
 // Command vxnet is the vxnet Docker network plugin: `vxnet serve` runs the
 // network and IPAM driver on one plugin socket; `vxnet host forget` releases
-// a host gone for good; `vxnet version` prints the version.
+// a host gone for good; `vxnet status` shows the cluster and this host's
+// drift from it; `vxnet version` prints the version.
 package main
 
 import (
@@ -25,6 +26,8 @@ func run(args []string) int {
 		return serve(args[1:])
 	case "host":
 		return hostCmd(args[1:], os.Getenv, os.Stdout, os.Stderr)
+	case "status":
+		return statusCmd(args[1:], os.Getenv, os.Stdout, os.Stderr)
 	case "version", "--version":
 		fmt.Println("vxnet", version)
 		return 0
@@ -45,6 +48,9 @@ commands:
   host forget HOST
             release a host gone for good: its endpoints, network and pool
             memberships, and addresses (--store as for serve)
+  status [network NAME|SUBNET] [--json]
+            hosts, networks, endpoints from the store, and this host's
+            kernel checked against it (exit 3 on drift)
   version   print the version
 `)
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/vxnet/vxnet/driver/dataplane"
 	"github.com/vxnet/vxnet/driver/liveness"
 	"github.com/vxnet/vxnet/ipam"
+	"github.com/vxnet/vxnet/metrics"
 	"github.com/vxnet/vxnet/store"
 	"github.com/vxnet/vxnet/store/bolt"
 	"github.com/vxnet/vxnet/store/consul"
@@ -106,9 +107,19 @@ func runServe(ctx context.Context, c *config, log *logrus.Entry) error {
 		return err
 	}
 	defer st.Close()
-	plane, err := dataplane.New(dataplane.Options{NetnsDir: c.NetnsDir, SysctlDir: c.SysctlDir, Log: log})
+	dp, err := dataplane.New(dataplane.Options{NetnsDir: c.NetnsDir, SysctlDir: c.SysctlDir, Log: log})
 	if err != nil {
 		return err
+	}
+	var plane driver.Dataplane = dp
+	var met *metrics.Metrics
+	if c.MetricsAddr != "" {
+		met = metrics.New(nil)
+		st, plane = met.Store(st), met.Plane(dp)
+		log.Logger.AddHook(met.LogHook())
+		if err := serveMetrics(ctx, c.MetricsAddr, met, log); err != nil {
+			return err
+		}
 	}
 	ip := ipam.New(ipam.Options{Store: st, HostID: c.HostID, Scope: c.Scope, Log: log})
 	drv, err := driver.New(driver.Options{
@@ -119,10 +130,10 @@ func runServe(ctx context.Context, c *config, log *logrus.Entry) error {
 		return err
 	}
 	defer drv.Close()
-	if err := reconcile(ctx, drv); err != nil {
+	if err := reconcile(ctx, drv, met); err != nil {
 		log.WithError(err).Error("reconcile at start found problems; serving anyway")
 	}
-	go reconcileLoop(ctx, drv, c.ReconcileInterval, log)
+	go reconcileLoop(ctx, drv, met, c.ReconcileInterval, log)
 	live, stopLive := context.WithCancel(ctx)
 	liveDone := make(chan struct{})
 	defer func() { <-liveDone }() // its heartbeat key goes before the store closes
@@ -137,13 +148,14 @@ func runServe(ctx context.Context, c *config, log *logrus.Entry) error {
 				_, err := forgetHost(ctx, st, ip, host)
 				return err
 			},
+			Report: met.ReportHosts,
 		})
 	}()
 	journal, err := server.OpenJournal(journalDir(c.NetnsDir))
 	if err != nil {
 		return err
 	}
-	srv := server.New(drv, ip, server.Options{Log: log, Journal: journal})
+	srv := server.New(drv, ip, server.Options{Log: log, Journal: journal, Observe: met.ObserveCallback})
 	// Removals cut short by a crash are done before Docker can send
 	// anything new (a create Docker retries then comes after them).
 	rctx, cancel := context.WithTimeout(ctx, 15*time.Second)
@@ -210,18 +222,42 @@ func every(ctx context.Context, d time.Duration, fn func()) {
 // probeTimeout bounds one ICMP probe of a silent host's underlay.
 const probeTimeout = time.Second
 
-func reconcile(ctx context.Context, drv *driver.Driver) error {
+// reconcile runs one reconcile and tells met (which may be nil).
+func reconcile(ctx context.Context, drv *driver.Driver, met *metrics.Metrics) error {
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	return drv.Reconcile(ctx)
+	err := drv.Reconcile(ctx)
+	met.Reconciled(err)
+	return err
 }
 
-func reconcileLoop(ctx context.Context, drv *driver.Driver, interval time.Duration, log *logrus.Entry) {
+func reconcileLoop(ctx context.Context, drv *driver.Driver, met *metrics.Metrics, interval time.Duration, log *logrus.Entry) {
 	every(ctx, interval, func() {
-		if err := reconcile(ctx, drv); err != nil {
+		if err := reconcile(ctx, drv, met); err != nil {
 			log.WithError(err).Error("reconcile failed")
 		}
 	})
+}
+
+// serveMetrics serves met's /metrics and /healthz on addr until ctx ends;
+// the address is taken before serve goes on, so a busy port fails at start.
+func serveMetrics(ctx context.Context, addr string, met *metrics.Metrics, log *logrus.Entry) error {
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("--metrics-addr %q: %w", addr, err)
+	}
+	srv := &http.Server{Handler: met.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		<-ctx.Done()
+		_ = srv.Close()
+	}()
+	go func() {
+		if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.WithError(err).Error("metrics server stopped")
+		}
+	}()
+	log.WithField("metrics", l.Addr().String()).Info("serving /metrics and /healthz")
+	return nil
 }
 
 // listenAndServe serves h on a unix socket readable by root only, until

@@ -73,6 +73,9 @@ type Options struct {
 	OnForget func(ctx context.Context, host string) error
 	Log      *logrus.Entry
 	Now      func() time.Time // for tests; time.Now if nil
+	// Report, if set, gets the other hosts' counts after every probe
+	// round (counts.go), e.g. for metrics.
+	Report func(Counts)
 }
 
 // Heartbeat is the value of alive/<host>.
@@ -305,6 +308,9 @@ func (m *monitor) round(ctx context.Context) {
 	m.forget(ctx, targets)
 	if changed {
 		m.o.Peers.SetGone(m.gone())
+	}
+	if m.o.Report != nil {
+		m.o.Report(m.counts())
 	}
 }
 

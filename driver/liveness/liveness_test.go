@@ -58,6 +58,7 @@ type world struct {
 	sets    []map[string]bool
 	forgets []string
 	probes  int
+	counts  Counts // last Report
 }
 
 func newWorld(hosts ...string) *world {
@@ -117,6 +118,21 @@ func (w *world) gone() (map[string]bool, int) {
 	return w.sets[len(w.sets)-1], len(w.sets)
 }
 
+func (w *world) report(c Counts) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.counts = c
+}
+
+// hasCounts tells whether the last Report was c.
+func (w *world) hasCounts(c Counts) func() bool {
+	return func() bool {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		return w.counts == c
+	}
+}
+
 func (w *world) forgotten() []string {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -142,7 +158,7 @@ func start(t *testing.T, s store.Store, host string, w *world, forgetAfter time.
 		defer close(done)
 		Run(ctx, Options{Store: s, HostID: host, Interval: testInterval, DeadAfter: testDeadAfter,
 			ForgetAfter: forgetAfter, Peers: w, Probe: w.probe, ProbeEvery: 50 * time.Millisecond,
-			OnForget: w.forget, Log: logrus.NewEntry(l)})
+			OnForget: w.forget, Log: logrus.NewEntry(l), Report: w.report})
 	}()
 	var once sync.Once
 	stop := func() { once.Do(func() { cancel(); <-done }) }
@@ -181,7 +197,9 @@ func TestSilentHostGoneOnlyWhenUnderlayStops(t *testing.T) {
 	start(t, s, "h1", w, 0)
 	stop2 := start(t, s, "h2", nil, 0)
 	time.Sleep(200 * time.Millisecond)
+	waitFor(t, "h2 counted alive", w.hasCounts(Counts{Alive: 1}))
 	stop2()
+	waitFor(t, "h2 counted silent", w.hasCounts(Counts{Silent: 1}))
 	// Silent for 4×DeadAfter, underlay up: nothing removed.
 	waitFor(t, "probes of the silent host", func() bool { w.mu.Lock(); defer w.mu.Unlock(); return w.probes >= 3 })
 	time.Sleep(4 * testDeadAfter)
@@ -191,12 +209,14 @@ func TestSilentHostGoneOnlyWhenUnderlayStops(t *testing.T) {
 	w.cut("h2", true)
 	took := waitFor(t, "h2 gone", func() bool { g, _ := w.gone(); return g["h2"] })
 	t.Logf("gone %s after its underlay stopped answering", took.Round(time.Millisecond))
+	waitFor(t, "h2 counted gone", w.hasCounts(Counts{Gone: 1}))
 	w.cut("h2", false)
 	waitFor(t, "h2 programmed again (underlay answers)", func() bool { g, n := w.gone(); return n == 2 && !g["h2"] })
 	w.cut("h2", true)
 	waitFor(t, "h2 gone again", func() bool { g, n := w.gone(); return n == 3 && g["h2"] })
 	start(t, s, "h2", nil, 0) // heartbeats again, underlay still down
 	waitFor(t, "h2 back by heartbeat", func() bool { g, n := w.gone(); return n == 4 && !g["h2"] })
+	waitFor(t, "h2 counted alive again", w.hasCounts(Counts{Alive: 1}))
 	time.Sleep(2 * testDeadAfter)
 	if g, n := w.gone(); n != 4 || g["h2"] {
 		t.Fatalf("heartbeating host gone again: %v (%d sets)", g, n)

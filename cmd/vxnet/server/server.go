@@ -43,6 +43,9 @@ type Options struct {
 	// Journal, if set, keeps the removals that failed for want of the
 	// store until Replay gets them done (journal.go).
 	Journal *Journal
+	// Observe, if set, gets every callback's name, result (ok, error,
+	// bad_request, timeout) and duration, e.g. for metrics.
+	Observe func(call, result string, took time.Duration)
 }
 
 // Server is the plugin's HTTP handler.
@@ -96,6 +99,7 @@ func handle[Req any, Resp any](s *Server, path string, fn func(context.Context, 
 			err = errors.New("empty request body: dockerd resends one when it retries a call after the plugin restarted; run the command again")
 		}
 		if err != nil {
+			s.observe(path[1:], "bad_request", start)
 			log.WithError(err).Warn("bad request")
 			write(w, http.StatusBadRequest, errorResponse{Err: fmt.Sprintf("%s: %v", path[1:], err)})
 			return
@@ -104,6 +108,7 @@ func handle[Req any, Resp any](s *Server, path string, fn func(context.Context, 
 		done := s.begin(r, path, body, log)
 		resp, err := run(s, r.Context(), path[1:], req, fn)
 		done(err)
+		s.observe(path[1:], result(err), start)
 		if err != nil {
 			log.WithError(err).WithField("took", time.Since(start)).Warn("call failed")
 			write(w, http.StatusInternalServerError, errorResponse{Err: err.Error()})
@@ -112,6 +117,24 @@ func handle[Req any, Resp any](s *Server, path string, fn func(context.Context, 
 		log.WithField("took", time.Since(start)).Debug("call done")
 		write(w, http.StatusOK, resp)
 	})
+}
+
+// observe reports a callback to Options.Observe.
+func (s *Server) observe(call, result string, start time.Time) {
+	if s.o.Observe != nil {
+		s.o.Observe(call, result, time.Since(start))
+	}
+}
+
+// result names a callback's outcome for Options.Observe.
+func result(err error) string {
+	switch {
+	case err == nil:
+		return "ok"
+	case errors.Is(err, context.DeadlineExceeded):
+		return "timeout"
+	}
+	return "error"
 }
 
 // decode reads at most MaxBody bytes of JSON into req and returns them.

@@ -1,0 +1,120 @@
+package metrics
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/vxnet/vxnet/store"
+)
+
+// Store wraps s so every call is timed and its errors counted. A store
+// that ties keys to its writer's life (store.Ephemeral) stays one.
+func (m *Metrics) Store(s store.Store) store.Store {
+	t := &timedStore{s: s, m: m}
+	if e, ok := s.(store.Ephemeral); ok {
+		return &timedEphemeral{timedStore: t, e: e}
+	}
+	return t
+}
+
+type timedStore struct {
+	s store.Store
+	m *Metrics
+}
+
+// observe records one call that started at start and returned err.
+func (t *timedStore) observe(op string, start time.Time, err error) {
+	result := "ok"
+	switch {
+	case err == nil:
+	case errors.Is(err, store.ErrNotFound):
+		result = "not_found"
+	case errors.Is(err, store.ErrConflict):
+		result = "conflict"
+	default:
+		result = "error"
+		t.m.storeErrors.WithLabelValues(op).Inc()
+	}
+	t.m.storeCalls.WithLabelValues(op, result).Observe(time.Since(start).Seconds())
+	// A missing key or a lost CAS is an answer: the store is up.
+	if result == "error" {
+		t.m.storeResult(err)
+	} else {
+		t.m.storeResult(nil)
+	}
+}
+
+func (t *timedStore) Get(ctx context.Context, key string) (store.KV, error) {
+	start := time.Now()
+	kv, err := t.s.Get(ctx, key)
+	t.observe("get", start, err)
+	return kv, err
+}
+
+func (t *timedStore) Put(ctx context.Context, key string, value []byte) (uint64, error) {
+	start := time.Now()
+	i, err := t.s.Put(ctx, key, value)
+	t.observe("put", start, err)
+	return i, err
+}
+
+func (t *timedStore) CAS(ctx context.Context, key string, value []byte, index uint64) (uint64, error) {
+	start := time.Now()
+	i, err := t.s.CAS(ctx, key, value, index)
+	t.observe("cas", start, err)
+	return i, err
+}
+
+func (t *timedStore) Delete(ctx context.Context, key string) error {
+	start := time.Now()
+	err := t.s.Delete(ctx, key)
+	t.observe("delete", start, err)
+	return err
+}
+
+func (t *timedStore) DeleteCAS(ctx context.Context, key string, index uint64) error {
+	start := time.Now()
+	err := t.s.DeleteCAS(ctx, key, index)
+	t.observe("delete_cas", start, err)
+	return err
+}
+
+func (t *timedStore) List(ctx context.Context, prefix string) ([]store.KV, uint64, error) {
+	start := time.Now()
+	kvs, i, err := t.s.List(ctx, prefix)
+	t.observe("list", start, err)
+	return kvs, i, err
+}
+
+// Watch blocks until a change or its context ends, so it is counted, not
+// timed; a watch that times out is no store error.
+func (t *timedStore) Watch(ctx context.Context, prefix string, index uint64) ([]store.KV, uint64, error) {
+	kvs, i, err := t.s.Watch(ctx, prefix, index)
+	switch {
+	case err == nil:
+		t.m.watches.WithLabelValues("ok").Inc()
+		t.m.storeResult(nil)
+	case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled):
+		t.m.watches.WithLabelValues("timeout").Inc()
+	default:
+		t.m.watches.WithLabelValues("error").Inc()
+		t.m.storeErrors.WithLabelValues("watch").Inc()
+		t.m.storeResult(err)
+	}
+	return kvs, i, err
+}
+
+func (t *timedStore) Close() error { return t.s.Close() }
+
+type timedEphemeral struct {
+	*timedStore
+	e store.Ephemeral
+}
+
+func (t *timedEphemeral) PutEphemeral(ctx context.Context, key string, value []byte, ttl time.Duration) error {
+	start := time.Now()
+	err := t.e.PutEphemeral(ctx, key, value, ttl)
+	t.observe("put_ephemeral", start, err)
+	return err
+}
