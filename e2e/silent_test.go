@@ -41,11 +41,7 @@ func TestSilentHosts(t *testing.T) {
 	for _, h := range c.Hosts {
 		e.plugins = append(e.plugins, startPlugin(t, h, e.storeURI(), "--advertise-addr", h.IP))
 	}
-	onFail := func() {
-		for _, p := range e.plugins {
-			t.Logf("vxnet on %s, log tail:\n%s", p.h.Name, p.proc.LogTail())
-		}
-	}
+	onFail := func() { e.logPluginTails(t) }
 	e.createProd(t, prodSubnet)
 	lc := &leakChecker{plugins: e.plugins, consul: e.consul.Addr(), prefix: e.prefix}
 	e.runCases(t, lc, []multiCase{
