@@ -189,22 +189,28 @@ func removeAll(h *harness.Host) error {
 		return fmt.Errorf("%s: endpoints of removed containers still there: %w", h.Name, err)
 	}
 	for _, id := range strings.Fields(out) {
-		err := removeNetwork(h, id)
-		if err != nil && strings.Contains(err.Error(), "has active endpoints") {
-			// dockerd 20.10 sometimes keeps counting an endpoint of a
-			// container removed among a hundred at once (no container
-			// left, no call to the plugin missing); a restart recounts.
-			if rerr := errors.Join(h.StopDockerd(), h.StartDockerd()); rerr != nil {
-				return errors.Join(err, rerr)
-			}
-			dockerdRecounts.Add(1)
-			err = removeNetwork(h, id)
-		}
-		if err != nil {
+		if err := removeNetworkRecount(h, id); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// removeNetworkRecount is removeNetwork for the end of a test: dockerd
+// 20.10 sometimes keeps counting an endpoint of a removed container (no
+// container left, no call to the plugin missing; seen among a hundred
+// removed at once, and once in TestMultiHost's final cleanup); a restart
+// recounts.
+func removeNetworkRecount(h *harness.Host, name string) error {
+	err := removeNetwork(h, name)
+	if err != nil && strings.Contains(err.Error(), "has active endpoints") {
+		if rerr := errors.Join(h.StopDockerd(), h.StartDockerd()); rerr != nil {
+			return errors.Join(err, rerr)
+		}
+		dockerdRecounts.Add(1)
+		err = removeNetwork(h, name)
+	}
+	return err
 }
 
 // dockerdRecounts counts the dockerd restarts removeAll needed to remove a

@@ -168,7 +168,7 @@ func (e *multiHost) removeProd(t *testing.T) {
 		_, err = h.Docker(append([]string{"rm", "-f"}, strings.Fields(out)...)...)
 		return err
 	})
-	e.eachHost(t, func(h *harness.Host) error { return removeNetwork(h, prodNet) })
+	e.eachHost(t, func(h *harness.Host) error { return removeNetworkRecount(h, prodNet) })
 }
 
 func (e *multiHost) plugin(h *harness.Host) *plugin { return e.plugins[h.Index-1] }

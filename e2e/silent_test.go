@@ -60,7 +60,7 @@ func TestSilentHosts(t *testing.T) {
 				_, err = h.Docker(append([]string{"rm", "-f"}, strings.Fields(out)...)...)
 			}
 			if err == nil {
-				err = removeNetwork(h, prodNet)
+				err = removeNetworkRecount(h, prodNet)
 			}
 			if err != nil {
 				t.Error(err)
