@@ -74,12 +74,19 @@ func (d *Driver) takeMAC(ctx context.Context, ep *Endpoint) error {
 		if err != nil {
 			return fmt.Errorf("endpoint %q: MAC address %s: %w", ep.ID, ep.MAC, err)
 		}
+		if d.o.Scope == "global" && cur.Host != d.o.HostID {
+			// Swarm's manager owns the addresses (and so the MACs
+			// derived from them): one it gave to a task on this node
+			// takes over from another host's holder, e.g. a silent
+			// host's old task; the newest record wins in peers too.
+			stale = true
+		}
 		if !stale {
 			return fmt.Errorf("endpoint %q: MAC address %s is already used by endpoint %q (host %s) in network %s",
 				ep.ID, ep.MAC, cur.Endpoint, cur.Host, ep.Network)
 		}
 		d.o.Log.WithFields(map[string]any{"network": ep.Network, "endpoint": ep.ID, "mac": ep.MAC, "holder": cur.Endpoint}).
-			Warn("taking over a MAC address whose holder has had no endpoint record since " + cur.Since.Format(time.RFC3339))
+			Warn("taking over a MAC address held by an endpoint without a record since " + cur.Since.Format(time.RFC3339) + ", or (swarm) by another host's older task")
 		if err := store.CASJSON(ctx, d.o.Store, key, rec, idx); err == nil {
 			return nil
 		} else if !errors.Is(err, store.ErrConflict) {
