@@ -35,6 +35,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"time"
 
 	"github.com/docker/go-plugins-helpers/network"
 	"github.com/sirupsen/logrus"
@@ -78,6 +79,10 @@ type Options struct {
 	// a standalone host finds networks Docker removed while their
 	// DeleteNetwork was lost (see orphan.go).
 	PoolState func(ctx context.Context, subnet netip.Prefix) (member, setup bool, err error)
+	// ObserveLag, if set, is told for each other host's endpoint, once,
+	// how long after its record was written this host first programmed
+	// it (by the two hosts' clocks).
+	ObserveLag func(time.Duration)
 	// MultiHost: the store is shared by several hosts (Consul). Docker's
 	// default IPAM then hands out the same addresses on every host, so a
 	// local-scope network must use vxnet's IPAM.
@@ -139,6 +144,9 @@ type Endpoint struct {
 	VTEP      netip.Addr     `json:"vtep"`
 	Addrs     []netip.Prefix `json:"addrs"`
 	MAC       string         `json:"mac"`
+	// Created is when the endpoint's host wrote the record, by its clock:
+	// other hosts measure how long it took to reach them (ObserveLag).
+	Created time.Time `json:"created,omitzero"`
 }
 
 // New returns a Driver. Call Reconcile before serving.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"time"
 
 	"github.com/docker/go-plugins-helpers/network"
 
@@ -73,7 +74,7 @@ func (d *Driver) publish(ctx context.Context, ep *Endpoint) error {
 }
 
 func (d *Driver) parseEndpoint(n *Network, r *network.CreateEndpointRequest) (*Endpoint, error) {
-	ep := &Endpoint{ID: r.EndpointID, Network: n.Key, DockerNet: r.NetworkID, Host: d.o.HostID, VTEP: d.o.VTEP}
+	ep := &Endpoint{ID: r.EndpointID, Network: n.Key, DockerNet: r.NetworkID, Host: d.o.HostID, VTEP: d.o.VTEP, Created: time.Now().UTC()}
 	for _, s := range []string{r.Interface.Address, r.Interface.AddressIPv6} {
 		if s == "" {
 			continue

@@ -33,6 +33,10 @@ type watcher struct {
 	vteps map[string][]netip.Addr // other hosts of kvs → their VTEPs
 	// logged holds the record problems reported already (see peers).
 	logged map[string]bool
+	// lagged holds the endpoints whose propagation was observed, or that
+	// were there at the first listing (primed), which says nothing of lag.
+	lagged map[string]bool
+	primed bool
 }
 
 // startWatch starts the peer goroutine of n unless it runs already. It
@@ -46,7 +50,7 @@ func (d *Driver) startWatch(n *Network) {
 		return
 	}
 	ctx, cancel := context.WithCancel(d.life)
-	w := &watcher{cancel: cancel, done: make(chan struct{}), vni: n.VNI, logged: map[string]bool{}}
+	w := &watcher{cancel: cancel, done: make(chan struct{}), vni: n.VNI, logged: map[string]bool{}, lagged: map[string]bool{}}
 	d.watchers[n.Key] = w
 	go func() {
 		defer close(w.done)
@@ -134,7 +138,43 @@ func (d *Driver) program(w *watcher, kvs []store.KV, fresh bool) error {
 	if !w.read {
 		return nil
 	}
-	return d.o.Plane.SetPeers(w.vni, d.peers(d.withoutGone(w.kvs), w.logged))
+	if err := d.o.Plane.SetPeers(w.vni, d.peers(d.withoutGone(w.kvs), w.logged)); err != nil {
+		return err
+	}
+	if fresh {
+		d.observeLag(w)
+	}
+	return nil
+}
+
+// observeLag tells ObserveLag of the other hosts' endpoints this watcher
+// has just programmed for the first time, and forgets those gone.
+func (d *Driver) observeLag(w *watcher) {
+	if d.o.ObserveLag == nil {
+		return
+	}
+	now := time.Now()
+	live := make(map[string]bool, len(w.kvs))
+	for _, kv := range w.kvs {
+		var ep Endpoint
+		if store.Decode(kv, &ep) != nil || ep.Host == d.o.HostID {
+			continue
+		}
+		live[ep.ID] = true
+		if w.lagged[ep.ID] || ep.Created.IsZero() {
+			continue
+		}
+		w.lagged[ep.ID] = true
+		if w.primed {
+			d.o.ObserveLag(now.Sub(ep.Created))
+		}
+	}
+	w.primed = true
+	for id := range w.lagged {
+		if !live[id] {
+			delete(w.lagged, id)
+		}
+	}
 }
 
 // vtepsOf maps the other hosts of an endpoint listing to their VTEPs.

@@ -3,6 +3,7 @@ package driver
 import (
 	"context"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -124,4 +125,36 @@ func sharedNetwork(t *testing.T) (e1, e2 *env) {
 		t.Fatal(err)
 	}
 	return e1, e2
+}
+
+// ObserveLag hears once of each other host's endpoint that appears after
+// the watcher's first listing, with the time since its record was
+// written; endpoints there at the first listing, and this host's own, say
+// nothing of lag.
+func TestObserveLag(t *testing.T) {
+	e1, e2 := sharedNetwork(t) // ep1 on h1 exists before h2 watches
+	var mu sync.Mutex
+	var lags []time.Duration
+	e2.d.o.ObserveLag = func(d time.Duration) {
+		mu.Lock()
+		defer mu.Unlock()
+		lags = append(lags, d)
+	}
+	e2.d.StopWatches()
+	if err := e2.d.Reconcile(context.Background()); err != nil { // restarts h2's watcher: first listing has ep1
+		t.Fatal(err)
+	}
+	waitPeers(t, e2, 9, "198.19.1.2@198.18.0.11")
+	ctx := context.Background()
+	if _, err := e1.d.CreateEndpoint(ctx, &network.CreateEndpointRequest{NetworkID: net1, EndpointID: ep2,
+		Interface: &network.EndpointInterface{Address: "198.19.1.3/24"}}); err != nil {
+		t.Fatal(err)
+	}
+	waitPeers(t, e2, 9, "198.19.1.2@198.18.0.11,198.19.1.3@198.18.0.11")
+	time.Sleep(100 * time.Millisecond) // a later resync must not count it again
+	mu.Lock()
+	defer mu.Unlock()
+	if len(lags) != 1 || lags[0] <= 0 || lags[0] > 5*time.Second {
+		t.Fatalf("lags observed %v; want one, for ep2, between 0 and 5 s", lags)
+	}
 }

@@ -51,6 +51,7 @@ type Metrics struct {
 	reconciles   *prometheus.CounterVec
 	repairs      prometheus.Counter
 	hosts        *prometheus.GaugeVec
+	lag          prometheus.Histogram
 
 	mu            sync.Mutex
 	storeOK       time.Time // last store call that succeeded
@@ -98,13 +99,27 @@ func New(now func() time.Time) *Metrics {
 	m.hosts = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "vxnet_hosts", Help: "Other hosts as this host's liveness monitor sees them, by state (alive, silent, gone).",
 	}, []string{"state"})
-	m.reg.MustRegister(m.callbacks, m.storeCalls, m.storeErrors, m.watches, m.peers, m.peerSets, m.entryChanges,
+	m.lag = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "vxnet_peer_propagation_seconds",
+		Help:    "From another host writing an endpoint record to this host programming it (watch lag; by the two hosts' clocks).",
+		Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
+	})
+	m.reg.MustRegister(m.lag, m.callbacks, m.storeCalls, m.storeErrors, m.watches, m.peers, m.peerSets, m.entryChanges,
 		m.reconciles, m.repairs, m.hosts, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
 
 // Registry is where further collectors go.
 func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
+
+// ObservePropagation records how long another host's endpoint took to be
+// programmed here (driver.Options.ObserveLag); nothing on a nil *Metrics.
+func (m *Metrics) ObservePropagation(d time.Duration) {
+	if m == nil {
+		return
+	}
+	m.lag.Observe(max(d, 0).Seconds())
+}
 
 // ObserveCallback records one plugin callback (server.Options.Observe).
 // Like Reconciled and ReportHosts, it does nothing on a nil *Metrics

@@ -117,6 +117,8 @@ func TestMetricsMove(t *testing.T) {
 	log.WithField("link", "vxlan0").Info("delete neighbour")
 	log.Info("vxnet serving") // counts nothing
 
+	m.ObservePropagation(30 * time.Millisecond)
+	m.ObservePropagation(200 * time.Millisecond)
 	_, text := scrape(t, m, "/metrics")
 	hasLine(t, text,
 		`vxnet_store_call_duration_seconds_count{op="get",result="not_found"} 1`,
@@ -136,6 +138,9 @@ func TestMetricsMove(t *testing.T) {
 		`vxnet_hosts{state="gone"} 0`,
 		`vxnet_networks 2`,
 		`vxnet_endpoints 3`,
+		`vxnet_peer_propagation_seconds_bucket{le="0.05"} 1`,
+		`vxnet_peer_propagation_seconds_bucket{le="0.25"} 2`,
+		`vxnet_peer_propagation_seconds_count 2`,
 	)
 	if code, body := scrape(t, m, "/healthz"); code != http.StatusServiceUnavailable || !strings.Contains(body, "last error: ") || !strings.Contains(body, `"k"`) {
 		t.Errorf("healthz after a store error: %d %q", code, body)
@@ -148,4 +153,5 @@ func TestNilMetrics(t *testing.T) {
 	m.ObserveCallback("NetworkDriver.Join", "ok", time.Millisecond)
 	m.Reconciled(nil)
 	m.ReportHosts(liveness.Counts{})
+	m.ObservePropagation(time.Second)
 }
