@@ -57,8 +57,8 @@ E2E_26_TESTS ?= ^(TestHarnessSmoke|TestSingleHost|TestMultiHost|TestManagedPlugi
 E2E_SHOW     := grep -E '^(=== RUN|--- |    --- |PASS|FAIL|ok|panic)|_test.go:[0-9]+:'
 e2e: build
 	@d26=$$(hack/docker26.sh) || exit 1; \
-	env -u VXNET_DOCKERD $(GO) test -count=1 -timeout 40m -v ./e2e/... 2>&1 | tee e2e.log | $(E2E_SHOW); rc20=$${PIPESTATUS[0]}; \
-	VXNET_DOCKERD=$$d26 $(GO) test -count=1 -timeout 30m -v -run '$(E2E_26_TESTS)' ./e2e/... 2>&1 | tee e2e-26.log | $(E2E_SHOW); rc26=$${PIPESTATUS[0]}; \
+	env -u VXNET_DOCKERD $(GO) test -p 1 -count=1 -timeout 60m -v ./e2e/... 2>&1 | tee e2e.log | $(E2E_SHOW); rc20=$${PIPESTATUS[0]}; \
+	VXNET_DOCKERD=$$d26 $(GO) test -p 1 -count=1 -timeout 30m -v -run '$(E2E_26_TESTS)' ./e2e/... 2>&1 | tee e2e-26.log | $(E2E_SHOW); rc26=$${PIPESTATUS[0]}; \
 	echo "e2e: dockerd 20.10 exit $$rc20, dockerd 26.1 exit $$rc26"; [ $$rc20 -eq 0 ] && [ $$rc26 -eq 0 ]
 
 test: deps lint unit e2e

@@ -98,13 +98,13 @@ func testDuplicateMAC(t *testing.T, e *multiHost) {
 		_, _ = h1.Docker("rm", "-f", "mac1")
 		_, _ = h2.Docker("rm", "-f", "mac2")
 	})
-	if err := runWithMAC(h1, "mac1", prodNet, mac); err != nil {
+	if err := runWithMAC(h1, "mac1", prodNet, mac, "198.19.2.241"); err != nil {
 		t.Fatal(err)
 	}
 	if _, got := endpoint(t, h1, "mac1", prodNet); got != mac {
 		t.Fatalf("mac1 has MAC %q on %s, want %s", got, prodNet, mac)
 	}
-	err := runWithMAC(h2, "mac2", prodNet, mac)
+	err := runWithMAC(h2, "mac2", prodNet, mac, "198.19.2.242")
 	if err == nil {
 		t.Fatalf("%s: a second container with MAC %s on %s started", h2.Name, mac, prodNet)
 	}
@@ -119,11 +119,17 @@ func testDuplicateMAC(t *testing.T, e *multiHost) {
 // through Docker's API 1.41: the CLI of Docker 25 and later refuses
 // --mac-address with --network against a 20.10 daemon ("specify
 // mac-address per network" requires API 1.44).
-func runWithMAC(h *harness.Host, name, network, mac string) error {
+func runWithMAC(h *harness.Host, name, network, mac, ip string) error {
 	sock := strings.TrimPrefix(h.Socket(), "unix://")
+	// A fixed address no other case uses: the pinging containers' ARP
+	// caches hold the MAC Docker derived for an address another case's
+	// container had, and a custom MAC on that address would be unreachable
+	// until those entries age out (the test's own subject is the MAC).
 	body, err := json.Marshal(map[string]any{
 		"Image": harness.Image, "Cmd": []string{"sleep", "1d"}, "MacAddress": mac,
 		"HostConfig": map[string]any{"NetworkMode": network},
+		"NetworkingConfig": map[string]any{"EndpointsConfig": map[string]any{
+			network: map[string]any{"IPAMConfig": map[string]any{"IPv4Address": ip}}}},
 	})
 	if err != nil {
 		return err
