@@ -25,7 +25,7 @@ func consulStores(t *testing.T, n int) []store.Store {
 	if addr == "" {
 		addr = startConsulAgent(t)
 	}
-	prefix := "vxnet-driver-test-" + newNonce()
+	prefix := "vxnet-driver-test-" + store.Nonce()
 	var out []store.Store
 	for range n {
 		s, err := consul.Open(context.Background(), "consul://"+addr+"/"+prefix)
@@ -47,7 +47,7 @@ func startConsulAgent(t *testing.T) string {
 	ports := loopbackPorts(t, 3)
 	cmd := exec.Command(strings.TrimSpace(string(bin)), "agent", "-dev", "-bind", "127.0.0.1", "-client", "127.0.0.1",
 		"-http-port", ports[0], "-serf-lan-port", ports[1], "-server-port", ports[2], "-serf-wan-port", "-1",
-		"-dns-port", "-1", "-grpc-port", "-1", "-grpc-tls-port", "-1", "-node", "vxnet-driver-"+newNonce(), "-log-level", "error")
+		"-dns-port", "-1", "-grpc-port", "-1", "-grpc-tls-port", "-1", "-node", "vxnet-driver-"+store.Nonce(), "-log-level", "error")
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {

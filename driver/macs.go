@@ -2,8 +2,6 @@ package driver
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"strings"
@@ -39,18 +37,11 @@ type MACRecord struct {
 func macPrefix(key string) string   { return "macs/" + key + "/" }
 func macKey(key, mac string) string { return macPrefix(key) + mac }
 
-// newNonce returns 16 random hex characters.
-func newNonce() string {
-	var b [8]byte
-	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go 1.24+)
-	return hex.EncodeToString(b[:])
-}
-
 // takeMAC makes ep the holder of its MAC on its network, or says which
 // endpoint holds it.
 func (d *Driver) takeMAC(ctx context.Context, ep *Endpoint) error {
 	key := macKey(ep.Network, ep.MAC)
-	rec := MACRecord{Endpoint: ep.ID, Host: d.o.HostID, Since: time.Now().UTC(), Nonce: newNonce()}
+	rec := MACRecord{Endpoint: ep.ID, Host: d.o.HostID, Since: time.Now().UTC(), Nonce: store.Nonce()}
 	for range 4 {
 		err := store.CreateJSON(ctx, d.o.Store, key, rec)
 		if !errors.Is(err, store.ErrConflict) {

@@ -135,12 +135,12 @@ func TestObserveLag(t *testing.T) {
 	e1, e2 := sharedNetwork(t) // ep1 on h1 exists before h2 watches
 	var mu sync.Mutex
 	var lags []time.Duration
+	e2.d.StopWatches() // before the hook is set: the watchers read it
 	e2.d.o.ObserveLag = func(d time.Duration) {
 		mu.Lock()
 		defer mu.Unlock()
 		lags = append(lags, d)
 	}
-	e2.d.StopWatches()
 	if err := e2.d.Reconcile(context.Background()); err != nil { // restarts h2's watcher: first listing has ep1
 		t.Fatal(err)
 	}

@@ -85,7 +85,7 @@ func (d *Driver) writeClaims(ctx context.Context, cs Claims, index uint64) error
 // another network with an overlapping subnet is under way. It returns the
 // claim's nonce for releaseClaim.
 func (d *Driver) claimSubnets(ctx context.Context, want *Network) (string, error) {
-	nonce := newNonce()
+	nonce := store.Nonce()
 	err := d.updateClaims(ctx, func(cs Claims) error {
 		for _, c := range cs {
 			if c.Network == want.Key {

@@ -39,8 +39,6 @@ package ipam
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -106,15 +104,8 @@ func New(o Options) *IPAM {
 	return &IPAM{o: o, cursor: map[string]netip.Addr{}}
 }
 
-// nonce returns 8 random bytes in hex, fresh for every write.
-func nonce() string {
-	var b [8]byte
-	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go ≥ 1.24)
-	return hex.EncodeToString(b[:])
-}
-
 // newLease is a lease value of this request.
-func newLease(host string, aux bool) Lease { return Lease{Host: host, Aux: aux, Nonce: nonce()} }
+func newLease(host string, aux bool) Lease { return Lease{Host: host, Aux: aux, Nonce: store.Nonce()} }
 
 func poolKey(id string) string { return poolsPrefix + id }
 func addrKey(id string, a netip.Addr) string {

@@ -183,7 +183,7 @@ func update[T any, P stamper[T]](ctx context.Context, s store.Store, key string,
 			return nil, errNoChange
 		}
 		c := *(*T)(next)
-		P(&c).stamp(nonce())
+		P(&c).stamp(store.Nonce())
 		return &c, nil
 	})
 	if errors.Is(err, errNoChange) {

@@ -2,6 +2,8 @@ package store
 
 import (
 	"context"
+	crand "crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -116,4 +118,14 @@ func Decode(kv KV, v any) error {
 		return fmt.Errorf("decode store key %q: %w", kv.Key, err)
 	}
 	return nil
+}
+
+// Nonce returns 16 random hex characters, fresh for every call. A value
+// written create-only carries one, so a writer whose answer was lost (a
+// Consul leader election) recognises its own write by equal bytes, and
+// never another request's write of the same content.
+func Nonce() string {
+	var b [8]byte
+	_, _ = crand.Read(b[:]) // crypto/rand.Read never fails (Go 1.24+)
+	return hex.EncodeToString(b[:])
 }
