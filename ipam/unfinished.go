@@ -48,3 +48,49 @@ func (m *IPAM) ReleaseUnfinished(ctx context.Context, inUse func(poolID string) 
 	}
 	return released, nil
 }
+
+// ReleaseLost drops this host from the pools it holds, past their setup,
+// that no network of the host uses any more: a ReleasePool whose call the
+// plugin was killed in before it journaled it, which dockerd resends with
+// an empty body after the restart and then forgets (seen in the crash
+// suite). Docker releases a pool before it deletes the network, and
+// RequestPool keeps a pool in Setup until its network exists, so no live
+// network's pool matches. The pools are listed before inUse is asked, so a
+// create finishing meanwhile (its network recorded before its setup ends)
+// is in inUse. Local scope only, as ReleaseUnfinished. It returns the
+// pools released.
+func (m *IPAM) ReleaseLost(ctx context.Context, inUse func(context.Context) (map[string]bool, error)) ([]string, error) {
+	if m.global() {
+		return nil, nil
+	}
+	kvs, _, err := m.o.Store.List(ctx, poolsPrefix)
+	if err != nil {
+		return nil, fmt.Errorf("list pools: %w", err)
+	}
+	var held []string
+	for _, kv := range kvs {
+		var p Pool
+		if err := store.Decode(kv, &p); err == nil && p.Hosts[m.o.HostID] && !p.Setup[m.o.HostID] {
+			held = append(held, strings.TrimPrefix(kv.Key, poolsPrefix))
+		}
+	}
+	if len(held) == 0 {
+		return nil, nil
+	}
+	used, err := inUse(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var released []string
+	for _, id := range held {
+		if used[id] {
+			continue
+		}
+		if err := m.ReleasePool(ctx, &ipamapi.ReleasePoolRequest{PoolID: id}); err != nil {
+			return released, fmt.Errorf("release lost pool %q: %w", id, err)
+		}
+		m.o.Log.WithFields(logrus.Fields{"pool": id, "host": m.o.HostID}).Warn("released a pool no network of this host uses (its ReleasePool was lost)")
+		released = append(released, id)
+	}
+	return released, nil
+}

@@ -116,3 +116,42 @@ func TestStaleClaimsDroppedAtStart(t *testing.T) {
 		})
 	}
 }
+
+// A pool past its setup that no network of the host uses (its ReleasePool
+// was lost with a killed plugin) is released by ReleaseLost, with its
+// subnet claim: the last user's removes the pool. A pool in setup, one in
+// use and other hosts' memberships stay; global scope releases nothing.
+func TestReleaseLost(t *testing.T) {
+	s, _ := openStore(t)
+	ctx := context.Background()
+	h1 := New(Options{Store: s, HostID: "h1"})
+	for _, sub := range []string{"198.19.1.0/24", "198.19.2.0/24", "198.19.3.0/24"} {
+		if _, err := h1.RequestPool(ctx, &ipamapi.RequestPoolRequest{Pool: sub}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, sub := range []string{"198.19.1.0/24", "198.19.2.0/24"} { // 198.19.3.0/24 stays in setup
+		if err := h1.SetupDone(ctx, mustPrefix(t, sub)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	inUse := func(context.Context) (map[string]bool, error) { return map[string]bool{"198.19.2.0_24": true}, nil }
+	if got, err := New(Options{Store: s, HostID: "h1", Scope: "global"}).ReleaseLost(ctx, inUse); err != nil || len(got) != 0 {
+		t.Fatalf("global scope released %v, %v", got, err)
+	}
+	got, err := h1.ReleaseLost(ctx, inUse)
+	if err != nil || fmt.Sprint(got) != "[198.19.1.0_24]" {
+		t.Fatalf("released %v, %v; want only the lost 198.19.1.0_24", got, err)
+	}
+	if _, err := s.Get(ctx, poolKey("198.19.1.0_24")); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("lost pool still there: %v", err)
+	}
+	idx, _, err := store.GetJSON[subnetIndex](ctx, s, subnetsKey)
+	if err != nil || idx.Pools["198.19.1.0_24"] != nil || !idx.Pools["198.19.2.0_24"]["h1"] || !idx.Pools["198.19.3.0_24"]["h1"] {
+		t.Fatalf("subnet claims after the release: %+v, %v", idx, err)
+	}
+	failing := func(context.Context) (map[string]bool, error) { return nil, errors.New("store down") }
+	if got, err := h1.ReleaseLost(ctx, failing); err == nil || len(got) != 0 {
+		t.Fatalf("with the host's networks unknown: released %v, %v; want an error and nothing released", got, err)
+	}
+}

@@ -131,10 +131,10 @@ func runServe(ctx context.Context, c *config, log *logrus.Entry) error {
 		return err
 	}
 	defer drv.Close()
-	if err := reconcile(ctx, drv, met); err != nil {
+	if err := reconcile(ctx, drv, ip, met); err != nil {
 		log.WithError(err).Error("reconcile at start found problems; serving anyway")
 	}
-	go reconcileLoop(ctx, drv, met, c.ReconcileInterval, log)
+	go reconcileLoop(ctx, drv, ip, met, c.ReconcileInterval, log)
 	live, stopLive := context.WithCancel(ctx)
 	liveDone := make(chan struct{})
 	defer func() { <-liveDone }() // its heartbeat key goes before the store closes
@@ -224,17 +224,20 @@ func every(ctx context.Context, d time.Duration, fn func()) {
 const probeTimeout = time.Second
 
 // reconcile runs one reconcile and tells met (which may be nil).
-func reconcile(ctx context.Context, drv *driver.Driver, met *metrics.Metrics) error {
+func reconcile(ctx context.Context, drv *driver.Driver, ip *ipam.IPAM, met *metrics.Metrics) error {
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
 	err := drv.Reconcile(ctx)
+	if err == nil {
+		_, err = ip.ReleaseLost(ctx, drv.LocalPools)
+	}
 	met.Reconciled(err)
 	return err
 }
 
-func reconcileLoop(ctx context.Context, drv *driver.Driver, met *metrics.Metrics, interval time.Duration, log *logrus.Entry) {
+func reconcileLoop(ctx context.Context, drv *driver.Driver, ip *ipam.IPAM, met *metrics.Metrics, interval time.Duration, log *logrus.Entry) {
 	every(ctx, interval, func() {
-		if err := reconcile(ctx, drv, met); err != nil {
+		if err := reconcile(ctx, drv, ip, met); err != nil {
 			log.WithError(err).Error("reconcile failed")
 		}
 	})
