@@ -91,6 +91,16 @@ func testForgottenReturns(t *testing.T, e *multiHost) {
 	if err := h3.SetUnderlay(true); err != nil {
 		t.Fatal(err)
 	}
+	// The host's neighbour entries went FAILED while its link was down:
+	// wait until it reaches Consul again (vxnet serve exits when its
+	// store does not answer at start).
+	consulIP, _, _ := net.SplitHostPort(e.consul.Addr())
+	if _, err := poll(20*time.Second, 200*time.Millisecond, func() (bool, error) {
+		_, err := h3.Exec("ping", "-c1", "-W1", consulIP)
+		return err == nil, err
+	}); err != nil {
+		t.Fatalf("host 3 back: Consul at %s unreachable: %v", consulIP, err)
+	}
 	p3.start(t)
 	if err := h3.StartDockerd(); err != nil {
 		t.Fatal(err)
