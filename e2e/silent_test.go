@@ -96,7 +96,7 @@ func testForgottenReturns(t *testing.T, e *multiHost) {
 	// store does not answer at start).
 	consulIP, _, _ := net.SplitHostPort(e.consul.Addr())
 	if _, err := poll(20*time.Second, 200*time.Millisecond, func() (bool, error) {
-		_, err := h3.Exec("ping", "-c1", "-W1", consulIP)
+		_, err := h3.Exec("busybox", "ping", "-c1", "-W1", consulIP)
 		return err == nil, err
 	}); err != nil {
 		t.Fatalf("host 3 back: Consul at %s unreachable: %v", consulIP, err)
