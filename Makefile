@@ -8,7 +8,7 @@ VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 PKGS     = $(shell $(GO) list ./... | grep -v /e2e)
 
-.PHONY: build run deps test unit e2e lint fuzz faults clean bench plugin plugin-install
+.PHONY: build run deps test unit e2e lint fuzz faults clean bench scale plugin plugin-install
 
 # Managed plugin: build/plugin is the directory `docker plugin create` takes
 # (config.json and a rootfs holding the static binary); plugin-install
@@ -85,3 +85,10 @@ clean:
 # go to bench/results/, the table is printed for the README.
 bench:
 	$(GO) test -tags bench -count=1 -timeout 30m -v -run 'TestBench' ./e2e/ 2>&1 | grep -vE '^=== (RUN|NAME)'
+
+# Scale-out, simulated: SCALE_HOSTS hosts (one run each) with the plugin's
+# own agent on a recording data plane, against a three-server Consul
+# cluster on loopback; results in bench/results/scale.json and a plot.
+SCALE_HOSTS ?= 10,50,100,200
+scale: build
+	hack/scale.sh --hosts $(SCALE_HOSTS) --out bench/results $(SCALE_ARGS)

@@ -28,6 +28,8 @@ func run(args []string) int {
 		return hostCmd(args[1:], os.Getenv, os.Stdout, os.Stderr)
 	case "status":
 		return statusCmd(args[1:], os.Getenv, os.Stdout, os.Stderr)
+	case "simulate":
+		return simulateCmd(args[1:], os.Stdout, os.Stderr)
 	case "version", "--version":
 		fmt.Println("vxnet", version)
 		return 0
@@ -51,6 +53,10 @@ commands:
   status [network NAME|SUBNET] [--json]
             hosts, networks, endpoints from the store, and this host's
             kernel checked against it (exit 3 on drift)
+  simulate --hosts 10,50 [--store consul://...]
+            run many simulated hosts (the plugin's agent on a recording data
+            plane) against a Consul cluster and measure propagation, store
+            traffic, purge of switched-off hosts (make scale)
   version   print the version
 `)
 }

@@ -121,37 +121,18 @@ func runServe(ctx context.Context, c *config, log *logrus.Entry) error {
 			return err
 		}
 	}
-	ip := ipam.New(ipam.Options{Store: st, HostID: c.HostID, Scope: c.Scope, Log: log})
-	drv, err := driver.New(driver.Options{
-		Store: st, Plane: plane, HostID: c.HostID, VTEP: ul.Addr,
-		Port: c.VXLANPort, MTU: mtu, Scope: c.Scope, MultiHost: multiHost(c.Store), Log: log, Reclaim: ip.Reclaim, SetupDone: ip.SetupDone, PoolState: ip.PoolState,
-		ObserveLag: met.ObservePropagation,
+	a, err := startAgent(ctx, agentOptions{
+		Store: st, Plane: plane, HostID: c.HostID, VTEP: ul.Addr, Port: c.VXLANPort, MTU: mtu,
+		Scope: c.Scope, MultiHost: multiHost(c.Store), Log: log, Met: met,
+		ReconcileInterval: c.ReconcileInterval, HeartbeatInterval: c.HeartbeatInterval,
+		DeadAfter: c.DeadAfter, ForgetAfter: c.ForgetAfter,
+		Probe: func(ctx context.Context, a netip.Addr) bool { return liveness.Ping(ctx, a, probeTimeout) },
 	})
 	if err != nil {
 		return err
 	}
-	defer drv.Close()
-	if err := reconcile(ctx, drv, ip, met); err != nil {
-		log.WithError(err).Error("reconcile at start found problems; serving anyway")
-	}
-	go reconcileLoop(ctx, drv, ip, met, c.ReconcileInterval, log)
-	live, stopLive := context.WithCancel(ctx)
-	liveDone := make(chan struct{})
-	defer func() { <-liveDone }() // its heartbeat key goes before the store closes
-	defer stopLive()
-	go func() {
-		defer close(liveDone)
-		liveness.Run(live, liveness.Options{
-			Store: st, HostID: c.HostID, Interval: c.HeartbeatInterval, DeadAfter: c.DeadAfter,
-			ForgetAfter: c.ForgetAfter, Peers: drv, Log: log,
-			Probe: func(ctx context.Context, a netip.Addr) bool { return liveness.Ping(ctx, a, probeTimeout) },
-			OnForget: func(ctx context.Context, host string) error {
-				_, err := forgetHost(ctx, st, ip, host)
-				return err
-			},
-			Report: met.ReportHosts,
-		})
-	}()
+	defer a.stop()
+	drv, ip := a.drv, a.ip
 	journal, err := server.OpenJournal(journalDir(c.NetnsDir))
 	if err != nil {
 		return err
@@ -237,7 +218,7 @@ func reconcile(ctx context.Context, drv *driver.Driver, ip *ipam.IPAM, met *metr
 
 func reconcileLoop(ctx context.Context, drv *driver.Driver, ip *ipam.IPAM, met *metrics.Metrics, interval time.Duration, log *logrus.Entry) {
 	every(ctx, interval, func() {
-		if err := reconcile(ctx, drv, ip, met); err != nil {
+		if err := reconcile(ctx, drv, ip, met); err != nil && ctx.Err() == nil {
 			log.WithError(err).Error("reconcile failed")
 		}
 	})

@@ -1,0 +1,142 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	"github.com/vxnet/vxnet/store"
+)
+
+// simStore is what `vxnet simulate` puts between one simulated host and its
+// Consul client: it counts the host's store traffic, and its switch cuts
+// the host off (every call fails as unavailable), as a dead host or one
+// whose network to Consul is down.
+type simStore struct {
+	s   store.Store
+	e   store.Ephemeral // s's, if it has one
+	cut atomic.Bool
+	n   *storeCounts
+}
+
+// storeCounts is store traffic; a simulation sums it over hosts.
+type storeCounts struct {
+	Writes, Ephemeral, Reads, Watches, BytesRead atomic.Int64
+}
+
+// snapshot is storeCounts at one moment.
+type snapshot struct{ Writes, Ephemeral, Reads, Watches, BytesRead int64 }
+
+func (c *storeCounts) snapshot() snapshot {
+	return snapshot{c.Writes.Load(), c.Ephemeral.Load(), c.Reads.Load(), c.Watches.Load(), c.BytesRead.Load()}
+}
+
+func (a snapshot) minus(b snapshot) snapshot {
+	return snapshot{a.Writes - b.Writes, a.Ephemeral - b.Ephemeral, a.Reads - b.Reads, a.Watches - b.Watches, a.BytesRead - b.BytesRead}
+}
+
+func newSimStore(s store.Store, n *storeCounts) *simStore {
+	e, _ := s.(store.Ephemeral)
+	return &simStore{s: s, e: e, n: n}
+}
+
+func (s *simStore) check(op, key string) error {
+	if s.cut.Load() {
+		return fmt.Errorf("%s %q: host cut off by the simulation: %w", op, key, store.ErrUnavailable)
+	}
+	return nil
+}
+
+func (s *simStore) read(kvs ...store.KV) {
+	for _, kv := range kvs {
+		s.n.BytesRead.Add(int64(len(kv.Key) + len(kv.Value)))
+	}
+}
+
+func (s *simStore) Get(ctx context.Context, key string) (store.KV, error) {
+	if err := s.check("get", key); err != nil {
+		return store.KV{}, err
+	}
+	s.n.Reads.Add(1)
+	kv, err := s.s.Get(ctx, key)
+	s.read(kv)
+	return kv, err
+}
+
+func (s *simStore) Put(ctx context.Context, key string, value []byte) (uint64, error) {
+	if err := s.check("put", key); err != nil {
+		return 0, err
+	}
+	s.n.Writes.Add(1)
+	return s.s.Put(ctx, key, value)
+}
+
+func (s *simStore) CAS(ctx context.Context, key string, value []byte, index uint64) (uint64, error) {
+	if err := s.check("cas", key); err != nil {
+		return 0, err
+	}
+	s.n.Writes.Add(1)
+	return s.s.CAS(ctx, key, value, index)
+}
+
+func (s *simStore) Delete(ctx context.Context, key string) error {
+	if err := s.check("delete", key); err != nil {
+		return err
+	}
+	s.n.Writes.Add(1)
+	return s.s.Delete(ctx, key)
+}
+
+func (s *simStore) DeleteCAS(ctx context.Context, key string, index uint64) error {
+	if err := s.check("delete", key); err != nil {
+		return err
+	}
+	s.n.Writes.Add(1)
+	return s.s.DeleteCAS(ctx, key, index)
+}
+
+func (s *simStore) List(ctx context.Context, prefix string) ([]store.KV, uint64, error) {
+	if err := s.check("list", prefix); err != nil {
+		return nil, 0, err
+	}
+	s.n.Reads.Add(1)
+	kvs, idx, err := s.s.List(ctx, prefix)
+	s.read(kvs...)
+	return kvs, idx, err
+}
+
+func (s *simStore) Watch(ctx context.Context, prefix string, index uint64) ([]store.KV, uint64, error) {
+	if err := s.check("watch", prefix); err != nil {
+		// A cut-off host's watch fails after a while, not at once: no
+		// busy loop of failing calls.
+		t := time.NewTimer(time.Second)
+		defer t.Stop()
+		select {
+		case <-ctx.Done():
+		case <-t.C:
+		}
+		return nil, 0, err
+	}
+	kvs, idx, err := s.s.Watch(ctx, prefix, index)
+	if err == nil {
+		s.n.Watches.Add(1)
+		s.read(kvs...)
+	}
+	return kvs, idx, err
+}
+
+// PutEphemeral is the heartbeat's write, held by the Consul session.
+func (s *simStore) PutEphemeral(ctx context.Context, key string, value []byte, ttl time.Duration) error {
+	if err := s.check("put ephemeral", key); err != nil {
+		return err
+	}
+	s.n.Ephemeral.Add(1)
+	if s.e == nil {
+		_, err := s.s.Put(ctx, key, value)
+		return err
+	}
+	return s.e.PutEphemeral(ctx, key, value, ttl)
+}
+
+func (s *simStore) Close() error { return s.s.Close() }
