@@ -13,9 +13,9 @@ import (
 // written and when each other host of its network first programmed it.
 type tracker struct {
 	mu      sync.Mutex
-	written map[netip.Addr]time.Time     // endpoint address → record written
-	owner   map[netip.Addr]int           // endpoint address → its host
-	members map[netip.Addr][]int         // endpoint address → other hosts of its network
+	written map[netip.Addr]time.Time         // endpoint address → record written
+	owner   map[netip.Addr]int               // endpoint address → its host
+	members map[netip.Addr][]int             // endpoint address → other hosts of its network
 	seen    map[int]map[netip.Addr]time.Time // host → address → first programmed
 }
 
