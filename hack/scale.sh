@@ -24,7 +24,7 @@ for i in 1 2 3; do
   ip=127.0.0.$((20 + i))
   "$consul" agent -server -bootstrap-expect 3 -node "scale$i" -bind "$ip" -client "$ip" -advertise "$ip" \
     -data-dir "$base/$i/" -retry-join 127.0.0.21 -retry-join 127.0.0.22 -retry-join 127.0.0.23 \
-    -dns-port -1 -hcl 'performance { raft_multiplier = 1 }' -hcl 'limits { http_max_conns_per_client = 100000 }' -log-level warn >"$base/consul$i.log" 2>&1 &
+    -dns-port -1 -hcl 'performance { raft_multiplier = 1 }' -hcl 'limits { http_max_conns_per_client = 15000 }' -log-level warn >"$base/consul$i.log" 2>&1 &
   pids+=($!)
 done
 for _ in $(seq 60); do
@@ -32,6 +32,6 @@ for _ in $(seq 60); do
   [ -n "$leader" ] && [ "$leader" != '""' ] && break
   sleep 1
 done
-[ -n "${leader:-}" ] && [ "$leader" != '""' ] || { echo "scale: no Consul leader in 60 s" >&2; tail -20 "$base"/consul*.log >&2; exit 1; }
+[ -n "${leader:-}" ] && [ "$leader" != '""' ] || { echo "scale: no Consul leader in 60 s" >&2; tail -n 20 "$base"/consul*.log >&2; exit 1; }
 echo "scale: Consul cluster up, leader $leader"
 bin/vxnet simulate --store consul://127.0.0.21:8500/vxnet-sim,consul://127.0.0.22:8500/vxnet-sim,consul://127.0.0.23:8500/vxnet-sim "$@"
