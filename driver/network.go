@@ -105,7 +105,7 @@ func (d *Driver) join(ctx context.Context, want *Network, dockerID string, ownIP
 	}
 	deadline := time.Now().Add(joinWait)
 	var waited error // the create on another host waited for
-	for time.Now().Before(deadline) && ctx.Err() == nil {
+	for attempt := 0; time.Now().Before(deadline) && ctx.Err() == nil; attempt++ {
 		cur, idx, err := store.GetJSON[Network](ctx, d.o.Store, networkKey(want.Key))
 		switch {
 		case errors.Is(err, store.ErrNotFound):
@@ -134,7 +134,7 @@ func (d *Driver) join(ctx context.Context, want *Network, dockerID string, ownIP
 		next := *cur
 		next.Hosts = copyWith(cur.Hosts, d.o.HostID, dockerID)
 		if err := store.CASJSON(ctx, d.o.Store, networkKey(want.Key), &next, idx); errors.Is(err, store.ErrConflict) {
-			sleep(ctx, retryPause())
+			sleep(ctx, backoffPause(attempt))
 			continue
 		} else if err != nil {
 			return nil, fmt.Errorf("join network %s: %w", want.Key, err)

@@ -2,7 +2,6 @@ package driver
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"maps"
 	"net"
@@ -85,12 +84,28 @@ func (d *Driver) StopWatches() {
 
 func (d *Driver) watchPeers(ctx context.Context, key string, w *watcher) {
 	log := d.o.Log.WithFields(map[string]any{"network": key, "vni": w.vni})
-	var index uint64
+	resync := time.NewTicker(resyncEvery)
+	defer resync.Stop()
+	lists := make(chan listing, 1)
+	go d.nextEndpoints(ctx, key, 0, lists)
 	failing := false
-	for ctx.Err() == nil {
-		kvs, next, err := d.nextEndpoints(ctx, key, index)
+	for {
+		var l listing
+		select {
+		case <-ctx.Done():
+			return
+		case <-resync.C:
+			// The kernel converges to the last listing: entries deleted
+			// behind vxnet's back come back without a store read.
+			if err := d.program(w, nil, false); err != nil && !failing {
+				log.WithError(err).Warn("peer resync failed; retrying")
+			}
+			continue
+		case l = <-lists:
+		}
+		err := l.err
 		if err == nil {
-			err = d.program(w, kvs, true)
+			err = d.program(w, l.kvs, true)
 		}
 		if err != nil {
 			if ctx.Err() != nil {
@@ -101,29 +116,33 @@ func (d *Driver) watchPeers(ctx context.Context, key string, w *watcher) {
 			if !failing {
 				log.WithError(err).Warn("peer update failed; keeping current entries and retrying")
 			}
-			failing, index = true, 0
+			failing = true
 			sleep(ctx, time.Second)
+			go d.nextEndpoints(ctx, key, 0, lists)
 			continue
 		}
 		if failing {
 			log.Info("peer updates work again")
 		}
-		failing, index = false, next
+		failing = false
+		go d.nextEndpoints(ctx, key, l.index, lists)
 	}
 }
 
-// nextEndpoints waits for a change of the network's endpoint records, or
-// for resyncEvery, and returns the full list.
-func (d *Driver) nextEndpoints(ctx context.Context, key string, index uint64) ([]store.KV, uint64, error) {
-	wctx, cancel := context.WithTimeout(ctx, resyncEvery)
-	defer cancel()
-	kvs, next, err := d.o.Store.Watch(wctx, endpointPrefix(key), index)
-	if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
-		lctx, lcancel := context.WithTimeout(ctx, resyncEvery)
-		defer lcancel()
-		return d.o.Store.List(lctx, endpointPrefix(key))
-	}
-	return kvs, next, err
+// listing is one read of a network's endpoint records.
+type listing struct {
+	kvs   []store.KV
+	index uint64
+	err   error
+}
+
+// nextEndpoints waits for a change of the network's endpoint records after
+// index (index 0: at once) and sends the full list. The watch blocks for
+// as long as nothing changes: an idle network costs the store no reads,
+// and the resync works from the last listing.
+func (d *Driver) nextEndpoints(ctx context.Context, key string, index uint64, out chan<- listing) {
+	kvs, next, err := d.o.Store.Watch(ctx, endpointPrefix(key), index)
+	out <- listing{kvs: kvs, index: next, err: err}
 }
 
 // program converges the kernel to a fresh listing kvs of the watcher's

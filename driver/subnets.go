@@ -156,3 +156,12 @@ func overlap(a, b []netip.Prefix) (netip.Prefix, netip.Prefix, bool) {
 
 // retryPause is a short jittered pause between attempts of a CAS loop.
 func retryPause() time.Duration { return time.Duration(1+rand.IntN(20)) * time.Millisecond }
+
+// backoffPause is the jittered pause before attempt n+1 of a CAS loop many
+// hosts may run on one key at once (joining a network): it doubles from
+// retryPause's range up to 320 ms, so contenders spread out instead of
+// colliding in lockstep (50 hosts joining one network at once exhausted
+// a fixed pause's time bound in `vxnet simulate`).
+func backoffPause(n int) time.Duration {
+	return time.Duration(1+rand.IntN(20<<min(n, 4))) * time.Millisecond
+}

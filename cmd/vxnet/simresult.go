@@ -56,9 +56,12 @@ type simResult struct {
 	ReadsPerEndpoint     float64 `json:"reads_per_endpoint"`      // reads and watch returns, per endpoint
 	BytesReadPerEndpoint float64 `json:"bytes_read_per_endpoint"` // keys and values read, watches included
 
-	IdleReadsPerHostSecond  float64 `json:"idle_reads_per_host_second"`
-	IdleBytesPerHostSecond  float64 `json:"idle_bytes_per_host_second"`
-	IdleWritesPerHostSecond float64 `json:"idle_writes_per_host_second"` // heartbeats
+	AddBytesByKind map[string]float64 `json:"add_bytes_by_kind"` // per endpoint, by call and first key segment
+
+	IdleReadsPerHostSecond  float64            `json:"idle_reads_per_host_second"`
+	IdleBytesByKind         map[string]float64 `json:"idle_bytes_by_kind"` // per host and second
+	IdleBytesPerHostSecond  float64            `json:"idle_bytes_per_host_second"`
+	IdleWritesPerHostSecond float64            `json:"idle_writes_per_host_second"` // heartbeats
 
 	SilentHosts          int     `json:"silent_hosts"`
 	SilentEntriesDropped int     `json:"silent_entries_dropped"` // must be 0

@@ -3,6 +3,9 @@ package main
 import (
 	"context"
 	"fmt"
+	"maps"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -23,6 +26,28 @@ type simStore struct {
 // storeCounts is store traffic; a simulation sums it over hosts.
 type storeCounts struct {
 	Writes, Ephemeral, Reads, Watches, BytesRead atomic.Int64
+
+	mu     sync.Mutex
+	byKind map[string]int64 // bytes read by call and first key segment, e.g. "watch endpoints"
+}
+
+// readBytes adds n bytes read by op under the key's first segment.
+func (c *storeCounts) readBytes(op, key string, n int) {
+	c.BytesRead.Add(int64(n))
+	kind := op + " " + strings.SplitN(key, "/", 2)[0]
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.byKind == nil {
+		c.byKind = map[string]int64{}
+	}
+	c.byKind[kind] += int64(n)
+}
+
+// kinds returns the bytes read by kind so far.
+func (c *storeCounts) kinds() map[string]int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return maps.Clone(c.byKind)
 }
 
 // snapshot is storeCounts at one moment.
@@ -48,10 +73,12 @@ func (s *simStore) check(op, key string) error {
 	return nil
 }
 
-func (s *simStore) read(kvs ...store.KV) {
+func (s *simStore) read(op, key string, kvs ...store.KV) {
+	n := 0
 	for _, kv := range kvs {
-		s.n.BytesRead.Add(int64(len(kv.Key) + len(kv.Value)))
+		n += len(kv.Key) + len(kv.Value)
 	}
+	s.n.readBytes(op, key, n)
 }
 
 func (s *simStore) Get(ctx context.Context, key string) (store.KV, error) {
@@ -60,7 +87,7 @@ func (s *simStore) Get(ctx context.Context, key string) (store.KV, error) {
 	}
 	s.n.Reads.Add(1)
 	kv, err := s.s.Get(ctx, key)
-	s.read(kv)
+	s.read("get", key, kv)
 	return kv, err
 }
 
@@ -102,7 +129,7 @@ func (s *simStore) List(ctx context.Context, prefix string) ([]store.KV, uint64,
 	}
 	s.n.Reads.Add(1)
 	kvs, idx, err := s.s.List(ctx, prefix)
-	s.read(kvs...)
+	s.read("list", prefix, kvs...)
 	return kvs, idx, err
 }
 
@@ -121,7 +148,7 @@ func (s *simStore) Watch(ctx context.Context, prefix string, index uint64) ([]st
 	kvs, idx, err := s.s.Watch(ctx, prefix, index)
 	if err == nil {
 		s.n.Watches.Add(1)
-		s.read(kvs...)
+		s.read("watch", prefix, kvs...)
 	}
 	return kvs, idx, err
 }

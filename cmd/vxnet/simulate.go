@@ -233,7 +233,7 @@ func (s *sim) addEndpoints(ctx context.Context, r *simResult) error {
 			members[n] = append(members[n], h.idx)
 		}
 	}
-	before := s.counts.snapshot()
+	before, kinds := s.counts.snapshot(), s.counts.kinds()
 	var mu sync.Mutex
 	var took []float64
 	t0 := time.Now()
@@ -279,14 +279,26 @@ func (s *sim) addEndpoints(ctx context.Context, r *simResult) error {
 	r.WritesPerEndpoint = float64(d.Writes) / k
 	r.ReadsPerEndpoint = float64(d.Reads+d.Watches) / k
 	r.BytesReadPerEndpoint = float64(d.BytesRead) / k
+	r.AddBytesByKind = map[string]float64{}
+	for kind, v := range s.counts.kinds() {
+		if per := float64(v-kinds[kind]) / k; per > 0 {
+			r.AddBytesByKind[kind] = per
+		}
+	}
 	return nil
 }
 
 // measureQuiet counts the store traffic of an idle cluster.
 func (s *sim) measureQuiet(ctx context.Context, r *simResult) {
-	before := s.counts.snapshot()
+	before, kinds := s.counts.snapshot(), s.counts.kinds()
 	sleepCtx(ctx, s.c.Quiet)
 	d := s.counts.snapshot().minus(before)
+	r.IdleBytesByKind = map[string]float64{}
+	for k, v := range s.counts.kinds() {
+		if per := float64(v-kinds[k]) / s.c.Quiet.Seconds() / float64(len(s.hosts)); per > 0 {
+			r.IdleBytesByKind[k] = per
+		}
+	}
 	secs, n := s.c.Quiet.Seconds(), float64(len(s.hosts))
 	r.IdleReadsPerHostSecond = float64(d.Reads+d.Watches) / secs / n
 	r.IdleBytesPerHostSecond = float64(d.BytesRead) / secs / n

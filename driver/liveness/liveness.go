@@ -214,6 +214,11 @@ func (m *monitor) run(ctx context.Context) {
 		}
 		m.update(kvs)
 		index = next
+		// Every host's heartbeat moves the prefix: reading it at most
+		// every Interval/2 keeps a host's reads at its size per
+		// Interval/2 (not one listing per heartbeat of every host, N²
+		// over the cluster), at a cost of Interval/2 in noticing silence.
+		sleep(ctx, m.o.Interval/2)
 	}
 }
 

@@ -17,7 +17,11 @@ func (s *Store) Watch(ctx context.Context, prefix string, index uint64) ([]store
 		if err := s.check(ctx, "watch", prefix); err != nil {
 			return nil, 0, err
 		}
-		q := &api.QueryOptions{WaitIndex: index, WaitTime: watchWait, RequireConsistent: true}
+		// Default consistency, not "consistent": the leader answers
+		// without a quorum round per blocking query, which every host
+		// holds on every network it is on. A watcher acts on the
+		// listing it gets and is woken again by any later write.
+		q := &api.QueryOptions{WaitIndex: index, WaitTime: watchWait}
 		// Consul adds up to WaitTime/16 of jitter to a blocking query.
 		kvs, next, err := s.list(ctx, "watch", prefix, q, watchWait+watchWait/16+callTimeout)
 		if err != nil || next != index {
