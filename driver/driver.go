@@ -41,6 +41,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/vxnet/vxnet/driver/dataplane"
+	"github.com/vxnet/vxnet/errkind"
 	"github.com/vxnet/vxnet/store"
 )
 
@@ -192,7 +193,7 @@ func (d *Driver) lookup(ctx context.Context, dockerID string) (*Network, error) 
 	}
 	ref, _, err := store.GetJSON[LocalRef](ctx, d.o.Store, d.localKey(dockerID))
 	if errors.Is(err, store.ErrNotFound) {
-		return nil, fmt.Errorf("network %q is not a vxnet network on this host", dockerID)
+		return nil, errkind.Errorf(errkind.NotFound, "network %q is not a vxnet network on this host", dockerID)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("look up network %q: %w", dockerID, err)
@@ -238,11 +239,11 @@ func validID(what, id string) error {
 		return nil
 	}
 	if len(id) < 12 || len(id) > 64 {
-		return fmt.Errorf("bad %s ID %q: want 12 to 64 hex characters", what, id)
+		return errkind.Errorf(errkind.BadRequest, "bad %s ID %q: want 12 to 64 hex characters", what, id)
 	}
 	for _, c := range id {
 		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
-			return fmt.Errorf("bad %s ID %q: want 12 to 64 hex characters", what, id)
+			return errkind.Errorf(errkind.BadRequest, "bad %s ID %q: want 12 to 64 hex characters", what, id)
 		}
 	}
 	return nil

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/vxnet/vxnet/errkind"
 	"github.com/vxnet/vxnet/store"
 )
 
@@ -27,7 +28,7 @@ type Forgotten struct {
 func ForgetHost(ctx context.Context, s store.Store, host string) (Forgotten, error) {
 	var f Forgotten
 	if host == "" || strings.Contains(host, "/") {
-		return f, fmt.Errorf("forget host: bad host ID %q", host)
+		return f, errkind.Errorf(errkind.BadRequest, "forget host: bad host ID %q", host)
 	}
 	kvs, _, err := s.List(ctx, "endpoints/")
 	if err != nil {

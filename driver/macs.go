@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/vxnet/vxnet/errkind"
 	"github.com/vxnet/vxnet/store"
 )
 
@@ -59,7 +60,7 @@ func (d *Driver) takeMAC(ctx context.Context, ep *Endpoint) error {
 		case cur.Nonce == rec.Nonce:
 			return nil // our own write, whose answer was lost
 		case cur.Endpoint == ep.ID:
-			return fmt.Errorf("endpoint %q already exists in network %s", ep.ID, ep.Network)
+			return errkind.Errorf(errkind.Conflict, "endpoint %q already exists in network %s", ep.ID, ep.Network)
 		}
 		stale, err := d.staleMAC(ctx, ep.Network, cur)
 		if err != nil {
@@ -73,7 +74,7 @@ func (d *Driver) takeMAC(ctx context.Context, ep *Endpoint) error {
 			stale = true
 		}
 		if !stale {
-			return fmt.Errorf("endpoint %q: MAC address %s is already used by endpoint %q (host %s) in network %s",
+			return errkind.Errorf(errkind.Conflict, "endpoint %q: MAC address %s is already used by endpoint %q (host %s) in network %s",
 				ep.ID, ep.MAC, cur.Endpoint, cur.Host, ep.Network)
 		}
 		d.o.Log.WithFields(map[string]any{"network": ep.Network, "endpoint": ep.ID, "mac": ep.MAC, "holder": cur.Endpoint}).
@@ -84,7 +85,7 @@ func (d *Driver) takeMAC(ctx context.Context, ep *Endpoint) error {
 			return fmt.Errorf("endpoint %q: take over MAC address %s: %w", ep.ID, ep.MAC, err)
 		}
 	}
-	return fmt.Errorf("endpoint %q: reserve MAC address %s: too many concurrent changes", ep.ID, ep.MAC)
+	return errkind.Errorf(errkind.Conflict, "endpoint %q: reserve MAC address %s: too many concurrent changes", ep.ID, ep.MAC)
 }
 
 // staleMAC tells whether rec names an endpoint that has had no cluster

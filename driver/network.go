@@ -11,6 +11,7 @@ import (
 
 	"github.com/docker/go-plugins-helpers/network"
 
+	"github.com/vxnet/vxnet/errkind"
 	"github.com/vxnet/vxnet/ipam"
 	"github.com/vxnet/vxnet/store"
 )
@@ -84,7 +85,7 @@ func (d *Driver) checkIPAM(dockerID string, sub Subnets) error {
 	if sub.OwnIPAM || !d.o.MultiHost || d.o.Scope == network.GlobalScope {
 		return nil
 	}
-	return fmt.Errorf("network %q: Docker's default IPAM gives the same addresses to containers on every host; "+
+	return errkind.Errorf(errkind.BadRequest, "network %q: Docker's default IPAM gives the same addresses to containers on every host; "+
 		"with a store shared by several hosts create the network with --ipam-driver vxnet", dockerID)
 }
 
@@ -129,7 +130,7 @@ func (d *Driver) join(ctx context.Context, want *Network, dockerID string, ownIP
 			if ownIPAM && d.takeOver(ctx, cur, other) {
 				continue
 			}
-			return nil, fmt.Errorf("subnet %s is already used by vxnet network %q on this host", want.Subnets[0], other)
+			return nil, errkind.Errorf(errkind.Conflict, "subnet %s is already used by vxnet network %q on this host", want.Subnets[0], other)
 		}
 		next := *cur
 		next.Hosts = copyWith(cur.Hosts, d.o.HostID, dockerID)
@@ -145,9 +146,9 @@ func (d *Driver) join(ctx context.Context, want *Network, dockerID string, ownIP
 		return nil, fmt.Errorf("join network %s: %w", want.Key, err)
 	}
 	if waited != nil {
-		return nil, fmt.Errorf("join network %s: %w, whose network record did not appear within %s", want.Key, waited, joinWait)
+		return nil, errkind.Errorf(errkind.Conflict, "join network %s: %w, whose network record did not appear within %s", want.Key, waited, joinWait)
 	}
-	return nil, fmt.Errorf("join network %s: too many concurrent changes", want.Key)
+	return nil, errkind.Errorf(errkind.Conflict, "join network %s: too many concurrent changes", want.Key)
 }
 
 // createCluster claims the subnets (see subnets.go), checks them against
@@ -196,7 +197,7 @@ func (d *Driver) reserveVNI(ctx context.Context, explicit uint32, key string) (u
 			if owner != nil {
 				name = "network " + strings.ReplaceAll(owner.Network, "_", "/")
 			}
-			return 0, fmt.Errorf("VNI %d is already used by vxnet %s", explicit, name)
+			return 0, errkind.Errorf(errkind.Conflict, "VNI %d is already used by vxnet %s", explicit, name)
 		}
 		if err != nil {
 			return 0, fmt.Errorf("reserve VNI %d: %w", explicit, err)
@@ -230,19 +231,19 @@ func (d *Driver) reserveVNI(ctx context.Context, explicit uint32, key string) (u
 		}
 		return vni, nil
 	}
-	return 0, errors.New("reserve VNI: too many concurrent allocations")
+	return 0, errkind.New(errkind.Conflict, "reserve VNI: too many concurrent allocations")
 }
 
 // compatible tells whether a host may join cur with the options it asked for.
 func compatible(cur, want *Network) error {
 	if !slices.Equal(cur.Subnets, want.Subnets) {
-		return fmt.Errorf("subnets %v differ from vxnet network %s with subnets %v", want.Subnets, cur.Key, cur.Subnets)
+		return errkind.Errorf(errkind.Conflict, "subnets %v differ from vxnet network %s with subnets %v", want.Subnets, cur.Key, cur.Subnets)
 	}
 	if want.Options.VNI != 0 && want.Options.VNI != cur.VNI {
-		return fmt.Errorf("VNI %d differs from VNI %d of vxnet network with subnet %s", want.Options.VNI, cur.VNI, cur.Subnets[0])
+		return errkind.Errorf(errkind.Conflict, "VNI %d differs from VNI %d of vxnet network with subnet %s", want.Options.VNI, cur.VNI, cur.Subnets[0])
 	}
 	if !slices.Equal(cur.Gateways, want.Gateways) {
-		return fmt.Errorf("gateways %v differ from gateways %v of vxnet network with subnet %s", want.Gateways, cur.Gateways, cur.Subnets[0])
+		return errkind.Errorf(errkind.Conflict, "gateways %v differ from gateways %v of vxnet network with subnet %s", want.Gateways, cur.Gateways, cur.Subnets[0])
 	}
 	return nil
 }
@@ -265,7 +266,7 @@ func (d *Driver) checkOverlap(ctx context.Context, want *Network) error {
 			continue
 		}
 		if a, b, ok := overlap(want.Subnets, other.Subnets); ok {
-			return fmt.Errorf("subnet %s overlaps subnet %s of vxnet network %s", a, b, other.Key)
+			return errkind.Errorf(errkind.Conflict, "subnet %s overlaps subnet %s of vxnet network %s", a, b, other.Key)
 		}
 	}
 	return nil

@@ -9,6 +9,7 @@ import (
 
 	"github.com/docker/go-plugins-helpers/network"
 
+	"github.com/vxnet/vxnet/errkind"
 	"github.com/vxnet/vxnet/ipam"
 )
 
@@ -38,9 +39,10 @@ type NetworkOptions struct {
 }
 
 // ParseNetworkOptions validates CreateNetwork's Options. Unknown `-o`
-// options are an error that lists the valid ones.
-func ParseNetworkOptions(opts map[string]interface{}) (NetworkOptions, error) {
-	var o NetworkOptions
+// options are an error that lists the valid ones. Errors are
+// errkind.BadRequest.
+func ParseNetworkOptions(opts map[string]interface{}) (o NetworkOptions, err error) {
+	defer func() { err = errkind.Mark(err, errkind.BadRequest) }()
 	if v, ok := opts[internalOption]; ok {
 		b, err := asBool(v)
 		if err != nil {
@@ -140,9 +142,11 @@ type Subnets struct {
 }
 
 // ParseIPAMData validates CreateNetwork's IPv4Data and IPv6Data: vxnet needs
-// at least one pool, and at most one per family.
-func ParseIPAMData(v4, v6 []*network.IPAMData) (Subnets, error) {
-	s := Subnets{OwnIPAM: true}
+// at least one pool, and at most one per family. Errors are
+// errkind.BadRequest.
+func ParseIPAMData(v4, v6 []*network.IPAMData) (s Subnets, err error) {
+	defer func() { err = errkind.Mark(err, errkind.BadRequest) }()
+	s = Subnets{OwnIPAM: true}
 	for _, fam := range []struct {
 		name string
 		data []*network.IPAMData

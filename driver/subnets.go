@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/vxnet/vxnet/errkind"
 	"github.com/vxnet/vxnet/store"
 )
 
@@ -92,7 +93,7 @@ func (d *Driver) claimSubnets(ctx context.Context, want *Network) (string, error
 				continue // the same network created on another host
 			}
 			if a, b, ok := overlap(want.Subnets, c.Subnets); ok {
-				return fmt.Errorf("subnet %s overlaps subnet %s of vxnet network %s, being created by host %s", a, b, c.Network, c.Host)
+				return errkind.Errorf(errkind.Conflict, "subnet %s overlaps subnet %s of vxnet network %s, being created by host %s", a, b, c.Network, c.Host)
 			}
 		}
 		cs[nonce] = Claim{Network: want.Key, Subnets: want.Subnets, Host: d.o.HostID, Since: time.Now().UTC()}
@@ -139,7 +140,7 @@ func (d *Driver) updateClaims(ctx context.Context, fn func(Claims) error) error 
 		}
 		sleep(ctx, retryPause())
 	}
-	return errors.New("write subnet claims: too many concurrent changes")
+	return errkind.New(errkind.Conflict, "write subnet claims: too many concurrent changes")
 }
 
 // overlap returns the first pair of overlapping subnets of a and b.

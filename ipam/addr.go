@@ -9,6 +9,7 @@ import (
 	ipamapi "github.com/docker/go-plugins-helpers/ipam"
 	"github.com/sirupsen/logrus"
 
+	"github.com/vxnet/vxnet/errkind"
 	"github.com/vxnet/vxnet/store"
 )
 
@@ -26,10 +27,10 @@ func (m *IPAM) RequestAddress(ctx context.Context, r *ipamapi.RequestAddressRequ
 	var pref netip.Addr
 	if r.Address != "" {
 		if pref, err = netip.ParseAddr(r.Address); err != nil {
-			return nil, fmt.Errorf("bad address %q: %w", r.Address, err)
+			return nil, errkind.Errorf(errkind.BadRequest, "bad address %q: %w", r.Address, err)
 		}
 		if !pool.Subnet.Contains(pref) {
-			return nil, fmt.Errorf("address %s is not in subnet %s", pref, pool.Subnet)
+			return nil, errkind.Errorf(errkind.BadRequest, "address %s is not in subnet %s", pref, pool.Subnet)
 		}
 	}
 	var a netip.Addr
@@ -55,13 +56,13 @@ func (m *IPAM) pool(ctx context.Context, id string) (*Pool, error) {
 	}
 	p, _, err := store.GetJSON[Pool](ctx, m.o.Store, poolKey(id))
 	if errors.Is(err, store.ErrNotFound) {
-		return nil, fmt.Errorf("unknown pool ID %q", id)
+		return nil, errkind.Errorf(errkind.NotFound, "unknown pool ID %q", id)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("read pool %q: %w", id, err)
 	}
 	if p.removed() {
-		return nil, fmt.Errorf("pool %q is being removed: its last user released it", id)
+		return nil, errkind.Errorf(errkind.Conflict, "pool %q is being removed: its last user released it", id)
 	}
 	return p, nil
 }
@@ -71,10 +72,10 @@ func (m *IPAM) pool(ctx context.Context, id string) (*Pool, error) {
 func (m *IPAM) gateway(ctx context.Context, id string, pref netip.Addr) (netip.Addr, error) {
 	p, err := m.updatePool(ctx, id, func(cur *Pool) (*Pool, error) {
 		if cur == nil || cur.removed() {
-			return nil, fmt.Errorf("unknown pool ID %q", id)
+			return nil, errkind.Errorf(errkind.NotFound, "unknown pool ID %q", id)
 		}
 		if what := cur.special(pref); what != "" {
-			return nil, fmt.Errorf("gateway %s is the %s of subnet %s", pref, what, cur.Subnet)
+			return nil, errkind.Errorf(errkind.BadRequest, "gateway %s is the %s of subnet %s", pref, what, cur.Subnet)
 		}
 		want := pref
 		if !want.IsValid() {
@@ -84,7 +85,7 @@ func (m *IPAM) gateway(ctx context.Context, id string, pref netip.Addr) (netip.A
 			want = cur.defaultGateway()
 		}
 		if cur.Gateway.IsValid() && cur.Gateway != want {
-			return nil, fmt.Errorf("gateway %s conflicts with gateway %s of vxnet pool %s", want, cur.Gateway, cur.Subnet)
+			return nil, errkind.Errorf(errkind.Conflict, "gateway %s conflicts with gateway %s of vxnet pool %s", want, cur.Gateway, cur.Subnet)
 		}
 		if cur.Gateway == want {
 			return cur, nil
@@ -102,10 +103,10 @@ func (m *IPAM) gateway(ctx context.Context, id string, pref netip.Addr) (netip.A
 // leaseStatic takes exactly the preferred address or fails naming it.
 func (m *IPAM) leaseStatic(ctx context.Context, id string, p *Pool, a netip.Addr) (netip.Addr, error) {
 	if a == p.Gateway {
-		return netip.Addr{}, fmt.Errorf("address %s is the gateway of subnet %s", a, p.Subnet)
+		return netip.Addr{}, errkind.Errorf(errkind.BadRequest, "address %s is the gateway of subnet %s", a, p.Subnet)
 	}
 	if what := p.special(a); what != "" {
-		return netip.Addr{}, fmt.Errorf("address %s is the %s of subnet %s: no container may have it", a, what, p.Subnet)
+		return netip.Addr{}, errkind.Errorf(errkind.BadRequest, "address %s is the %s of subnet %s: no container may have it", a, what, p.Subnet)
 	}
 	err := store.CreateJSON(ctx, m.o.Store, addrKey(id, a), newLease(m.o.HostID, false))
 	if errors.Is(err, store.ErrConflict) && m.global() {
@@ -113,7 +114,7 @@ func (m *IPAM) leaseStatic(ctx context.Context, id string, p *Pool, a netip.Addr
 		return a, nil
 	}
 	if errors.Is(err, store.ErrConflict) {
-		return netip.Addr{}, fmt.Errorf("address %s is already in use in subnet %s", a, p.Subnet)
+		return netip.Addr{}, errkind.Errorf(errkind.Conflict, "address %s is already in use in subnet %s", a, p.Subnet)
 	}
 	if err != nil {
 		return netip.Addr{}, fmt.Errorf("lease %s: %w", a, err)
@@ -134,7 +135,7 @@ func (m *IPAM) leaseAux(ctx context.Context, id string, p *Pool, a netip.Addr) (
 		if gerr == nil && l.Aux {
 			return a, nil
 		}
-		return netip.Addr{}, fmt.Errorf("aux address %s is already in use in subnet %s", a, p.Subnet)
+		return netip.Addr{}, errkind.Errorf(errkind.Conflict, "aux address %s is already in use in subnet %s", a, p.Subnet)
 	}
 	if err != nil {
 		return netip.Addr{}, fmt.Errorf("reserve aux address %s: %w", a, err)
@@ -202,7 +203,7 @@ func (m *IPAM) leaseNext(ctx context.Context, id string, p *Pool) (netip.Addr, e
 		m.log(id, a).Info("address leased")
 		return a, nil
 	}
-	return netip.Addr{}, fmt.Errorf("no address leased in pool %q after %d attempts: too much contention", id, maxLeaseAttempts)
+	return netip.Addr{}, errkind.Errorf(errkind.Conflict, "no address leased in pool %q after %d attempts: too much contention", id, maxLeaseAttempts)
 }
 
 func prefixOrSubnet(p *Pool) netip.Prefix { return p.effectiveRange() }

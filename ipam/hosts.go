@@ -9,6 +9,7 @@ import (
 
 	"github.com/sirupsen/logrus"
 
+	"github.com/vxnet/vxnet/errkind"
 	"github.com/vxnet/vxnet/store"
 )
 
@@ -22,10 +23,10 @@ import (
 // A host cannot forget itself: its own networks would lose their pools.
 func (m *IPAM) ForgetHost(ctx context.Context, host string) (leases, pools int, err error) {
 	if host == "" {
-		return 0, 0, errors.New("forget host: no host ID given")
+		return 0, 0, errkind.New(errkind.BadRequest, "forget host: no host ID given")
 	}
 	if host == m.o.HostID {
-		return 0, 0, fmt.Errorf("forget host %q: that is this host's own ID; run it on another host", host)
+		return 0, 0, errkind.Errorf(errkind.BadRequest, "forget host %q: that is this host's own ID; run it on another host", host)
 	}
 	if leases, err = m.releaseLeasesOf(ctx, host); err != nil {
 		return leases, 0, err
@@ -104,7 +105,7 @@ func (m *IPAM) Reclaim(ctx context.Context, subnet netip.Prefix, a netip.Addr) e
 		return fmt.Errorf("reclaim %s: %w", a, err)
 	}
 	if l.Host != m.o.HostID {
-		return fmt.Errorf("address %s of this host's container is now leased by host %q: duplicate address", a, l.Host)
+		return errkind.Errorf(errkind.Conflict, "address %s of this host's container is now leased by host %q: duplicate address", a, l.Host)
 	}
 	return nil
 }

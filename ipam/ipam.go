@@ -50,6 +50,7 @@ import (
 	ipamapi "github.com/docker/go-plugins-helpers/ipam"
 	"github.com/sirupsen/logrus"
 
+	"github.com/vxnet/vxnet/errkind"
 	"github.com/vxnet/vxnet/store"
 )
 
@@ -170,11 +171,11 @@ func (m *IPAM) joinPool(ctx context.Context, id string, want *Pool) error {
 			return &p, nil
 		}
 		if cur.Range != want.Range {
-			return nil, fmt.Errorf("subnet %s is a vxnet pool with ip-range %q, not %q", cur.Subnet, prefixOrNone(cur.Range), prefixOrNone(want.Range))
+			return nil, errkind.Errorf(errkind.Conflict, "subnet %s is a vxnet pool with ip-range %q, not %q", cur.Subnet, prefixOrNone(cur.Range), prefixOrNone(want.Range))
 		}
 		if cur.Hosts[m.o.HostID] {
 			if !m.global() {
-				return nil, fmt.Errorf("subnet %s is already used by another vxnet network on this host", cur.Subnet)
+				return nil, errkind.Errorf(errkind.Conflict, "subnet %s is already used by another vxnet network on this host", cur.Subnet)
 			}
 			return cur.withRef(m.o.HostID, +1), nil
 		}
@@ -206,21 +207,21 @@ func copyAdd(m map[string]bool, k string) map[string]bool {
 func parsePoolRequest(r *ipamapi.RequestPoolRequest) (*Pool, error) {
 	for k := range r.Options {
 		if !strings.HasPrefix(k, "com.docker.") {
-			return nil, fmt.Errorf("unknown IPAM option %q: vxnet IPAM takes no --ipam-opt options", k)
+			return nil, errkind.Errorf(errkind.BadRequest, "unknown IPAM option %q: vxnet IPAM takes no --ipam-opt options", k)
 		}
 	}
 	if r.Pool == "" {
-		return nil, errors.New("vxnet IPAM needs an explicit subnet: use --subnet (and --ipv6 with an IPv6 --subnet)")
+		return nil, errkind.New(errkind.BadRequest, "vxnet IPAM needs an explicit subnet: use --subnet (and --ipv6 with an IPv6 --subnet)")
 	}
 	subnet, err := parseSubnet("subnet", r.Pool)
 	if err != nil {
 		return nil, err
 	}
 	if subnet.Addr().Is6() != r.V6 {
-		return nil, fmt.Errorf("subnet %s is not an IPv%d subnet", subnet, map[bool]int{false: 4, true: 6}[r.V6])
+		return nil, errkind.Errorf(errkind.BadRequest, "subnet %s is not an IPv%d subnet", subnet, map[bool]int{false: 4, true: 6}[r.V6])
 	}
 	if max := subnet.Addr().BitLen() - 2; subnet.Bits() > max {
-		return nil, fmt.Errorf("subnet %s is too small: need at least a /%d", subnet, max)
+		return nil, errkind.Errorf(errkind.BadRequest, "subnet %s is too small: need at least a /%d", subnet, max)
 	}
 	p := &Pool{Subnet: subnet}
 	if r.SubPool != "" {
@@ -228,7 +229,7 @@ func parsePoolRequest(r *ipamapi.RequestPoolRequest) (*Pool, error) {
 			return nil, err
 		}
 		if !subnet.Contains(p.Range.Addr()) || p.Range.Bits() < subnet.Bits() {
-			return nil, fmt.Errorf("ip-range %s is not inside subnet %s", p.Range, subnet)
+			return nil, errkind.Errorf(errkind.BadRequest, "ip-range %s is not inside subnet %s", p.Range, subnet)
 		}
 	}
 	return p, nil
@@ -248,7 +249,7 @@ func (m *IPAM) checkOverlap(ctx context.Context, subnet netip.Prefix) error {
 			continue // not a pool key
 		}
 		if other != subnet && overlaps(other, subnet) {
-			return fmt.Errorf("subnet %s overlaps vxnet pool %s", subnet, other)
+			return errkind.Errorf(errkind.Conflict, "subnet %s overlaps vxnet pool %s", subnet, other)
 		}
 	}
 	return nil

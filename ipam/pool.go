@@ -1,9 +1,10 @@
 package ipam
 
 import (
-	"fmt"
 	"net/netip"
 	"strings"
+
+	"github.com/vxnet/vxnet/errkind"
 )
 
 // Pool is one address pool as kept in the store: cluster-wide, identified by
@@ -77,7 +78,7 @@ func PoolID(subnet netip.Prefix) string {
 func ParsePoolID(id string) (netip.Prefix, error) {
 	p, err := netip.ParsePrefix(strings.Replace(id, "_", "/", 1))
 	if err != nil || PoolID(p) != id {
-		return netip.Prefix{}, fmt.Errorf("unknown pool ID %q", id)
+		return netip.Prefix{}, errkind.Errorf(errkind.NotFound, "unknown pool ID %q", id)
 	}
 	return p, nil
 }
@@ -86,10 +87,10 @@ func ParsePoolID(id string) (netip.Prefix, error) {
 func parseSubnet(what, s string) (netip.Prefix, error) {
 	p, err := netip.ParsePrefix(s)
 	if err != nil {
-		return netip.Prefix{}, fmt.Errorf("bad %s %q: %w", what, s, err)
+		return netip.Prefix{}, errkind.Errorf(errkind.BadRequest, "bad %s %q: %w", what, s, err)
 	}
 	if p.Addr().Zone() != "" || p != p.Masked() {
-		return netip.Prefix{}, fmt.Errorf("bad %s %q: not a network address (did you mean %s?)", what, s, p.Masked())
+		return netip.Prefix{}, errkind.Errorf(errkind.BadRequest, "bad %s %q: not a network address (did you mean %s?)", what, s, p.Masked())
 	}
 	return p, nil
 }

@@ -18,7 +18,7 @@ import (
 
 	"github.com/sirupsen/logrus"
 
-	"github.com/vxnet/vxnet/store"
+	"github.com/vxnet/vxnet/errkind"
 )
 
 // The journal of pending removals. Docker goes on when a removal fails:
@@ -179,9 +179,7 @@ func (j *Journal) remove(e entry) error {
 }
 
 // unavailable tells an error the store may not repeat later.
-func unavailable(err error) bool {
-	return errors.Is(err, store.ErrUnavailable) || errors.Is(err, context.DeadlineExceeded)
-}
+func unavailable(err error) bool { return errkind.Of(err) == errkind.Unavailable }
 
 // begin writes the removal a journaled call needs before the call runs
 // (so a crash in the middle leaves it behind for the next start), and
@@ -247,7 +245,7 @@ func (s *Server) Replay(ctx context.Context) (int, error) {
 		log := s.o.Log.WithFields(logrus.Fields{"call": e.Path[1:], "pending_since": e.At})
 		if rec.Code != http.StatusOK {
 			msg := strings.TrimSpace(rec.Body.String())
-			if strings.Contains(msg, store.ErrUnavailable.Error()) || strings.Contains(msg, "no answer within") {
+			if rec.Code == status(errkind.New(errkind.Unavailable, "")) {
 				return len(es) - i, nil
 			}
 			log.WithField("answer", msg).Warn("journaled removal failed for good; dropping it")

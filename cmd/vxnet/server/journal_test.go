@@ -76,14 +76,17 @@ func TestJournalReplaysRemovalsAfterOutage(t *testing.T) {
 	d := &outageDriver{}
 	s, dir := withJournal(t, d, time.Second)
 	d.down.Store(true)
-	for _, c := range []struct{ path, body string }{
-		{"/NetworkDriver.DeleteNetwork", `{"NetworkID":"n1"}`},
-		{"/NetworkDriver.DeleteNetwork", `{"NetworkID":"n1"}`}, // Docker's retry: one entry
-		{"/NetworkDriver.CreateEndpoint", `{"NetworkID":"n1","EndpointID":"ep1","Interface":{}}`},
-		{"/NetworkDriver.CreateNetwork", `{"NetworkID":"fail"}`}, // not a store failure
+	for _, c := range []struct {
+		path, body string
+		code       int
+	}{
+		{"/NetworkDriver.DeleteNetwork", `{"NetworkID":"n1"}`, 503},
+		{"/NetworkDriver.DeleteNetwork", `{"NetworkID":"n1"}`, 503}, // Docker's retry: one entry
+		{"/NetworkDriver.CreateEndpoint", `{"NetworkID":"n1","EndpointID":"ep1","Interface":{}}`, 503},
+		{"/NetworkDriver.CreateNetwork", `{"NetworkID":"fail"}`, 500}, // not a store failure
 	} {
-		if code, out := call(s, "POST", c.path, c.body); code != 500 {
-			t.Fatalf("%s during the outage: %d %v", c.path, code, out)
+		if code, out := call(s, "POST", c.path, c.body); code != c.code {
+			t.Fatalf("%s during the outage: %d %v, want %d", c.path, code, out, c.code)
 		}
 	}
 	wantEntries(t, dir, 2, "journal holds %d entries, want 2 (DeleteNetwork n1, DeleteEndpoint ep1)")

@@ -8,7 +8,7 @@
 // interface per socket, and they put no bound on body size or run time.
 //
 // Invariants: every response is JSON; errors are {"Err": "<message>"} with
-// a non-2xx status; no request body over MaxBody is read; a callback that
+// a non-2xx status chosen by the error's errkind (status.go); no request body over MaxBody is read; a callback that
 // runs past Timeout is answered with an error naming the callback, and a
 // panic in a callback is answered (and logged) instead of killing the
 // plugin.
@@ -111,7 +111,7 @@ func handle[Req any, Resp any](s *Server, path string, fn func(context.Context, 
 		s.observe(path[1:], result(err), start)
 		if err != nil {
 			log.WithError(err).WithField("took", time.Since(start)).Warn("call failed")
-			write(w, http.StatusInternalServerError, errorResponse{Err: err.Error()})
+			write(w, status(err), errorResponse{Err: err.Error()})
 			return
 		}
 		log.WithField("took", time.Since(start)).Debug("call done")
@@ -124,17 +124,6 @@ func (s *Server) observe(call, result string, start time.Time) {
 	if s.o.Observe != nil {
 		s.o.Observe(call, result, time.Since(start))
 	}
-}
-
-// result names a callback's outcome for Options.Observe.
-func result(err error) string {
-	switch {
-	case err == nil:
-		return "ok"
-	case errors.Is(err, context.DeadlineExceeded):
-		return "timeout"
-	}
-	return "error"
 }
 
 // decode reads at most MaxBody bytes of JSON into req and returns them.
