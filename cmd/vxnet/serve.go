@@ -17,6 +17,7 @@ import (
 
 	"github.com/sirupsen/logrus"
 
+	"github.com/vxnet/vxnet/cmd/vxnet/journal"
 	"github.com/vxnet/vxnet/cmd/vxnet/server"
 	"github.com/vxnet/vxnet/driver"
 	"github.com/vxnet/vxnet/driver/dataplane"
@@ -152,11 +153,11 @@ func runServe(ctx context.Context, c *config, log *logrus.Entry) error {
 			Report: met.ReportHosts,
 		})
 	}()
-	journal, err := server.OpenJournal(journalDir(c.NetnsDir))
+	jn, err := journal.Open(journalDir(c.NetnsDir), log)
 	if err != nil {
 		return err
 	}
-	srv := server.New(drv, ip, server.Options{Log: log, Journal: journal, Observe: met.ObserveCallback})
+	srv := server.New(drv, ip, server.Options{Log: log, Journal: jn, Observe: met.ObserveCallback})
 	// Removals cut short by a crash are done before Docker can send
 	// anything new (a create Docker retries then comes after them).
 	rctx, cancel := context.WithTimeout(ctx, 15*time.Second)

@@ -12,6 +12,7 @@ import (
 	"github.com/docker/go-plugins-helpers/network"
 	"github.com/sirupsen/logrus"
 
+	"github.com/vxnet/vxnet/cmd/vxnet/journal"
 	"github.com/vxnet/vxnet/store"
 )
 
@@ -22,7 +23,7 @@ func withJournal(t *testing.T, d NetworkDriver, timeout time.Duration) (*Server,
 	l := logrus.New()
 	l.SetOutput(io.Discard)
 	dir := t.TempDir()
-	j, err := OpenJournal(dir)
+	j, err := journal.Open(dir, logrus.NewEntry(l))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -163,7 +164,7 @@ func (d *slowCreate) DeleteNetwork(context.Context, *network.DeleteNetworkReques
 func TestJournalSkipsRunningCalls(t *testing.T) {
 	l := logrus.New()
 	l.SetOutput(io.Discard)
-	j, err := OpenJournal(t.TempDir())
+	j, err := journal.Open(t.TempDir(), logrus.NewEntry(l))
 	if err != nil {
 		t.Fatal(err)
 	}
