@@ -12,6 +12,7 @@ import (
 
 	"github.com/vxnet/vxnet/driver/dataplane"
 	"github.com/vxnet/vxnet/store"
+	"github.com/vxnet/vxnet/store/keys"
 )
 
 // rec is an endpoint record as the store lists it.
@@ -21,7 +22,7 @@ func rec(index uint64, id, host, vtep, mac string, addrs ...string) store.KV {
 		ep.Addrs = append(ep.Addrs, netip.MustParsePrefix(a))
 	}
 	b, _ := json.Marshal(ep)
-	return store.KV{Key: endpointKey(ep.Network, id), Value: b, ModifyIndex: index}
+	return store.KV{Key: keys.Endpoint(ep.Network, id), Value: b, ModifyIndex: index}
 }
 
 // countHook counts log entries at error level.

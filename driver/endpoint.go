@@ -13,6 +13,7 @@ import (
 	"github.com/vxnet/vxnet/driver/dataplane"
 	"github.com/vxnet/vxnet/errkind"
 	"github.com/vxnet/vxnet/store"
+	"github.com/vxnet/vxnet/store/keys"
 )
 
 // CreateEndpoint records the endpoint in the cluster: its addresses (given
@@ -55,17 +56,17 @@ func (d *Driver) CreateEndpoint(ctx context.Context, r *network.CreateEndpointRe
 // publish writes this host's copy of the endpoint, then the cluster record
 // other hosts watch; a failure leaves neither.
 func (d *Driver) publish(ctx context.Context, ep *Endpoint) error {
-	if err := store.CreateJSON(ctx, d.o.Store, d.copyKey(ep.ID), ep); err != nil {
+	if err := store.CreateJSON(ctx, d.o.Store, keys.HostEndpoint(d.o.HostID, ep.ID), ep); err != nil {
 		if errors.Is(err, store.ErrConflict) {
 			return errkind.Errorf(errkind.Conflict, "endpoint %q already exists", ep.ID)
 		}
 		return fmt.Errorf("record endpoint %q: %w", ep.ID, err)
 	}
-	err := store.CreateJSON(ctx, d.o.Store, endpointKey(ep.Network, ep.ID), ep)
+	err := store.CreateJSON(ctx, d.o.Store, keys.Endpoint(ep.Network, ep.ID), ep)
 	if err == nil {
 		return nil
 	}
-	if derr := d.o.Store.Delete(context.WithoutCancel(ctx), d.copyKey(ep.ID)); derr != nil {
+	if derr := d.o.Store.Delete(context.WithoutCancel(ctx), keys.HostEndpoint(d.o.HostID, ep.ID)); derr != nil {
 		d.o.Log.WithError(derr).WithField("endpoint", ep.ID).Error("roll back endpoint copy")
 	}
 	if errors.Is(err, store.ErrConflict) {
@@ -179,7 +180,7 @@ func (d *Driver) endpoint(ctx context.Context, netID, epID string) (*Endpoint, *
 	if err != nil {
 		return nil, nil, err
 	}
-	ep, _, err := store.GetJSON[Endpoint](ctx, d.o.Store, endpointKey(n.Key, epID))
+	ep, _, err := store.GetJSON[Endpoint](ctx, d.o.Store, keys.Endpoint(n.Key, epID))
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, nil, errkind.Errorf(errkind.NotFound, "endpoint %q not found in network %q", epID, netID)
 	}

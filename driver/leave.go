@@ -9,6 +9,7 @@ import (
 	"github.com/docker/go-plugins-helpers/network"
 
 	"github.com/vxnet/vxnet/store"
+	"github.com/vxnet/vxnet/store/keys"
 )
 
 // cleanupTimeout bounds rollbacks, which run after the request's own
@@ -27,7 +28,7 @@ func (d *Driver) DeleteNetwork(ctx context.Context, r *network.DeleteNetworkRequ
 	defer d.mu.Unlock()
 	n, err := d.lookup(ctx, r.NetworkID)
 	if err != nil {
-		_, gerr := d.o.Store.Get(ctx, d.localKey(r.NetworkID))
+		_, gerr := d.o.Store.Get(ctx, keys.HostNetwork(d.o.HostID, r.NetworkID))
 		if errors.Is(gerr, store.ErrNotFound) {
 			d.o.Log.WithField("docker_network", r.NetworkID).Info("delete of unknown network: nothing to do")
 			return nil
@@ -61,7 +62,7 @@ func (d *Driver) leave(ctx context.Context, n *Network, dockerID string) error {
 		return err
 	}
 	last := false
-	_, err := store.Update(ctx, d.o.Store, networkKey(n.Key), func(cur *Network) (*Network, error) {
+	_, err := store.Update(ctx, d.o.Store, keys.Network(n.Key), func(cur *Network) (*Network, error) {
 		last = false
 		if cur == nil {
 			return nil, nil
@@ -86,16 +87,16 @@ func (d *Driver) leave(ctx context.Context, n *Network, dockerID string) error {
 		return fmt.Errorf("leave network %s: %w", n.Key, err)
 	}
 	if last {
-		for _, prefix := range []string{endpointPrefix(n.Key), macPrefix(n.Key)} {
+		for _, prefix := range []string{keys.Endpoints(n.Key), keys.MACs(n.Key)} {
 			if err := d.deletePrefix(ctx, prefix); err != nil {
 				return err
 			}
 		}
-		if err := d.o.Store.Delete(ctx, vniKey(n.VNI)); err != nil {
+		if err := d.o.Store.Delete(ctx, keys.VNI(n.VNI)); err != nil {
 			return fmt.Errorf("release VNI %d: %w", n.VNI, err)
 		}
 	}
-	if err := d.o.Store.Delete(ctx, d.localKey(dockerID)); err != nil {
+	if err := d.o.Store.Delete(ctx, keys.HostNetwork(d.o.HostID, dockerID)); err != nil {
 		return fmt.Errorf("forget network %q: %w", dockerID, err)
 	}
 	return nil
@@ -129,7 +130,7 @@ func (d *Driver) removeEndpoint(ctx context.Context, n *Network, id string) erro
 	if err != nil {
 		return err
 	}
-	for _, k := range []string{endpointKey(n.Key, id), d.copyKey(id)} {
+	for _, k := range []string{keys.Endpoint(n.Key, id), keys.HostEndpoint(d.o.HostID, id)} {
 		if err := d.o.Store.Delete(ctx, k); err != nil {
 			return fmt.Errorf("delete endpoint %q: %w", id, err)
 		}
@@ -140,7 +141,7 @@ func (d *Driver) removeEndpoint(ctx context.Context, n *Network, id string) erro
 // endpointMACOf reads the MAC of this host's endpoint id from its own copy
 // or the cluster record; "" when both are gone.
 func (d *Driver) endpointMACOf(ctx context.Context, network, id string) (string, error) {
-	for _, k := range []string{d.copyKey(id), endpointKey(network, id)} {
+	for _, k := range []string{keys.HostEndpoint(d.o.HostID, id), keys.Endpoint(network, id)} {
 		ep, _, err := store.GetJSON[Endpoint](ctx, d.o.Store, k)
 		if err == nil {
 			return ep.MAC, nil
@@ -154,7 +155,7 @@ func (d *Driver) endpointMACOf(ctx context.Context, network, id string) (string,
 
 // localEndpoints lists this host's own endpoint copies.
 func (d *Driver) localEndpoints(ctx context.Context) ([]Endpoint, error) {
-	return d.decodeEndpoints(ctx, d.copyPrefix())
+	return d.decodeEndpoints(ctx, keys.HostEndpoints(d.o.HostID))
 }
 
 func (d *Driver) deletePrefix(ctx context.Context, prefix string) error {
@@ -172,7 +173,7 @@ func (d *Driver) deletePrefix(ctx context.Context, prefix string) error {
 
 // endpoints lists the endpoint records of a cluster network.
 func (d *Driver) endpoints(ctx context.Context, key string) ([]Endpoint, error) {
-	return d.decodeEndpoints(ctx, endpointPrefix(key))
+	return d.decodeEndpoints(ctx, keys.Endpoints(key))
 }
 
 func (d *Driver) decodeEndpoints(ctx context.Context, prefix string) ([]Endpoint, error) {

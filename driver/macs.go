@@ -9,6 +9,7 @@ import (
 
 	"github.com/vxnet/vxnet/errkind"
 	"github.com/vxnet/vxnet/store"
+	"github.com/vxnet/vxnet/store/keys"
 )
 
 // MAC ownership. The kernel holds one FDB entry per MAC, so two endpoints
@@ -35,13 +36,10 @@ type MACRecord struct {
 	Nonce string `json:"nonce"`
 }
 
-func macPrefix(key string) string   { return "macs/" + key + "/" }
-func macKey(key, mac string) string { return macPrefix(key) + mac }
-
 // takeMAC makes ep the holder of its MAC on its network, or says which
 // endpoint holds it.
 func (d *Driver) takeMAC(ctx context.Context, ep *Endpoint) error {
-	key := macKey(ep.Network, ep.MAC)
+	key := keys.MAC(ep.Network, ep.MAC)
 	rec := MACRecord{Endpoint: ep.ID, Host: d.o.HostID, Since: time.Now().UTC(), Nonce: store.Nonce()}
 	for range 4 {
 		err := store.CreateJSON(ctx, d.o.Store, key, rec)
@@ -94,7 +92,7 @@ func (d *Driver) staleMAC(ctx context.Context, network string, rec *MACRecord) (
 	if time.Since(rec.Since) < staleMACAfter {
 		return false, nil
 	}
-	_, err := d.o.Store.Get(ctx, endpointKey(network, rec.Endpoint))
+	_, err := d.o.Store.Get(ctx, keys.Endpoint(network, rec.Endpoint))
 	if errors.Is(err, store.ErrNotFound) {
 		return true, nil
 	}
@@ -108,7 +106,7 @@ func (d *Driver) staleMAC(ctx context.Context, network string, rec *MACRecord) (
 func (d *Driver) releaseMACs(ctx context.Context, network, id, mac string) error {
 	var kvs []store.KV
 	if mac != "" {
-		kv, err := d.o.Store.Get(ctx, macKey(network, mac))
+		kv, err := d.o.Store.Get(ctx, keys.MAC(network, mac))
 		if errors.Is(err, store.ErrNotFound) {
 			return nil
 		}
@@ -118,7 +116,7 @@ func (d *Driver) releaseMACs(ctx context.Context, network, id, mac string) error
 		kvs = []store.KV{kv}
 	} else {
 		var err error
-		if kvs, _, err = d.o.Store.List(ctx, macPrefix(network)); err != nil {
+		if kvs, _, err = d.o.Store.List(ctx, keys.MACs(network)); err != nil {
 			return fmt.Errorf("endpoint %q: list MAC addresses of network %s: %w", id, network, err)
 		}
 	}
@@ -132,7 +130,7 @@ func (d *Driver) releaseMACs(ctx context.Context, network, id, mac string) error
 		}
 		err := d.o.Store.DeleteCAS(ctx, kv.Key, kv.ModifyIndex)
 		if err != nil && !errors.Is(err, store.ErrConflict) {
-			return fmt.Errorf("endpoint %q: release MAC address %s: %w", id, strings.TrimPrefix(kv.Key, macPrefix(network)), err)
+			return fmt.Errorf("endpoint %q: release MAC address %s: %w", id, strings.TrimPrefix(kv.Key, keys.MACs(network)), err)
 		}
 	}
 	return nil

@@ -5,15 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/docker/go-plugins-helpers/network"
 
 	"github.com/vxnet/vxnet/errkind"
-	"github.com/vxnet/vxnet/ipam"
 	"github.com/vxnet/vxnet/store"
+	"github.com/vxnet/vxnet/store/keys"
 )
 
 // GetCapabilities answers NetworkDriver.GetCapabilities.
@@ -42,7 +41,7 @@ func (d *Driver) CreateNetwork(ctx context.Context, r *network.CreateNetworkRequ
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	want := &Network{
-		Key:      ipam.PoolID(sub.Pools[0]),
+		Key:      keys.PoolID(sub.Pools[0]),
 		VNI:      opts.VNI,
 		Subnets:  sub.Pools,
 		Gateways: sub.Gateways,
@@ -58,7 +57,7 @@ func (d *Driver) CreateNetwork(ctx context.Context, r *network.CreateNetworkRequ
 			d.rollbackCreate(n, r.NetworkID)
 		}
 	}()
-	if err := store.PutJSON(ctx, d.o.Store, d.localKey(r.NetworkID), LocalRef{Network: n.Key, OwnIPAM: sub.OwnIPAM}); err != nil {
+	if err := store.PutJSON(ctx, d.o.Store, keys.HostNetwork(d.o.HostID, r.NetworkID), LocalRef{Network: n.Key, OwnIPAM: sub.OwnIPAM}); err != nil {
 		return fmt.Errorf("record network %q: %w", r.NetworkID, err)
 	}
 	if err := d.ensureNetwork(ctx, n, r.NetworkID); err != nil {
@@ -107,7 +106,7 @@ func (d *Driver) join(ctx context.Context, want *Network, dockerID string, ownIP
 	deadline := time.Now().Add(joinWait)
 	var waited error // the create on another host waited for
 	for time.Now().Before(deadline) && ctx.Err() == nil {
-		cur, idx, err := store.GetJSON[Network](ctx, d.o.Store, networkKey(want.Key))
+		cur, idx, err := store.GetJSON[Network](ctx, d.o.Store, keys.Network(want.Key))
 		switch {
 		case errors.Is(err, store.ErrNotFound):
 			n, err := d.createCluster(ctx, want, dockerID)
@@ -134,7 +133,7 @@ func (d *Driver) join(ctx context.Context, want *Network, dockerID string, ownIP
 		}
 		next := *cur
 		next.Hosts = copyWith(cur.Hosts, d.o.HostID, dockerID)
-		if err := store.CASJSON(ctx, d.o.Store, networkKey(want.Key), &next, idx); errors.Is(err, store.ErrConflict) {
+		if err := store.CASJSON(ctx, d.o.Store, keys.Network(want.Key), &next, idx); errors.Is(err, store.ErrConflict) {
 			sleep(ctx, retryPause())
 			continue
 		} else if err != nil {
@@ -175,8 +174,8 @@ func (d *Driver) createCluster(ctx context.Context, want *Network, dockerID stri
 		return nil, err
 	}
 	n.VNI = vni
-	if err := store.CreateJSON(ctx, d.o.Store, networkKey(n.Key), &n); err != nil {
-		if derr := d.o.Store.Delete(context.WithoutCancel(ctx), vniKey(vni)); derr != nil {
+	if err := store.CreateJSON(ctx, d.o.Store, keys.Network(n.Key), &n); err != nil {
+		if derr := d.o.Store.Delete(context.WithoutCancel(ctx), keys.VNI(vni)); derr != nil {
 			d.logNet(&n).WithError(derr).Error("release VNI after failed create")
 		}
 		return nil, err
@@ -187,9 +186,9 @@ func (d *Driver) createCluster(ctx context.Context, want *Network, dockerID stri
 // reserveVNI takes the explicit VNI or the lowest free one from VNIOffset.
 func (d *Driver) reserveVNI(ctx context.Context, explicit uint32, key string) (uint32, error) {
 	if explicit != 0 {
-		err := store.CreateJSON(ctx, d.o.Store, vniKey(explicit), VNIRecord{Network: key, Host: d.o.HostID})
+		err := store.CreateJSON(ctx, d.o.Store, keys.VNI(explicit), VNIRecord{Network: key, Host: d.o.HostID})
 		if errors.Is(err, store.ErrConflict) {
-			owner, _, _ := store.GetJSON[VNIRecord](ctx, d.o.Store, vniKey(explicit))
+			owner, _, _ := store.GetJSON[VNIRecord](ctx, d.o.Store, keys.VNI(explicit))
 			if owner != nil && owner.Network == key {
 				return 0, fmt.Errorf("VNI %d: network %s %w %s", explicit, key, errCreating, owner.Host)
 			}
@@ -205,14 +204,14 @@ func (d *Driver) reserveVNI(ctx context.Context, explicit uint32, key string) (u
 		return explicit, nil
 	}
 	for range 32 {
-		kvs, _, err := d.o.Store.List(ctx, "vnis/")
+		kvs, _, err := d.o.Store.List(ctx, keys.VNIs)
 		if err != nil {
 			return 0, fmt.Errorf("list VNIs: %w", err)
 		}
 		used := map[uint32]bool{}
 		for _, kv := range kvs {
-			if v, err := strconv.ParseUint(strings.TrimPrefix(kv.Key, "vnis/"), 10, 32); err == nil {
-				used[uint32(v)] = true
+			if v, ok := keys.ParseVNI(kv.Key); ok {
+				used[v] = true
 			}
 		}
 		vni := d.o.VNIOffset
@@ -222,7 +221,7 @@ func (d *Driver) reserveVNI(ctx context.Context, explicit uint32, key string) (u
 		if used[vni] {
 			return 0, errors.New("no free VNI left")
 		}
-		err = store.CreateJSON(ctx, d.o.Store, vniKey(vni), VNIRecord{Network: key, Host: d.o.HostID})
+		err = store.CreateJSON(ctx, d.o.Store, keys.VNI(vni), VNIRecord{Network: key, Host: d.o.HostID})
 		if errors.Is(err, store.ErrConflict) {
 			continue
 		}
@@ -253,7 +252,7 @@ func compatible(cur, want *Network) error {
 // Only after a claim (claimSubnets) does it also hold against creates on
 // other hosts at the same time.
 func (d *Driver) checkOverlap(ctx context.Context, want *Network) error {
-	kvs, _, err := d.o.Store.List(ctx, "networks/")
+	kvs, _, err := d.o.Store.List(ctx, keys.Networks)
 	if err != nil {
 		return fmt.Errorf("list networks: %w", err)
 	}

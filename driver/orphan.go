@@ -4,10 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
-	"strings"
 
 	"github.com/vxnet/vxnet/store"
+	"github.com/vxnet/vxnet/store/keys"
 )
 
 // A lost DeleteNetwork. When dockerd's connection to the plugin fails
@@ -42,7 +41,7 @@ func (d *Driver) orphaned(ctx context.Context, n *Network, ref LocalRef) (bool, 
 // it and reports whether the create may go on.
 func (d *Driver) takeOver(ctx context.Context, cur *Network, other string) bool {
 	log := d.logNet(cur).WithField("docker_network", other)
-	ref, _, err := store.GetJSON[LocalRef](ctx, d.o.Store, d.localKey(other))
+	ref, _, err := store.GetJSON[LocalRef](ctx, d.o.Store, keys.HostNetwork(d.o.HostID, other))
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		// A create killed between joining and recording the network:
@@ -81,7 +80,7 @@ func (d *Driver) takeOver(ctx context.Context, cur *Network, other string) bool 
 // returns the VNIs of the networks it left, and the VNIs it freed (whose
 // namespaces a killed create may have left).
 func (d *Driver) dropStale(ctx context.Context, local map[string]bool) (left, freed map[uint32]bool, err error) {
-	nets, _, err := d.o.Store.List(ctx, "networks/")
+	nets, _, err := d.o.Store.List(ctx, keys.Networks)
 	if err != nil {
 		return nil, nil, fmt.Errorf("reconcile: list networks: %w", err)
 	}
@@ -93,7 +92,7 @@ func (d *Driver) dropStale(ctx context.Context, local map[string]bool) (left, fr
 		if err := store.Decode(kv, &n); err != nil {
 			continue
 		}
-		held[vniKey(n.VNI)] = true
+		held[keys.VNI(n.VNI)] = true
 		id, ok := n.Hosts[d.o.HostID]
 		if !ok || local[id] {
 			continue
@@ -109,7 +108,7 @@ func (d *Driver) dropStale(ctx context.Context, local map[string]bool) (left, fr
 		}
 		left[n.VNI] = true
 	}
-	vnis, _, err := d.o.Store.List(ctx, "vnis/")
+	vnis, _, err := d.o.Store.List(ctx, keys.VNIs)
 	if err != nil {
 		return left, freed, errors.Join(append(errs, fmt.Errorf("reconcile: list VNIs: %w", err))...)
 	}
@@ -123,8 +122,8 @@ func (d *Driver) dropStale(ctx context.Context, local map[string]bool) (left, fr
 			errs = append(errs, fmt.Errorf("reconcile: free %s: %w", kv.Key, err))
 			continue
 		}
-		if v, err := strconv.ParseUint(strings.TrimPrefix(kv.Key, "vnis/"), 10, 32); err == nil {
-			freed[uint32(v)] = true
+		if v, ok := keys.ParseVNI(kv.Key); ok {
+			freed[v] = true
 		}
 	}
 	return left, freed, errors.Join(errs...)

@@ -5,6 +5,8 @@ import (
 	"net/netip"
 	"slices"
 	"testing"
+
+	"github.com/vxnet/vxnet/store/keys"
 )
 
 // poolStates fakes ipam.IPAM.PoolState: this host's membership of the
@@ -70,7 +72,7 @@ func TestOrphanedNetworks(t *testing.T) {
 			if _, err := e.d.lookup(ctx, net2); err != nil {
 				t.Fatal(err)
 			}
-			if nets, _ := e.plane.Networks(); len(nets) != 1 || !slices.Contains(e.keys(), e.d.localKey(net2)) {
+			if nets, _ := e.plane.Networks(); len(nets) != 1 || !slices.Contains(e.keys(), keys.HostNetwork(e.d.o.HostID, net2)) {
 				t.Fatalf("after the take-over: namespaces %v, keys %v", nets, e.keys())
 			}
 		})
@@ -87,14 +89,14 @@ func TestReconcileDropsHalfDoneCreatesAndDeletes(t *testing.T) {
 		break_ func(e *env, n *Network) // what the killed call left
 		create bool                     // a new create instead of reconcile
 	}{
-		{name: "joined, not recorded", break_: func(e *env, n *Network) { e.mustDelete(e.d.localKey(net1)) }},
-		{name: "joined, not recorded, created again", create: true, break_: func(e *env, n *Network) { e.mustDelete(e.d.localKey(net1)) }},
+		{name: "joined, not recorded", break_: func(e *env, n *Network) { e.mustDelete(keys.HostNetwork(e.d.o.HostID, net1)) }},
+		{name: "joined, not recorded, created again", create: true, break_: func(e *env, n *Network) { e.mustDelete(keys.HostNetwork(e.d.o.HostID, net1)) }},
 		{name: "VNI reserved, no network", break_: func(e *env, n *Network) {
-			e.mustDelete(e.d.localKey(net1))
-			e.mustDelete(networkKey(n.Key))
+			e.mustDelete(keys.HostNetwork(e.d.o.HostID, net1))
+			e.mustDelete(keys.Network(n.Key))
 		}},
 		{name: "last host left, record of the network kept", break_: func(e *env, n *Network) {
-			e.mustDelete(networkKey(n.Key))
+			e.mustDelete(keys.Network(n.Key))
 		}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
@@ -107,7 +109,7 @@ func TestReconcileDropsHalfDoneCreatesAndDeletes(t *testing.T) {
 				t.Fatal(err)
 			}
 			// Another host's reservation is never this host's to free.
-			if _, err := e.store.Put(ctx, vniKey(9999), []byte(`{"network":"198.19.2.0_24","host":"h2"}`)); err != nil {
+			if _, err := e.store.Put(ctx, keys.VNI(9999), []byte(`{"network":"198.19.2.0_24","host":"h2"}`)); err != nil {
 				t.Fatal(err)
 			}
 			c.break_(e, n)
@@ -123,7 +125,7 @@ func TestReconcileDropsHalfDoneCreatesAndDeletes(t *testing.T) {
 			if err := e.d.Reconcile(ctx); err != nil {
 				t.Fatal(err)
 			}
-			if nets, _ := e.plane.Networks(); len(nets) != 0 || !slices.Equal(e.keys(), []string{vniKey(9999)}) {
+			if nets, _ := e.plane.Networks(); len(nets) != 0 || !slices.Equal(e.keys(), []string{keys.VNI(9999)}) {
 				t.Fatalf("after reconcile: namespaces %v, keys %v; want only the other host's VNI", nets, e.keys())
 			}
 		})

@@ -13,6 +13,7 @@ import (
 
 	"github.com/vxnet/vxnet/driver/dataplane"
 	"github.com/vxnet/vxnet/store"
+	"github.com/vxnet/vxnet/store/keys"
 )
 
 // resyncEvery bounds how long kernel peer entries can drift from the store
@@ -117,11 +118,11 @@ func (d *Driver) watchPeers(ctx context.Context, key string, w *watcher) {
 func (d *Driver) nextEndpoints(ctx context.Context, key string, index uint64) ([]store.KV, uint64, error) {
 	wctx, cancel := context.WithTimeout(ctx, resyncEvery)
 	defer cancel()
-	kvs, next, err := d.o.Store.Watch(wctx, endpointPrefix(key), index)
+	kvs, next, err := d.o.Store.Watch(wctx, keys.Endpoints(key), index)
 	if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
 		lctx, lcancel := context.WithTimeout(ctx, resyncEvery)
 		defer lcancel()
-		return d.o.Store.List(lctx, endpointPrefix(key))
+		return d.o.Store.List(lctx, keys.Endpoints(key))
 	}
 	return kvs, next, err
 }

@@ -6,8 +6,8 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/vxnet/vxnet/ipam"
 	"github.com/vxnet/vxnet/store"
+	"github.com/vxnet/vxnet/store/keys"
 )
 
 // LocalPools returns the IPAM pool IDs of the subnets of this host's
@@ -15,7 +15,7 @@ import (
 func (d *Driver) LocalPools(ctx context.Context) (map[string]bool, error) {
 	d.mu.RLock()
 	defer d.mu.RUnlock()
-	kvs, _, err := d.o.Store.List(ctx, d.localPrefix())
+	kvs, _, err := d.o.Store.List(ctx, keys.HostNetworks(d.o.HostID))
 	if err != nil {
 		return nil, fmt.Errorf("list networks of host %q: %w", d.o.HostID, err)
 	}
@@ -25,7 +25,7 @@ func (d *Driver) LocalPools(ctx context.Context) (map[string]bool, error) {
 		if err := store.Decode(kv, &ref); err != nil {
 			return nil, err
 		}
-		n, err := d.networkOf(ctx, strings.TrimPrefix(kv.Key, d.localPrefix()), &ref)
+		n, err := d.networkOf(ctx, strings.TrimPrefix(kv.Key, keys.HostNetworks(d.o.HostID)), &ref)
 		if errors.Is(err, store.ErrNotFound) {
 			continue
 		}
@@ -33,7 +33,7 @@ func (d *Driver) LocalPools(ctx context.Context) (map[string]bool, error) {
 			return nil, err
 		}
 		for _, s := range n.Subnets {
-			pools[ipam.PoolID(s)] = true
+			pools[keys.PoolID(s)] = true
 		}
 	}
 	return pools, nil

@@ -9,6 +9,7 @@ import (
 
 	"github.com/vxnet/vxnet/driver/dataplane"
 	"github.com/vxnet/vxnet/store"
+	"github.com/vxnet/vxnet/store/keys"
 )
 
 // Reconcile makes the kernel match the store for this host: it rebuilds
@@ -19,7 +20,7 @@ import (
 func (d *Driver) Reconcile(ctx context.Context) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	kvs, _, err := d.o.Store.List(ctx, d.localPrefix())
+	kvs, _, err := d.o.Store.List(ctx, keys.HostNetworks(d.o.HostID))
 	if err != nil {
 		return fmt.Errorf("reconcile: list networks of host %q: %w", d.o.HostID, err)
 	}
@@ -34,7 +35,7 @@ func (d *Driver) Reconcile(ctx context.Context) error {
 	want := map[uint32]bool{}
 	var errs []error
 	for _, kv := range kvs {
-		dockerID := strings.TrimPrefix(kv.Key, d.localPrefix())
+		dockerID := strings.TrimPrefix(kv.Key, keys.HostNetworks(d.o.HostID))
 		var ref LocalRef
 		if err := store.Decode(kv, &ref); err != nil {
 			errs = append(errs, err)
@@ -72,7 +73,7 @@ func (d *Driver) Reconcile(ctx context.Context) error {
 	}
 	local := map[string]bool{}
 	for _, kv := range kvs {
-		local[strings.TrimPrefix(kv.Key, d.localPrefix())] = true
+		local[strings.TrimPrefix(kv.Key, keys.HostNetworks(d.o.HostID))] = true
 	}
 	left, freed, err := d.dropStale(ctx, local)
 	if err != nil {
@@ -118,11 +119,11 @@ func (d *Driver) forgetGone(ctx context.Context, dockerID, key string) error {
 		if ep.Network != key {
 			continue
 		}
-		if err := errors.Join(d.o.Store.Delete(ctx, endpointKey(key, ep.ID)), d.releaseMACs(ctx, key, ep.ID, ep.MAC), d.o.Store.Delete(ctx, d.copyKey(ep.ID))); err != nil {
+		if err := errors.Join(d.o.Store.Delete(ctx, keys.Endpoint(key, ep.ID)), d.releaseMACs(ctx, key, ep.ID, ep.MAC), d.o.Store.Delete(ctx, keys.HostEndpoint(d.o.HostID, ep.ID))); err != nil {
 			return fmt.Errorf("reconcile: forget endpoint %q: %w", ep.ID, err)
 		}
 	}
-	if err := d.o.Store.Delete(ctx, d.localKey(dockerID)); err != nil {
+	if err := d.o.Store.Delete(ctx, keys.HostNetwork(d.o.HostID, dockerID)); err != nil {
 		return fmt.Errorf("reconcile: forget network %q: %w", dockerID, err)
 	}
 	return nil
@@ -218,7 +219,7 @@ func (d *Driver) reconcileNetwork(ctx context.Context, n *Network, existed bool)
 // (and its address leases) after other hosts purged them while this host
 // was gone.
 func (d *Driver) republish(ctx context.Context, ep *Endpoint) error {
-	_, err := d.o.Store.Get(ctx, endpointKey(ep.Network, ep.ID))
+	_, err := d.o.Store.Get(ctx, keys.Endpoint(ep.Network, ep.ID))
 	if err == nil || !errors.Is(err, store.ErrNotFound) {
 		return err
 	}
@@ -229,7 +230,7 @@ func (d *Driver) republish(ctx context.Context, ep *Endpoint) error {
 			}
 		}
 	}
-	err = store.CreateJSON(ctx, d.o.Store, endpointKey(ep.Network, ep.ID), ep)
+	err = store.CreateJSON(ctx, d.o.Store, keys.Endpoint(ep.Network, ep.ID), ep)
 	if errors.Is(err, store.ErrConflict) {
 		return nil // it was there after all
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/docker/go-plugins-helpers/network"
 
 	"github.com/vxnet/vxnet/store"
+	"github.com/vxnet/vxnet/store/keys"
 )
 
 // A network whose record cannot be read (a store that lists but fails to
@@ -52,7 +53,7 @@ func TestReconcileRepublishesOnlyLiveEndpoints(t *testing.T) {
 	}
 	purge := func() {
 		t.Helper()
-		if err := e.store.Delete(ctx, endpointKey(n.Key, ep1)); err != nil {
+		if err := e.store.Delete(ctx, keys.Endpoint(n.Key, ep1)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -60,18 +61,18 @@ func TestReconcileRepublishesOnlyLiveEndpoints(t *testing.T) {
 	if err := e.d.Reconcile(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.store.Get(ctx, endpointKey(n.Key, ep1)); !errors.Is(err, store.ErrNotFound) || reclaimed != 0 {
+	if _, err := e.store.Get(ctx, keys.Endpoint(n.Key, ep1)); !errors.Is(err, store.ErrNotFound) || reclaimed != 0 {
 		t.Fatalf("endpoint without a veth republished (%v), %d addresses reclaimed", err, reclaimed)
 	}
 	if _, err := e.d.Join(ctx, &network.JoinRequest{NetworkID: net1, EndpointID: ep1}); err == nil {
 		t.Fatal("join of an endpoint whose record is gone succeeded")
 	}
 	// With its veth (a running container), it comes back.
-	cp, err := e.store.Get(ctx, e.d.copyKey(ep1))
+	cp, err := e.store.Get(ctx, keys.HostEndpoint(e.d.o.HostID, ep1))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.store.CAS(ctx, endpointKey(n.Key, ep1), cp.Value, 0); err != nil {
+	if _, err := e.store.CAS(ctx, keys.Endpoint(n.Key, ep1), cp.Value, 0); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := e.d.Join(ctx, &network.JoinRequest{NetworkID: net1, EndpointID: ep1}); err != nil {
@@ -81,7 +82,7 @@ func TestReconcileRepublishesOnlyLiveEndpoints(t *testing.T) {
 	if err := e.d.Reconcile(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.store.Get(ctx, endpointKey(n.Key, ep1)); err != nil || reclaimed != 1 {
+	if _, err := e.store.Get(ctx, keys.Endpoint(n.Key, ep1)); err != nil || reclaimed != 1 {
 		t.Fatalf("live endpoint not republished (%v), %d addresses reclaimed", err, reclaimed)
 	}
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/vxnet/vxnet/errkind"
 	"github.com/vxnet/vxnet/store"
+	"github.com/vxnet/vxnet/store/keys"
 )
 
 // Overlap between creates racing on several hosts. Listing the networks
@@ -25,7 +26,6 @@ import (
 // next claim.
 
 const (
-	subnetsKey      = "subnets"
 	maxIndexRetries = 32
 	// claimTTL bounds a create between its claim and its end.
 	claimTTL = 2 * time.Minute
@@ -45,7 +45,7 @@ type Claim struct {
 // readClaims reads the claims and the ModifyIndex to CAS them with (0:
 // absent), without those older than claimTTL.
 func (d *Driver) readClaims(ctx context.Context) (Claims, uint64, error) {
-	kv, err := d.o.Store.Get(ctx, subnetsKey)
+	kv, err := d.o.Store.Get(ctx, keys.Claims)
 	if errors.Is(err, store.ErrNotFound) {
 		return Claims{}, 0, nil
 	}
@@ -72,13 +72,13 @@ func (d *Driver) writeClaims(ctx context.Context, cs Claims, index uint64) error
 		if index == 0 {
 			return nil
 		}
-		return d.o.Store.DeleteCAS(ctx, subnetsKey, index)
+		return d.o.Store.DeleteCAS(ctx, keys.Claims, index)
 	}
 	b, err := json.Marshal(cs)
 	if err != nil {
 		return fmt.Errorf("encode subnet claims: %w", err)
 	}
-	_, err = d.o.Store.CAS(ctx, subnetsKey, b, index)
+	_, err = d.o.Store.CAS(ctx, keys.Claims, b, index)
 	return err
 }
 

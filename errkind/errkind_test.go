@@ -17,7 +17,7 @@ func TestOf(t *testing.T) {
 		{"nil", nil, Other},
 		{"plain", errors.New("boom"), Other},
 		{"sentinel", notFound, NotFound},
-		{"wrapped sentinel", fmt.Errorf("get %q: %w", "networks/x", notFound), NotFound},
+		{"wrapped sentinel", fmt.Errorf("get %q: %w", "some/key", notFound), NotFound},
 		{"errorf", Errorf(BadRequest, "bad MAC %q", "zz"), BadRequest},
 		{"outermost mark wins", Mark(fmt.Errorf("endpoint e1: %w", notFound), Conflict), Conflict},
 		{"second of two wrapped", fmt.Errorf("put: %w (%w)", context.Canceled, New(Unavailable, "store unavailable")), Unavailable},

@@ -11,6 +11,7 @@ import (
 
 	"github.com/vxnet/vxnet/errkind"
 	"github.com/vxnet/vxnet/store"
+	"github.com/vxnet/vxnet/store/keys"
 )
 
 // maxLeaseAttempts bounds the search for a free address when other hosts
@@ -54,7 +55,7 @@ func (m *IPAM) pool(ctx context.Context, id string) (*Pool, error) {
 	if _, err := ParsePoolID(id); err != nil {
 		return nil, err
 	}
-	p, _, err := store.GetJSON[Pool](ctx, m.o.Store, poolKey(id))
+	p, _, err := store.GetJSON[Pool](ctx, m.o.Store, keys.Pool(id))
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, errkind.Errorf(errkind.NotFound, "unknown pool ID %q", id)
 	}
@@ -108,7 +109,7 @@ func (m *IPAM) leaseStatic(ctx context.Context, id string, p *Pool, a netip.Addr
 	if what := p.special(a); what != "" {
 		return netip.Addr{}, errkind.Errorf(errkind.BadRequest, "address %s is the %s of subnet %s: no container may have it", a, what, p.Subnet)
 	}
-	err := store.CreateJSON(ctx, m.o.Store, addrKey(id, a), newLease(m.o.HostID, false))
+	err := store.CreateJSON(ctx, m.o.Store, keys.Lease(id, a), newLease(m.o.HostID, false))
 	if errors.Is(err, store.ErrConflict) && m.global() {
 		m.log(id, a).Debug("address already leased: confirmed (global scope)")
 		return a, nil
@@ -129,9 +130,9 @@ func (m *IPAM) leaseStatic(ctx context.Context, id string, p *Pool, a netip.Addr
 // Docker never hands an aux address to a container, and neither address
 // is ever leased to one anyway, so reserving them changes nothing.
 func (m *IPAM) leaseAux(ctx context.Context, id string, p *Pool, a netip.Addr) (netip.Addr, error) {
-	err := store.CreateJSON(ctx, m.o.Store, addrKey(id, a), newLease("", true))
+	err := store.CreateJSON(ctx, m.o.Store, keys.Lease(id, a), newLease("", true))
 	if errors.Is(err, store.ErrConflict) {
-		l, _, gerr := store.GetJSON[Lease](ctx, m.o.Store, addrKey(id, a))
+		l, _, gerr := store.GetJSON[Lease](ctx, m.o.Store, keys.Lease(id, a))
 		if gerr == nil && l.Aux {
 			return a, nil
 		}
@@ -148,7 +149,7 @@ func (m *IPAM) leaseAux(ctx context.Context, id string, p *Pool, a netip.Addr) (
 // preferred address is a container's static --ip. The network driver calls
 // it once its network on the subnet exists.
 func (m *IPAM) SetupDone(ctx context.Context, subnet netip.Prefix) error {
-	_, err := m.updatePool(ctx, PoolID(subnet), func(cur *Pool) (*Pool, error) {
+	_, err := m.updatePool(ctx, keys.PoolID(subnet), func(cur *Pool) (*Pool, error) {
 		if cur == nil || !cur.Setup[m.o.HostID] {
 			return cur, nil // another IPAM driver's subnet, or done already
 		}
@@ -166,7 +167,7 @@ func (m *IPAM) SetupDone(ctx context.Context, subnet netip.Prefix) error {
 // whether it is still in the setup phase, requested but its network not
 // created (setup). A missing pool is neither.
 func (m *IPAM) PoolState(ctx context.Context, subnet netip.Prefix) (member, setup bool, err error) {
-	p, _, err := store.GetJSON[Pool](ctx, m.o.Store, poolKey(PoolID(subnet)))
+	p, _, err := store.GetJSON[Pool](ctx, m.o.Store, keys.Pool(keys.PoolID(subnet)))
 	if errors.Is(err, store.ErrNotFound) {
 		return false, false, nil
 	}
@@ -192,7 +193,7 @@ func (m *IPAM) leaseNext(ctx context.Context, id string, p *Pool) (netip.Addr, e
 		if !ok {
 			return netip.Addr{}, fmt.Errorf("no free address left in %s (%d leased)", prefixOrSubnet(p), len(taken))
 		}
-		err = store.CreateJSON(ctx, m.o.Store, addrKey(id, a), newLease(m.o.HostID, false))
+		err = store.CreateJSON(ctx, m.o.Store, keys.Lease(id, a), newLease(m.o.HostID, false))
 		if errors.Is(err, store.ErrConflict) {
 			continue
 		}
@@ -245,7 +246,7 @@ func (m *IPAM) ReleaseAddress(ctx context.Context, r *ipamapi.ReleaseAddressRequ
 	if err != nil {
 		return fmt.Errorf("bad address %q: %w", r.Address, err)
 	}
-	key := addrKey(r.PoolID, a)
+	key := keys.Lease(r.PoolID, a)
 	for range maxReleaseAttempts {
 		kv, err := m.o.Store.Get(ctx, key)
 		if errors.Is(err, store.ErrNotFound) {
@@ -287,7 +288,7 @@ func (m *IPAM) mayRelease(ctx context.Context, id string, l Lease) (bool, error)
 	if l.Host == m.o.HostID || !m.global() {
 		return l.Host == m.o.HostID, nil
 	}
-	p, _, err := store.GetJSON[Pool](ctx, m.o.Store, poolKey(id))
+	p, _, err := store.GetJSON[Pool](ctx, m.o.Store, keys.Pool(id))
 	if errors.Is(err, store.ErrNotFound) {
 		return false, nil
 	}

@@ -2,11 +2,8 @@
 // addresses kept in the store, so every host hands out addresses from the
 // same pool without duplicates.
 //
-// Store layout (keys relative to the store's own prefix):
-//
-//	ipam/subnets                   subnetIndex (JSON): every pool's subnet and the hosts claiming it
-//	ipam/pools/<poolID>            Pool (JSON): subnet, range, gateway, hosts using it
-//	ipam/addrs/<poolID>/<address>  Lease (JSON): which host holds the address
+// Its records in the store (the subnet index, pools and leases) and their
+// keys are listed in package store/keys.
 //
 // Invariants:
 //   - An address is in use exactly when its lease key exists; a lease is
@@ -52,13 +49,10 @@ import (
 
 	"github.com/vxnet/vxnet/errkind"
 	"github.com/vxnet/vxnet/store"
+	"github.com/vxnet/vxnet/store/keys"
 )
 
 const (
-	poolsPrefix = "ipam/pools/"
-	addrsPrefix = "ipam/addrs/"
-	subnetsKey  = "ipam/subnets"
-
 	// Docker's RequestAddress option naming what the address is for.
 	requestAddressType = "RequestAddressType"
 	gatewayType        = "com.docker.network.gateway"
@@ -108,11 +102,6 @@ func New(o Options) *IPAM {
 // newLease is a lease value of this request.
 func newLease(host string, aux bool) Lease { return Lease{Host: host, Aux: aux, Nonce: store.Nonce()} }
 
-func poolKey(id string) string { return poolsPrefix + id }
-func addrKey(id string, a netip.Addr) string {
-	return addrsPrefix + id + "/" + a.String()
-}
-
 // OwnsAddressSpace tells whether space is one of vxnet's address spaces:
 // a network whose IPAM data names it got its pool from this IPAM.
 func OwnsAddressSpace(space string) bool {
@@ -139,7 +128,7 @@ func (m *IPAM) RequestPool(ctx context.Context, r *ipamapi.RequestPoolRequest) (
 	if err != nil {
 		return nil, err
 	}
-	id := PoolID(want.Subnet)
+	id := keys.PoolID(want.Subnet)
 	if err := m.checkOverlap(ctx, want.Subnet); err != nil {
 		return nil, err
 	}
@@ -239,12 +228,12 @@ func parsePoolRequest(r *ipamapi.RequestPoolRequest) (*Pool, error) {
 // The subnet index decides races (claim); this listing still catches the
 // pools written before the index existed, which it does not list.
 func (m *IPAM) checkOverlap(ctx context.Context, subnet netip.Prefix) error {
-	kvs, _, err := m.o.Store.List(ctx, poolsPrefix)
+	kvs, _, err := m.o.Store.List(ctx, keys.Pools)
 	if err != nil {
 		return fmt.Errorf("list pools: %w", err)
 	}
 	for _, kv := range kvs {
-		other, err := ParsePoolID(strings.TrimPrefix(kv.Key, poolsPrefix))
+		other, err := ParsePoolID(keys.Last(kv.Key))
 		if err != nil {
 			continue // not a pool key
 		}
@@ -301,7 +290,7 @@ const maxRemovalAttempts = 8
 // that is absent or in use is left alone.
 func (m *IPAM) finishRemoval(ctx context.Context, id string) error {
 	for range maxRemovalAttempts {
-		kv, err := m.o.Store.Get(ctx, poolKey(id))
+		kv, err := m.o.Store.Get(ctx, keys.Pool(id))
 		if errors.Is(err, store.ErrNotFound) {
 			return nil
 		}
@@ -318,7 +307,7 @@ func (m *IPAM) finishRemoval(ctx context.Context, id string) error {
 		if err := m.deleteLeases(ctx, id, kv.ModifyIndex); err != nil {
 			return err
 		}
-		err = m.o.Store.DeleteCAS(ctx, poolKey(id), kv.ModifyIndex)
+		err = m.o.Store.DeleteCAS(ctx, keys.Pool(id), kv.ModifyIndex)
 		if err == nil {
 			return nil
 		}
@@ -332,7 +321,7 @@ func (m *IPAM) finishRemoval(ctx context.Context, id string) error {
 // deleteLeases deletes the leases of pool id written before index, each
 // with a CAS on the index listed.
 func (m *IPAM) deleteLeases(ctx context.Context, id string, before uint64) error {
-	kvs, _, err := m.o.Store.List(ctx, addrsPrefix+id+"/")
+	kvs, _, err := m.o.Store.List(ctx, keys.Leases(id))
 	if err != nil {
 		return fmt.Errorf("list leases of pool %q: %w", id, err)
 	}
@@ -350,7 +339,7 @@ func (m *IPAM) deleteLeases(ctx context.Context, id string, before uint64) error
 
 // Leases returns the leased addresses of a pool.
 func (m *IPAM) Leases(ctx context.Context, id string) (map[netip.Addr]Lease, error) {
-	kvs, _, err := m.o.Store.List(ctx, addrsPrefix+id+"/")
+	kvs, _, err := m.o.Store.List(ctx, keys.Leases(id))
 	if err != nil {
 		return nil, fmt.Errorf("list leases of pool %q: %w", id, err)
 	}

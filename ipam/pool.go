@@ -2,9 +2,9 @@ package ipam
 
 import (
 	"net/netip"
-	"strings"
 
 	"github.com/vxnet/vxnet/errkind"
+	"github.com/vxnet/vxnet/store/keys"
 )
 
 // Pool is one address pool as kept in the store: cluster-wide, identified by
@@ -68,16 +68,11 @@ func copyWithout(m map[string]bool, k string) map[string]bool {
 	return out
 }
 
-// PoolID is the ID Docker is given for a subnet: stable across hosts and
-// usable as one store key segment.
-func PoolID(subnet netip.Prefix) string {
-	return strings.ReplaceAll(subnet.Masked().String(), "/", "_")
-}
-
-// ParsePoolID is the inverse of PoolID.
+// ParsePoolID is the inverse of keys.PoolID, the IDs this IPAM gives
+// Docker; anything else is an unknown pool (errkind.NotFound).
 func ParsePoolID(id string) (netip.Prefix, error) {
-	p, err := netip.ParsePrefix(strings.Replace(id, "_", "/", 1))
-	if err != nil || PoolID(p) != id {
+	p, ok := keys.ParsePoolID(id)
+	if !ok {
 		return netip.Prefix{}, errkind.Errorf(errkind.NotFound, "unknown pool ID %q", id)
 	}
 	return p, nil
