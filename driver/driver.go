@@ -56,18 +56,9 @@ type Options struct {
 	Scope     string     // "local" or "global"
 	Log       *logrus.Entry
 	VNIOffset uint32 // first VNI handed out automatically
-	// Reclaim re-leases an address of this host's endpoint after other
-	// hosts purged it while this host was gone (ipam.IPAM.Reclaim).
-	Reclaim func(ctx context.Context, subnet netip.Prefix, a netip.Addr) error
-	// SetupDone tells the IPAM that this host's network on subnet exists
-	// (ipam.IPAM.SetupDone): preferred addresses are static IPs from now
-	// on, no longer --aux-address reservations.
-	SetupDone func(ctx context.Context, subnet netip.Prefix) error
-	// PoolState tells whether this host holds subnet's IPAM pool and
-	// whether the pool is still in setup (ipam.IPAM.PoolState). With it,
-	// a standalone host finds networks Docker removed while their
-	// DeleteNetwork was lost (see orphan.go).
-	PoolState func(ctx context.Context, subnet netip.Prefix) (member, setup bool, err error)
+	// Pools is vxnet's IPAM (ipam.IPAM); nil when there is none, and
+	// every network's pools are then taken as Docker's own.
+	Pools Pools
 	// ObserveLag, if set, is told for each other host's endpoint, once,
 	// how long after its record was written this host first programmed
 	// it (by the two hosts' clocks).

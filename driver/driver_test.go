@@ -28,6 +28,7 @@ type env struct {
 	t     *testing.T
 	store store.Store
 	plane *fakePlane
+	pools *fakePools
 	d     *Driver
 }
 
@@ -43,13 +44,13 @@ func newEnv(t *testing.T) *env {
 func newHost(t *testing.T, s store.Store, id, vtep string) *env {
 	l := logrus.New()
 	l.SetOutput(io.Discard)
-	p := newFakePlane()
-	d, err := New(Options{Store: s, Plane: p, HostID: id, VTEP: netip.MustParseAddr(vtep), Port: 4789, MTU: 1450, Log: logrus.NewEntry(l)})
+	p, pools := newFakePlane(), newFakePools()
+	d, err := New(Options{Store: s, Plane: p, Pools: pools, HostID: id, VTEP: netip.MustParseAddr(vtep), Port: 4789, MTU: 1450, Log: logrus.NewEntry(l)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(d.Close) // before the store closes: cleanups run last-in first
-	return &env{t: t, store: s, plane: p, d: d}
+	return &env{t: t, store: s, plane: p, pools: pools, d: d}
 }
 
 func createReq(id, subnet, gw string, generic map[string]interface{}) *network.CreateNetworkRequest {

@@ -1,8 +1,10 @@
 package driver
 
 import (
+	"context"
 	"fmt"
 	"maps"
+	"net/netip"
 	"slices"
 	"strings"
 	"sync"
@@ -128,4 +130,45 @@ func (f *fakePlane) endpointCount() int {
 		n += len(e)
 	}
 	return n
+}
+
+// fakePools stands in for vxnet's IPAM: it owns vxnet's address spaces,
+// reports the pool state st (member by default, so no network is an
+// orphan), and counts reclaimed addresses.
+type fakePools struct {
+	mu        sync.Mutex
+	st        poolStates
+	reclaimed int
+}
+
+func newFakePools() *fakePools { return &fakePools{st: poolStates{member: true}} }
+
+func (f *fakePools) OwnsAddressSpace(space string) bool {
+	return space == "vxnet-local" || space == "vxnet-global"
+}
+func (f *fakePools) SetupDone(context.Context, netip.Prefix) error { return nil }
+func (f *fakePools) PoolState(context.Context, netip.Prefix) (bool, bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.st.member, f.st.setup, nil
+}
+func (f *fakePools) Reclaim(context.Context, netip.Prefix, netip.Addr) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.reclaimed++
+	return nil
+}
+
+// set changes the pool state the fake reports.
+func (f *fakePools) set(st poolStates) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.st = st
+}
+
+// reclaims counts the addresses reclaimed so far.
+func (f *fakePools) reclaims() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.reclaimed
 }

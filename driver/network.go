@@ -31,7 +31,7 @@ func (d *Driver) CreateNetwork(ctx context.Context, r *network.CreateNetworkRequ
 	if err != nil {
 		return err
 	}
-	sub, err := ParseIPAMData(r.IPv4Data, r.IPv6Data)
+	sub, err := ParseIPAMData(r.IPv4Data, r.IPv6Data, d.ownsSpace)
 	if err != nil {
 		return err
 	}
@@ -64,10 +64,10 @@ func (d *Driver) CreateNetwork(ctx context.Context, r *network.CreateNetworkRequ
 		return fmt.Errorf("network %q: %w", r.NetworkID, err)
 	}
 	for _, p := range n.Subnets {
-		if d.o.SetupDone == nil {
+		if d.o.Pools == nil {
 			break
 		}
-		if err := d.o.SetupDone(ctx, p); err != nil {
+		if err := d.o.Pools.SetupDone(ctx, p); err != nil {
 			return fmt.Errorf("network %q: %w", r.NetworkID, err)
 		}
 	}

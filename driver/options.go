@@ -10,7 +10,6 @@ import (
 	"github.com/docker/go-plugins-helpers/network"
 
 	"github.com/vxnet/vxnet/errkind"
-	"github.com/vxnet/vxnet/ipam"
 )
 
 // Option keys understood in `docker network create -o`.
@@ -142,9 +141,9 @@ type Subnets struct {
 }
 
 // ParseIPAMData validates CreateNetwork's IPv4Data and IPv6Data: vxnet needs
-// at least one pool, and at most one per family. Errors are
-// errkind.BadRequest.
-func ParseIPAMData(v4, v6 []*network.IPAMData) (s Subnets, err error) {
+// at least one pool, and at most one per family. owns tells vxnet's IPAM's
+// address spaces (Pools.OwnsAddressSpace). Errors are errkind.BadRequest.
+func ParseIPAMData(v4, v6 []*network.IPAMData, owns func(space string) bool) (s Subnets, err error) {
 	defer func() { err = errkind.Mark(err, errkind.BadRequest) }()
 	s = Subnets{OwnIPAM: true}
 	for _, fam := range []struct {
@@ -164,7 +163,7 @@ func ParseIPAMData(v4, v6 []*network.IPAMData) (s Subnets, err error) {
 				return s, fmt.Errorf("%s data: %w", fam.name, err)
 			}
 			s.Pools = append(s.Pools, pool)
-			s.OwnIPAM = s.OwnIPAM && ipam.OwnsAddressSpace(d.AddressSpace)
+			s.OwnIPAM = s.OwnIPAM && owns(d.AddressSpace)
 			if gw.IsValid() {
 				s.Gateways = append(s.Gateways, gw)
 			}

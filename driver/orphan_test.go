@@ -2,20 +2,15 @@ package driver
 
 import (
 	"context"
-	"net/netip"
 	"slices"
 	"testing"
 
 	"github.com/vxnet/vxnet/store/keys"
 )
 
-// poolStates fakes ipam.IPAM.PoolState: this host's membership of the
+// poolStates is what Pools.PoolState tells: this host's membership of the
 // pool, and whether it is in setup.
 type poolStates struct{ member, setup bool }
-
-func (p *poolStates) state(context.Context, netip.Prefix) (bool, bool, error) {
-	return p.member, p.setup, nil
-}
 
 // A DeleteNetwork that dockerd resent with an empty body leaves Docker
 // without the network and its pool released: reconcile removes the network
@@ -38,14 +33,14 @@ func TestOrphanedNetworks(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			e := newEnv(t)
-			ps := &poolStates{member: true, setup: true}
-			e.d.o.PoolState, e.d.o.Scope = ps.state, c.scope
+			e.pools.set(poolStates{member: true, setup: true})
+			e.d.o.Scope = c.scope
 			req := createReq(net1, "198.19.1.0/24", "", nil)
 			req.IPv4Data[0].AddressSpace = c.space
 			if err := e.d.CreateNetwork(ctx, req); err != nil {
 				t.Fatal(err)
 			}
-			ps.member, ps.setup = c.member, c.setup
+			e.pools.set(poolStates{member: c.member, setup: c.setup})
 			if err := e.d.Reconcile(ctx); err != nil {
 				t.Fatal(err)
 			}

@@ -223,9 +223,9 @@ func (d *Driver) republish(ctx context.Context, ep *Endpoint) error {
 	if err == nil || !errors.Is(err, store.ErrNotFound) {
 		return err
 	}
-	if d.o.Reclaim != nil {
+	if d.o.Pools != nil {
 		for _, a := range ep.Addrs {
-			if err := d.o.Reclaim(ctx, a.Masked(), a.Addr()); err != nil {
+			if err := d.o.Pools.Reclaim(ctx, a.Masked(), a.Addr()); err != nil {
 				return fmt.Errorf("republish endpoint %q: %w", ep.ID, err)
 			}
 		}

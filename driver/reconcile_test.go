@@ -5,8 +5,6 @@ import (
 	"errors"
 	"testing"
 
-	"net/netip"
-
 	"github.com/docker/go-plugins-helpers/network"
 
 	"github.com/vxnet/vxnet/store"
@@ -40,8 +38,6 @@ func TestReconcileRepublishesOnlyLiveEndpoints(t *testing.T) {
 	if err := e.d.CreateNetwork(ctx, createReq(net1, "198.19.1.0/24", "", nil)); err != nil {
 		t.Fatal(err)
 	}
-	var reclaimed int
-	e.d.o.Reclaim = func(context.Context, netip.Prefix, netip.Addr) error { reclaimed++; return nil }
 	_, err := e.d.CreateEndpoint(ctx, &network.CreateEndpointRequest{NetworkID: net1, EndpointID: ep1,
 		Interface: &network.EndpointInterface{Address: "198.19.1.5/24"}})
 	if err != nil {
@@ -61,8 +57,8 @@ func TestReconcileRepublishesOnlyLiveEndpoints(t *testing.T) {
 	if err := e.d.Reconcile(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.store.Get(ctx, keys.Endpoint(n.Key, ep1)); !errors.Is(err, store.ErrNotFound) || reclaimed != 0 {
-		t.Fatalf("endpoint without a veth republished (%v), %d addresses reclaimed", err, reclaimed)
+	if _, err := e.store.Get(ctx, keys.Endpoint(n.Key, ep1)); !errors.Is(err, store.ErrNotFound) || e.pools.reclaims() != 0 {
+		t.Fatalf("endpoint without a veth republished (%v), %d addresses reclaimed", err, e.pools.reclaims())
 	}
 	if _, err := e.d.Join(ctx, &network.JoinRequest{NetworkID: net1, EndpointID: ep1}); err == nil {
 		t.Fatal("join of an endpoint whose record is gone succeeded")
@@ -82,7 +78,7 @@ func TestReconcileRepublishesOnlyLiveEndpoints(t *testing.T) {
 	if err := e.d.Reconcile(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.store.Get(ctx, keys.Endpoint(n.Key, ep1)); err != nil || reclaimed != 1 {
-		t.Fatalf("live endpoint not republished (%v), %d addresses reclaimed", err, reclaimed)
+	if _, err := e.store.Get(ctx, keys.Endpoint(n.Key, ep1)); err != nil || e.pools.reclaims() != 1 {
+		t.Fatalf("live endpoint not republished (%v), %d addresses reclaimed", err, e.pools.reclaims())
 	}
 }

@@ -104,7 +104,7 @@ func newLease(host string, aux bool) Lease { return Lease{Host: host, Aux: aux, 
 
 // OwnsAddressSpace tells whether space is one of vxnet's address spaces:
 // a network whose IPAM data names it got its pool from this IPAM.
-func OwnsAddressSpace(space string) bool {
+func (m *IPAM) OwnsAddressSpace(space string) bool {
 	return space == localSpace || space == globalSpace
 }
 

@@ -125,7 +125,7 @@ func runServe(ctx context.Context, c *config, log *logrus.Entry) error {
 	ip := ipam.New(ipam.Options{Store: st, HostID: c.HostID, Scope: c.Scope, Log: log})
 	drv, err := driver.New(driver.Options{
 		Store: st, Plane: plane, HostID: c.HostID, VTEP: ul.Addr,
-		Port: c.VXLANPort, MTU: mtu, Scope: c.Scope, MultiHost: multiHost(c.Store), Log: log, Reclaim: ip.Reclaim, SetupDone: ip.SetupDone, PoolState: ip.PoolState,
+		Port: c.VXLANPort, MTU: mtu, Scope: c.Scope, MultiHost: multiHost(c.Store), Log: log, Pools: ip,
 		ObserveLag: met.ObservePropagation,
 	})
 	if err != nil {
