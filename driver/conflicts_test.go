@@ -11,6 +11,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/vxnet/vxnet/driver/dataplane"
+	"github.com/vxnet/vxnet/scope"
 	"github.com/vxnet/vxnet/store"
 	"github.com/vxnet/vxnet/store/keys"
 )
@@ -179,7 +180,7 @@ func TestPeersNewestWinsInGlobalScope(t *testing.T) {
 		rec(20, "bbbbbbbbbbbb", "h3", "198.18.0.13", "02:42:c6:13:01:99", "198.19.1.5/24"), // the address given again
 	}
 	for _, c := range []struct {
-		scope string
+		scope scope.Scope
 		gone  map[string]bool
 		want  string
 	}{

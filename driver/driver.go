@@ -24,11 +24,11 @@ import (
 	"sync"
 	"time"
 
-	"github.com/docker/go-plugins-helpers/network"
 	"github.com/sirupsen/logrus"
 
 	"github.com/vxnet/vxnet/driver/dataplane"
 	"github.com/vxnet/vxnet/errkind"
+	"github.com/vxnet/vxnet/scope"
 	"github.com/vxnet/vxnet/store"
 	"github.com/vxnet/vxnet/store/keys"
 )
@@ -53,7 +53,7 @@ type Options struct {
 	VTEP      netip.Addr // advertise address: VXLAN source and peers' destination
 	Port      int        // VXLAN UDP port
 	MTU       int        // default MTU of networks without -o mtu
-	Scope     string     // "local" or "global"
+	Scope     scope.Scope
 	Log       *logrus.Entry
 	VNIOffset uint32 // first VNI handed out automatically
 	// Pools is vxnet's IPAM (ipam.IPAM); nil when there is none, and
@@ -141,7 +141,7 @@ func New(o Options) (*Driver, error) {
 		o.VNIOffset = DefaultVNIOffset
 	}
 	if o.Scope == "" {
-		o.Scope = network.LocalScope
+		o.Scope = scope.Local
 	}
 	life, stop := context.WithCancel(context.Background())
 	return &Driver{o: o, life: life, stop: stop, watchers: map[string]*watcher{}}, nil

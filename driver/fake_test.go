@@ -68,14 +68,14 @@ func (f *fakePlane) EnsureEndpoint(c dataplane.EndpointConfig) (string, error) {
 	if _, ok := f.nets[c.VNI]; !ok {
 		return "", fmt.Errorf("vni %d: %w", c.VNI, dataplane.ErrNotFound)
 	}
-	f.eps[c.VNI][c.ID[:12]] = true
-	return "vxc" + c.ID[:12], nil
+	f.eps[c.VNI][dataplane.ShortID(c.ID)] = true
+	return "vxc" + dataplane.ShortID(c.ID), nil
 }
 
 func (f *fakePlane) DeleteEndpoint(vni uint32, id string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	delete(f.eps[vni], id[:12])
+	delete(f.eps[vni], dataplane.ShortID(id))
 	return nil
 }
 
@@ -99,7 +99,7 @@ func (f *fakePlane) InUse(vni uint32) ([]string, error) {
 func (f *fakePlane) take(id string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.taken[id[:12]] = true
+	f.taken[dataplane.ShortID(id)] = true
 }
 
 func (f *fakePlane) SetPeers(vni uint32, peers []dataplane.Peer) error {

@@ -64,7 +64,7 @@ func (d *Driver) takeMAC(ctx context.Context, ep *Endpoint) error {
 		if err != nil {
 			return fmt.Errorf("endpoint %q: MAC address %s: %w", ep.ID, ep.MAC, err)
 		}
-		if d.o.Scope == "global" && cur.Host != d.o.HostID {
+		if d.o.Scope.Swarm() && cur.Host != d.o.HostID {
 			// Swarm's manager owns the addresses (and so the MACs
 			// derived from them): one it gave to a task on this node
 			// takes over from another host's holder, e.g. a silent

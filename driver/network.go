@@ -17,7 +17,7 @@ import (
 
 // GetCapabilities answers NetworkDriver.GetCapabilities.
 func (d *Driver) GetCapabilities(context.Context) (*network.CapabilitiesResponse, error) {
-	return &network.CapabilitiesResponse{Scope: d.o.Scope, ConnectivityScope: d.o.Scope}, nil
+	return &network.CapabilitiesResponse{Scope: string(d.o.Scope), ConnectivityScope: string(d.o.Scope)}, nil
 }
 
 // CreateNetwork joins this host to the cluster network for the request's
@@ -81,7 +81,7 @@ func (d *Driver) CreateNetwork(ctx context.Context, r *network.CreateNetworkRequ
 // addresses on several hosts: a multi-host store with local scope. In
 // global scope (swarm) Docker's IPAM runs on the manager, cluster-wide.
 func (d *Driver) checkIPAM(dockerID string, sub Subnets) error {
-	if sub.OwnIPAM || !d.o.MultiHost || d.o.Scope == network.GlobalScope {
+	if sub.OwnIPAM || !d.o.MultiHost || d.o.Scope.Swarm() {
 		return nil
 	}
 	return errkind.Errorf(errkind.BadRequest, "network %q: Docker's default IPAM gives the same addresses to containers on every host; "+

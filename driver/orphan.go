@@ -26,7 +26,7 @@ import (
 // orphaned reports whether the host's Docker network with record ref, on
 // cluster network n, is one Docker removed without vxnet knowing.
 func (d *Driver) orphaned(ctx context.Context, n *Network, ref LocalRef) (bool, error) {
-	if d.o.Scope == "global" || d.o.Pools == nil || !ref.OwnIPAM {
+	if d.o.Scope.Swarm() || d.o.Pools == nil || !ref.OwnIPAM {
 		return false, nil
 	}
 	member, _, err := d.o.Pools.PoolState(ctx, n.Subnets[0])
@@ -49,7 +49,7 @@ func (d *Driver) takeOver(ctx context.Context, cur *Network, other string) bool 
 		log.Warn("leaving a network a killed create joined but never recorded")
 	case err != nil || !ref.OwnIPAM:
 		return false
-	case d.o.Scope == "global" || d.o.Pools == nil:
+	case d.o.Scope.Swarm() || d.o.Pools == nil:
 		return false
 	default:
 		member, setup, err := d.o.Pools.PoolState(ctx, cur.Subnets[0])

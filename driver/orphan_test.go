@@ -5,6 +5,7 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/vxnet/vxnet/scope"
 	"github.com/vxnet/vxnet/store/keys"
 )
 
@@ -19,7 +20,8 @@ func TestOrphanedNetworks(t *testing.T) {
 	ctx := context.Background()
 	for _, c := range []struct {
 		name         string
-		space, scope string
+		space        string
+		scope        scope.Scope
 		member       bool
 		setup        bool
 		wantRemoved  bool

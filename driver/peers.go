@@ -266,7 +266,7 @@ func (d *Driver) peers(kvs []store.KV, logged map[string]bool) []dataplane.Peer 
 		}
 		now["skip "+key] = true
 	})
-	kept, conflicts := resolvePeers(recs, d.o.Scope == "global")
+	kept, conflicts := resolvePeers(recs, d.o.Scope.Swarm())
 	for _, c := range conflicts {
 		if !logged[c.key()] {
 			d.logConflict(c)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/docker/go-plugins-helpers/network"
 
+	"github.com/vxnet/vxnet/scope"
 	"github.com/vxnet/vxnet/store"
 	"github.com/vxnet/vxnet/store/keys"
 )
@@ -20,7 +21,7 @@ func TestDefaultIPAMOnMultiHostStore(t *testing.T) {
 	for _, tt := range []struct {
 		name      string
 		multiHost bool
-		scope     string
+		scope     scope.Scope
 		space     string
 		refused   bool
 	}{
@@ -175,7 +176,7 @@ func TestMACKeyLifecycle(t *testing.T) {
 	for _, tt := range []struct {
 		name  string
 		since time.Time
-		scope string
+		scope scope.Scope
 		taken bool
 	}{
 		{"create in flight", time.Now(), "local", false},
@@ -186,7 +187,7 @@ func TestMACKeyLifecycle(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			e.d.o.Scope = tt.scope
-			defer func() { e.d.o.Scope = "local" }()
+			defer func() { e.d.o.Scope = scope.Local }()
 			if err := store.PutJSON(ctx, e.store, keys.MAC("198.19.1.0_24", mac), MACRecord{Endpoint: ep2, Host: "h9", Since: tt.since, Nonce: "x"}); err != nil {
 				t.Fatal(err)
 			}

@@ -48,6 +48,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/vxnet/vxnet/errkind"
+	"github.com/vxnet/vxnet/scope"
 	"github.com/vxnet/vxnet/store"
 	"github.com/vxnet/vxnet/store/keys"
 )
@@ -65,9 +66,9 @@ const (
 type Options struct {
 	Store  store.Store
 	HostID string // this host's identity in the cluster
-	// Scope is the driver's scope: "global" (swarm) changes three answers,
-	// see swarm.go; anything else is standalone ("local").
-	Scope string
+	// Scope is the driver's scope: scope.Global (swarm) changes three
+	// answers, see swarm.go; anything else is standalone.
+	Scope scope.Scope
 	Log   *logrus.Entry
 }
 

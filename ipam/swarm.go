@@ -32,7 +32,7 @@ package ipam
 // leased. Swarm hands every address out through the manager, which does
 // not pick a leased one for a new task.
 
-func (m *IPAM) global() bool { return m.o.Scope == "global" }
+func (m *IPAM) global() bool { return m.o.Scope.Swarm() }
 
 // withRef returns a copy of p with host's extra request count moved by d.
 func (p *Pool) withRef(host string, d int) *Pool {

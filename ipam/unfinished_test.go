@@ -8,6 +8,7 @@ import (
 
 	ipamapi "github.com/docker/go-plugins-helpers/ipam"
 
+	"github.com/vxnet/vxnet/scope"
 	"github.com/vxnet/vxnet/store"
 	"github.com/vxnet/vxnet/store/keys"
 )
@@ -89,11 +90,11 @@ func TestPoolState(t *testing.T) {
 // writes) is dropped at start, in both scopes; other hosts' claims and a
 // backed claim stay.
 func TestStaleClaimsDroppedAtStart(t *testing.T) {
-	for _, scope := range []string{"local", "global"} {
-		t.Run(scope, func(t *testing.T) {
+	for _, sc := range []scope.Scope{scope.Local, scope.Global} {
+		t.Run(string(sc), func(t *testing.T) {
 			s, _ := openStore(t)
 			ctx := context.Background()
-			h1 := New(Options{Store: s, HostID: "h1", Scope: scope})
+			h1 := New(Options{Store: s, HostID: "h1", Scope: sc})
 			id := requestPool(t, h1, ipamapi.RequestPoolRequest{Pool: "198.19.1.0/24"})
 			if err := h1.SetupDone(ctx, mustPrefix(t, "198.19.1.0/24")); err != nil {
 				t.Fatal(err)

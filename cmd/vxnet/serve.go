@@ -24,6 +24,7 @@ import (
 	"github.com/vxnet/vxnet/driver/liveness"
 	"github.com/vxnet/vxnet/ipam"
 	"github.com/vxnet/vxnet/metrics"
+	"github.com/vxnet/vxnet/scope"
 	"github.com/vxnet/vxnet/store"
 	"github.com/vxnet/vxnet/store/bolt"
 	"github.com/vxnet/vxnet/store/consul"
@@ -122,10 +123,10 @@ func runServe(ctx context.Context, c *config, log *logrus.Entry) error {
 			return err
 		}
 	}
-	ip := ipam.New(ipam.Options{Store: st, HostID: c.HostID, Scope: c.Scope, Log: log})
+	ip := ipam.New(ipam.Options{Store: st, HostID: c.HostID, Scope: scope.Scope(c.Scope), Log: log})
 	drv, err := driver.New(driver.Options{
 		Store: st, Plane: plane, HostID: c.HostID, VTEP: ul.Addr,
-		Port: c.VXLANPort, MTU: mtu, Scope: c.Scope, MultiHost: multiHost(c.Store), Log: log, Pools: ip,
+		Port: c.VXLANPort, MTU: mtu, Scope: scope.Scope(c.Scope), MultiHost: multiHost(c.Store), Log: log, Pools: ip,
 		ObserveLag: met.ObservePropagation,
 	})
 	if err != nil {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/vxnet/vxnet/driver"
+	"github.com/vxnet/vxnet/driver/dataplane"
 	"github.com/vxnet/vxnet/driver/liveness"
 	"github.com/vxnet/vxnet/store"
 	"github.com/vxnet/vxnet/store/keys"
@@ -124,7 +125,7 @@ func readCluster(ctx context.Context, st store.Store, host string, deadAfter tim
 			if ep.Host == host && ep.VTEP.IsValid() {
 				s.vtep = ep.VTEP
 			}
-			s.Endpoints = append(s.Endpoints, EndpointStatus{ID: ep.ID[:min(12, len(ep.ID))], Network: n.Key, Host: ep.Host, Addrs: prefixStrings(ep.Addrs), MAC: ep.MAC})
+			s.Endpoints = append(s.Endpoints, EndpointStatus{ID: dataplane.ShortID(ep.ID), Network: n.Key, Host: ep.Host, Addrs: prefixStrings(ep.Addrs), MAC: ep.MAC})
 		}
 		s.Networks = append(s.Networks, ns)
 	}

@@ -63,9 +63,14 @@ const (
 	vxlanName  = "vxlan0"
 	hostPrefix = "vxc" // container side of an endpoint's veth pair
 	portPrefix = "vxp" // bridge side of an endpoint's veth pair
-	idPrefix   = 12    // endpoint ID characters used in interface names
+	idPrefix   = 12    // endpoint ID characters used in interface names (ShortID)
 	maxVNI     = 1<<24 - 1
 )
+
+// ShortID is the part of an endpoint ID the data plane names the
+// endpoint by: its first 12 characters, as in its veth names and in what
+// Endpoints returns (all of id when it is shorter).
+func ShortID(id string) string { return id[:min(idPrefix, len(id))] }
 
 // Options configures a Plane.
 type Options struct {
