@@ -12,14 +12,6 @@ import (
 	"github.com/vxnet/vxnet/store/keys"
 )
 
-// MAC ownership. The kernel holds one FDB entry per MAC, so two endpoints
-// of a network with one MAC (`docker run --mac-address` on two hosts)
-// would take each other's traffic. CreateEndpoint therefore takes the
-// create-only key macs/<network key>/<mac> before it writes the endpoint
-// record, and every removal of the endpoint releases it after the record,
-// only if it still names that endpoint. Endpoints recorded before these
-// keys existed have none; their removal finds nothing to release.
-
 // staleMACAfter is how long a MAC key may name an endpoint without a
 // record before another endpoint may take the MAC over: the window of a
 // create between its two writes is milliseconds, a create killed in
@@ -38,6 +30,14 @@ type MACRecord struct {
 
 // takeMAC makes ep the holder of its MAC on its network, or says which
 // endpoint holds it.
+//
+// Why: The kernel holds one FDB entry per MAC, so two endpoints
+// of a network with one MAC (`docker run --mac-address` on two hosts)
+// would take each other's traffic. CreateEndpoint therefore takes the
+// create-only key macs/<network key>/<mac> before it writes the endpoint
+// record, and every removal of the endpoint releases it after the record,
+// only if it still names that endpoint. Endpoints recorded before these
+// keys existed have none; their removal finds nothing to release.
 func (d *Driver) takeMAC(ctx context.Context, ep *Endpoint) error {
 	key := keys.MAC(ep.Network, ep.MAC)
 	rec := MACRecord{Endpoint: ep.ID, Host: d.o.HostID, Since: time.Now().UTC(), Nonce: store.Nonce()}

@@ -77,6 +77,32 @@ func (d *Driver) CreateNetwork(ctx context.Context, r *network.CreateNetworkRequ
 	return nil
 }
 
+// DeleteNetwork removes this host from the network: its local endpoints,
+// the namespace, and its membership; the last host also removes the cluster
+// record and the VNI. An unknown network is not an error (Docker retries
+// deletes after failures).
+func (d *Driver) DeleteNetwork(ctx context.Context, r *network.DeleteNetworkRequest) error {
+	if err := validID("network", r.NetworkID); err != nil {
+		return err
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	n, err := d.lookup(ctx, r.NetworkID)
+	if err != nil {
+		_, gerr := d.o.Store.Get(ctx, keys.HostNetwork(d.o.HostID, r.NetworkID))
+		if errors.Is(gerr, store.ErrNotFound) {
+			d.o.Log.WithField("docker_network", r.NetworkID).Info("delete of unknown network: nothing to do")
+			return nil
+		}
+		return err
+	}
+	if err := d.leave(ctx, n, r.NetworkID); err != nil {
+		return fmt.Errorf("delete network %q: %w", r.NetworkID, err)
+	}
+	d.logNet(n).WithField("docker_network", r.NetworkID).Info("network deleted")
+	return nil
+}
+
 // checkIPAM refuses Docker's default IPAM where it would hand out the same
 // addresses on several hosts: a multi-host store with local scope. In
 // global scope (swarm) Docker's IPAM runs on the manager, cluster-wide.

@@ -9,7 +9,10 @@ import (
 	"github.com/vxnet/vxnet/store/keys"
 )
 
-// A lost DeleteNetwork. When dockerd's connection to the plugin fails
+// orphaned reports whether the host's Docker network with record ref, on
+// cluster network n, is one Docker removed without vxnet knowing.
+//
+// Why (a lost DeleteNetwork): When dockerd's connection to the plugin fails
 // before the plugin read a call (the plugin was killed), dockerd retries the
 // call with an empty body: vxnet cannot tell which network it was, answers
 // with an error, and dockerd only logs it, forgets the network and releases
@@ -22,9 +25,6 @@ import (
 // (orphaned; a DeleteNetwork that follows finds nothing to do, which is
 // success), and a create on its subnet takes its place (takeOver). Swarm
 // (global scope) counts pool requests differently and keeps everything.
-
-// orphaned reports whether the host's Docker network with record ref, on
-// cluster network n, is one Docker removed without vxnet knowing.
 func (d *Driver) orphaned(ctx context.Context, n *Network, ref LocalRef) (bool, error) {
 	if d.o.Scope.Swarm() || d.o.Pools == nil || !ref.OwnIPAM {
 		return false, nil
@@ -65,7 +65,13 @@ func (d *Driver) takeOver(ctx context.Context, cur *Network, other string) bool 
 	return true
 }
 
-// A create killed half-way. CreateNetwork reserves the VNI, writes the
+// dropStale leaves the cluster networks that list this host with a Docker
+// network it has not recorded (local holds the recorded ones), and frees
+// the VNIs this host reserved for a network that does not hold them. It
+// returns the VNIs of the networks it left, and the VNIs it freed (whose
+// namespaces a killed create may have left).
+//
+// Why (a create killed half-way): CreateNetwork reserves the VNI, writes the
 // cluster record (or adds this host to it), then records the host's Docker
 // network; a kill between those steps leaves a VNI no network has, or a
 // membership no Docker network of this host backs, and either keeps the
@@ -73,12 +79,6 @@ func (d *Driver) takeOver(ctx context.Context, cur *Network, other string) bool 
 // failed, so nothing will remove them. Reconcile holds the driver's lock,
 // so no create of this host is under way: what this host reserved or
 // joined and did not record is stale.
-
-// dropStale leaves the cluster networks that list this host with a Docker
-// network it has not recorded (local holds the recorded ones), and frees
-// the VNIs this host reserved for a network that does not hold them. It
-// returns the VNIs of the networks it left, and the VNIs it freed (whose
-// namespaces a killed create may have left).
 func (d *Driver) dropStale(ctx context.Context, local map[string]bool) (left, freed map[uint32]bool, err error) {
 	nets, _, err := d.o.Store.List(ctx, keys.Networks)
 	if err != nil {

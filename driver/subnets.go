@@ -14,17 +14,6 @@ import (
 	"github.com/vxnet/vxnet/store/keys"
 )
 
-// Overlap between creates racing on several hosts. Listing the networks
-// cannot decide it alone: each host lists before the other writes. So a
-// create of a cluster network claims its subnets in the one key subnets,
-// by CAS, before it lists the networks, and drops the claim after it wrote
-// the network record (or failed). Of two overlapping creates, the one
-// whose claim comes second either finds the first's claim there, or the
-// first is done and its record is in the listing: exactly one wins. The key
-// holds only creates under way and is deleted when the last one ends; a
-// claim left by a create killed half-way is dropped after claimTTL by the
-// next claim.
-
 const (
 	maxIndexRetries = 32
 	// claimTTL bounds a create between its claim and its end.
@@ -85,6 +74,17 @@ func (d *Driver) writeClaims(ctx context.Context, cs Claims, index uint64) error
 // claimSubnets records a create of want, or refuses it when a create of
 // another network with an overlapping subnet is under way. It returns the
 // claim's nonce for releaseClaim.
+//
+// Why (creates racing on several hosts): Listing the networks
+// cannot decide it alone: each host lists before the other writes. So a
+// create of a cluster network claims its subnets in the one key subnets,
+// by CAS, before it lists the networks, and drops the claim after it wrote
+// the network record (or failed). Of two overlapping creates, the one
+// whose claim comes second either finds the first's claim there, or the
+// first is done and its record is in the listing: exactly one wins. The key
+// holds only creates under way and is deleted when the last one ends; a
+// claim left by a create killed half-way is dropped after claimTTL by the
+// next claim.
 func (d *Driver) claimSubnets(ctx context.Context, want *Network) (string, error) {
 	nonce := store.Nonce()
 	err := d.updateClaims(ctx, func(cs Claims) error {
