@@ -10,19 +10,6 @@ import (
 	"github.com/vxnet/vxnet/store"
 )
 
-// Conflicting endpoint records. The kernel holds one MAC per neighbour
-// address and one VTEP per MAC, and the data plane refuses a peer list
-// that asks for more, so one bad pair of records (the same MAC on two
-// hosts, a swarm static address accepted twice, records from before the
-// MAC keys) would stop every peer update of the network. Instead every
-// host drops the same records: records are taken in the order they were
-// written (ModifyIndex, then endpoint ID), and a record that contradicts
-// one taken before it is dropped whole. The store's indexes are the same
-// for every reader, so every host keeps the same set. In global scope
-// (swarm) the newest record is taken first: the manager owns the
-// addresses, and an address it gives to a task on another node takes over
-// from an older record, such as a silent host's.
-
 // peerRecord is one endpoint record usable as kernel entries.
 type peerRecord struct {
 	ep    Endpoint
@@ -79,6 +66,19 @@ func peerRecords(kvs []store.KV, skip func(key string, err error)) []*peerRecord
 // resolvePeers returns the records that can be programmed together, in
 // write order (newest first if newestFirst), and the conflicts that
 // dropped the others.
+//
+// Why: The kernel holds one MAC per neighbour
+// address and one VTEP per MAC, and the data plane refuses a peer list
+// that asks for more, so one bad pair of records (the same MAC on two
+// hosts, a swarm static address accepted twice, records from before the
+// MAC keys) would stop every peer update of the network. Instead every
+// host drops the same records: records are taken in the order they were
+// written (ModifyIndex, then endpoint ID), and a record that contradicts
+// one taken before it is dropped whole. The store's indexes are the same
+// for every reader, so every host keeps the same set. In global scope
+// (swarm) the newest record is taken first: the manager owns the
+// addresses, and an address it gives to a task on another node takes over
+// from an older record, such as a silent host's.
 func resolvePeers(recs []*peerRecord, newestFirst bool) ([]*peerRecord, []peerConflict) {
 	recs = slices.Clone(recs)
 	slices.SortFunc(recs, func(a, b *peerRecord) int {

@@ -11,7 +11,9 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/vxnet/vxnet/driver/dataplane"
+	"github.com/vxnet/vxnet/scope"
 	"github.com/vxnet/vxnet/store"
+	"github.com/vxnet/vxnet/store/keys"
 )
 
 // rec is an endpoint record as the store lists it.
@@ -21,7 +23,7 @@ func rec(index uint64, id, host, vtep, mac string, addrs ...string) store.KV {
 		ep.Addrs = append(ep.Addrs, netip.MustParsePrefix(a))
 	}
 	b, _ := json.Marshal(ep)
-	return store.KV{Key: endpointKey(ep.Network, id), Value: b, ModifyIndex: index}
+	return store.KV{Key: keys.Endpoint(ep.Network, id), Value: b, ModifyIndex: index}
 }
 
 // countHook counts log entries at error level.
@@ -178,7 +180,7 @@ func TestPeersNewestWinsInGlobalScope(t *testing.T) {
 		rec(20, "bbbbbbbbbbbb", "h3", "198.18.0.13", "02:42:c6:13:01:99", "198.19.1.5/24"), // the address given again
 	}
 	for _, c := range []struct {
-		scope string
+		scope scope.Scope
 		gone  map[string]bool
 		want  string
 	}{

@@ -1,22 +1,9 @@
 // Package driver is vxnet's NetworkDriver: it turns Docker's callbacks into
 // cluster records in the store and kernel objects through the data plane.
 //
-// Store layout (keys relative to the store's own prefix):
-//
-//	networks/<key>                    Network: VNI, subnets, gateways, hosts using it
-//	vnis/<vni>                        VNIRecord: which network holds the VNI
-//	hosts/<host>/networks/<docker id> LocalRef: this host's Docker network → <key>
-//	endpoints/<key>/<endpoint id>     Endpoint: addresses, MAC, host, VTEP
-//	hosts/<host>/endpoints/<id>       the host's own copy of its Endpoints, from
-//	                                  which it re-publishes them after other
-//	                                  hosts purged it as dead
-//	macs/<key>/<mac>                  MACRecord: which endpoint holds the MAC
-//	subnets                           Claims: the subnets of the cluster
-//	                                  network creates under way
-//
-// <key> is the IPAM pool ID of the network's first subnet: on standalone
-// hosts Docker never sends the network's name, so the same subnet is what
-// makes `docker network create` on several hosts one cluster network.
+// Its records in the store, and their keys, are listed in package
+// store/keys: networks, VNIs, endpoints, MACs, subnet claims and each
+// host's references and copies.
 //
 // Invariants: a VNI belongs to at most one network (create-only CAS on
 // vnis/<vni>); a MAC to at most one endpoint of a network (create-only CAS
@@ -37,11 +24,13 @@ import (
 	"sync"
 	"time"
 
-	"github.com/docker/go-plugins-helpers/network"
 	"github.com/sirupsen/logrus"
 
 	"github.com/vxnet/vxnet/driver/dataplane"
+	"github.com/vxnet/vxnet/errkind"
+	"github.com/vxnet/vxnet/scope"
 	"github.com/vxnet/vxnet/store"
+	"github.com/vxnet/vxnet/store/keys"
 )
 
 // Dataplane is the kernel side the driver programs (dataplane.Plane).
@@ -64,21 +53,12 @@ type Options struct {
 	VTEP      netip.Addr // advertise address: VXLAN source and peers' destination
 	Port      int        // VXLAN UDP port
 	MTU       int        // default MTU of networks without -o mtu
-	Scope     string     // "local" or "global"
+	Scope     scope.Scope
 	Log       *logrus.Entry
 	VNIOffset uint32 // first VNI handed out automatically
-	// Reclaim re-leases an address of this host's endpoint after other
-	// hosts purged it while this host was gone (ipam.IPAM.Reclaim).
-	Reclaim func(ctx context.Context, subnet netip.Prefix, a netip.Addr) error
-	// SetupDone tells the IPAM that this host's network on subnet exists
-	// (ipam.IPAM.SetupDone): preferred addresses are static IPs from now
-	// on, no longer --aux-address reservations.
-	SetupDone func(ctx context.Context, subnet netip.Prefix) error
-	// PoolState tells whether this host holds subnet's IPAM pool and
-	// whether the pool is still in setup (ipam.IPAM.PoolState). With it,
-	// a standalone host finds networks Docker removed while their
-	// DeleteNetwork was lost (see orphan.go).
-	PoolState func(ctx context.Context, subnet netip.Prefix) (member, setup bool, err error)
+	// Pools is vxnet's IPAM (ipam.IPAM); nil when there is none, and
+	// every network's pools are then taken as Docker's own.
+	Pools Pools
 	// ObserveLag, if set, is told for each other host's endpoint, once,
 	// how long after its record was written this host first programmed
 	// it (by the two hosts' clocks).
@@ -161,7 +141,7 @@ func New(o Options) (*Driver, error) {
 		o.VNIOffset = DefaultVNIOffset
 	}
 	if o.Scope == "" {
-		o.Scope = network.LocalScope
+		o.Scope = scope.Local
 	}
 	life, stop := context.WithCancel(context.Background())
 	return &Driver{o: o, life: life, stop: stop, watchers: map[string]*watcher{}}, nil
@@ -174,25 +154,14 @@ func (d *Driver) Close() {
 	d.StopWatches()
 }
 
-func networkKey(key string) string { return "networks/" + key }
-func vniKey(vni uint32) string     { return fmt.Sprintf("vnis/%d", vni) }
-func (d *Driver) localPrefix() string {
-	return "hosts/" + d.o.HostID + "/networks/"
-}
-func (d *Driver) localKey(dockerID string) string { return d.localPrefix() + dockerID }
-func endpointPrefix(key string) string            { return "endpoints/" + key + "/" }
-func endpointKey(key, id string) string           { return endpointPrefix(key) + id }
-func (d *Driver) copyPrefix() string              { return "hosts/" + d.o.HostID + "/endpoints/" }
-func (d *Driver) copyKey(id string) string        { return d.copyPrefix() + id }
-
 // lookup finds the cluster network behind this host's Docker network ID.
 func (d *Driver) lookup(ctx context.Context, dockerID string) (*Network, error) {
 	if err := validID("network", dockerID); err != nil {
 		return nil, err
 	}
-	ref, _, err := store.GetJSON[LocalRef](ctx, d.o.Store, d.localKey(dockerID))
+	ref, _, err := store.GetJSON[LocalRef](ctx, d.o.Store, keys.HostNetwork(d.o.HostID, dockerID))
 	if errors.Is(err, store.ErrNotFound) {
-		return nil, fmt.Errorf("network %q is not a vxnet network on this host", dockerID)
+		return nil, errkind.Errorf(errkind.NotFound, "network %q is not a vxnet network on this host", dockerID)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("look up network %q: %w", dockerID, err)
@@ -204,7 +173,7 @@ func (d *Driver) lookup(ctx context.Context, dockerID string) (*Network, error) 
 // dockerID, whose record ref the caller has read already; a missing
 // cluster record wraps store.ErrNotFound.
 func (d *Driver) networkOf(ctx context.Context, dockerID string, ref *LocalRef) (*Network, error) {
-	n, _, err := store.GetJSON[Network](ctx, d.o.Store, networkKey(ref.Network))
+	n, _, err := store.GetJSON[Network](ctx, d.o.Store, keys.Network(ref.Network))
 	if err != nil {
 		return nil, fmt.Errorf("read network %q (%s): %w", dockerID, ref.Network, err)
 	}
@@ -238,11 +207,11 @@ func validID(what, id string) error {
 		return nil
 	}
 	if len(id) < 12 || len(id) > 64 {
-		return fmt.Errorf("bad %s ID %q: want 12 to 64 hex characters", what, id)
+		return errkind.Errorf(errkind.BadRequest, "bad %s ID %q: want 12 to 64 hex characters", what, id)
 	}
 	for _, c := range id {
 		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
-			return fmt.Errorf("bad %s ID %q: want 12 to 64 hex characters", what, id)
+			return errkind.Errorf(errkind.BadRequest, "bad %s ID %q: want 12 to 64 hex characters", what, id)
 		}
 	}
 	return nil

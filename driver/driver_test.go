@@ -12,6 +12,7 @@ import (
 	"github.com/docker/go-plugins-helpers/network"
 	"github.com/sirupsen/logrus"
 
+	"github.com/vxnet/vxnet/errkind"
 	"github.com/vxnet/vxnet/store"
 	"github.com/vxnet/vxnet/store/bolt"
 )
@@ -27,6 +28,7 @@ type env struct {
 	t     *testing.T
 	store store.Store
 	plane *fakePlane
+	pools *fakePools
 	d     *Driver
 }
 
@@ -42,13 +44,13 @@ func newEnv(t *testing.T) *env {
 func newHost(t *testing.T, s store.Store, id, vtep string) *env {
 	l := logrus.New()
 	l.SetOutput(io.Discard)
-	p := newFakePlane()
-	d, err := New(Options{Store: s, Plane: p, HostID: id, VTEP: netip.MustParseAddr(vtep), Port: 4789, MTU: 1450, Log: logrus.NewEntry(l)})
+	p, pools := newFakePlane(), newFakePools()
+	d, err := New(Options{Store: s, Plane: p, Pools: pools, HostID: id, VTEP: netip.MustParseAddr(vtep), Port: 4789, MTU: 1450, Log: logrus.NewEntry(l)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(d.Close) // before the store closes: cleanups run last-in first
-	return &env{t: t, store: s, plane: p, d: d}
+	return &env{t: t, store: s, plane: p, pools: pools, d: d}
 }
 
 func createReq(id, subnet, gw string, generic map[string]interface{}) *network.CreateNetworkRequest {
@@ -131,22 +133,27 @@ func TestCreateNetworkErrors(t *testing.T) {
 		name string
 		req  *network.CreateNetworkRequest
 		want string
+		kind errkind.Kind // what the server answers Docker by
 	}{
-		{"unknown option", createReq(net2, "198.19.2.0/24", "", map[string]interface{}{"vxnet.foo": "1"}), `unknown option "vxnet.foo": vxnet accepts vxnet.vni, com.docker.network.driver.mtu`},
-		{"vni range", createReq(net2, "198.19.2.0/24", "", map[string]interface{}{OptVNI: "16777216"}), "out of range 1..16777215"},
-		{"vni not a number", createReq(net2, "198.19.2.0/24", "", map[string]interface{}{OptVNI: "x"}), `"x" is not a number`},
-		{"mtu range", createReq(net2, "198.19.2.0/24", "", map[string]interface{}{OptMTU: "70000"}), "out of range 576..65535"},
-		{"vni conflict", createReq(net2, "198.19.2.0/24", "", map[string]interface{}{OptVNI: "300"}), "VNI 300 is already used by vxnet network 198.19.1.0/24"},
-		{"overlap", createReq(net2, "198.19.1.128/25", "", nil), "overlaps subnet 198.19.1.0/24"},
-		{"same subnet twice on host", createReq(net2, "198.19.1.0/24", "198.19.1.1/24", nil), "already used by vxnet network"},
-		{"other gateway", createReq(net2, "198.19.1.0/24", "198.19.1.9/24", nil), "gateways [198.19.1.9/24] differ"},
-		{"no subnet", &network.CreateNetworkRequest{NetworkID: net2}, "network has no subnet"},
-		{"bad id", createReq("xyz", "198.19.2.0/24", "", nil), `bad network ID "xyz"`},
-		{"bad pool", createReq(net2, "198.19.2.1/24", "", nil), `bad pool "198.19.2.1/24"`},
-		{"generic not strings", createReq(net2, "198.19.2.0/24", "", map[string]interface{}{OptVNI: 5.0}), "is not a string"},
+		{"unknown option", createReq(net2, "198.19.2.0/24", "", map[string]interface{}{"vxnet.foo": "1"}), `unknown option "vxnet.foo": vxnet accepts vxnet.vni, com.docker.network.driver.mtu`, errkind.BadRequest},
+		{"vni range", createReq(net2, "198.19.2.0/24", "", map[string]interface{}{OptVNI: "16777216"}), "out of range 1..16777215", errkind.BadRequest},
+		{"vni not a number", createReq(net2, "198.19.2.0/24", "", map[string]interface{}{OptVNI: "x"}), `"x" is not a number`, errkind.BadRequest},
+		{"mtu range", createReq(net2, "198.19.2.0/24", "", map[string]interface{}{OptMTU: "70000"}), "out of range 576..65535", errkind.BadRequest},
+		{"vni conflict", createReq(net2, "198.19.2.0/24", "", map[string]interface{}{OptVNI: "300"}), "VNI 300 is already used by vxnet network 198.19.1.0/24", errkind.Conflict},
+		{"overlap", createReq(net2, "198.19.1.128/25", "", nil), "overlaps subnet 198.19.1.0/24", errkind.Conflict},
+		{"same subnet twice on host", createReq(net2, "198.19.1.0/24", "198.19.1.1/24", nil), "already used by vxnet network", errkind.Conflict},
+		{"other gateway", createReq(net2, "198.19.1.0/24", "198.19.1.9/24", nil), "gateways [198.19.1.9/24] differ", errkind.Conflict},
+		{"no subnet", &network.CreateNetworkRequest{NetworkID: net2}, "network has no subnet", errkind.BadRequest},
+		{"bad id", createReq("xyz", "198.19.2.0/24", "", nil), `bad network ID "xyz"`, errkind.BadRequest},
+		{"bad pool", createReq(net2, "198.19.2.1/24", "", nil), `bad pool "198.19.2.1/24"`, errkind.BadRequest},
+		{"generic not strings", createReq(net2, "198.19.2.0/24", "", map[string]interface{}{OptVNI: 5.0}), "is not a string", errkind.BadRequest},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			wantErr(t, e.d.CreateNetwork(ctx, tt.req), tt.want)
+			err := e.d.CreateNetwork(ctx, tt.req)
+			wantErr(t, err, tt.want)
+			if got := errkind.Of(err); got != tt.kind {
+				t.Fatalf("error %q is of kind %s, want %s", err, got, tt.kind)
+			}
 			if after := e.keys(); strings.Join(after, ",") != strings.Join(before, ",") {
 				t.Fatalf("store changed: %v -> %v", before, after)
 			}

@@ -11,7 +11,9 @@ import (
 	"github.com/docker/go-plugins-helpers/network"
 
 	"github.com/vxnet/vxnet/driver/dataplane"
+	"github.com/vxnet/vxnet/errkind"
 	"github.com/vxnet/vxnet/store"
+	"github.com/vxnet/vxnet/store/keys"
 )
 
 // CreateEndpoint records the endpoint in the cluster: its addresses (given
@@ -22,7 +24,7 @@ func (d *Driver) CreateEndpoint(ctx context.Context, r *network.CreateEndpointRe
 		return nil, err
 	}
 	if r.Interface == nil {
-		return nil, fmt.Errorf("endpoint %q: no interface in request (vxnet needs an IPAM-assigned address)", r.EndpointID)
+		return nil, errkind.Errorf(errkind.BadRequest, "endpoint %q: no interface in request (vxnet needs an IPAM-assigned address)", r.EndpointID)
 	}
 	d.mu.RLock()
 	defer d.mu.RUnlock()
@@ -54,21 +56,21 @@ func (d *Driver) CreateEndpoint(ctx context.Context, r *network.CreateEndpointRe
 // publish writes this host's copy of the endpoint, then the cluster record
 // other hosts watch; a failure leaves neither.
 func (d *Driver) publish(ctx context.Context, ep *Endpoint) error {
-	if err := store.CreateJSON(ctx, d.o.Store, d.copyKey(ep.ID), ep); err != nil {
+	if err := store.CreateJSON(ctx, d.o.Store, keys.HostEndpoint(d.o.HostID, ep.ID), ep); err != nil {
 		if errors.Is(err, store.ErrConflict) {
-			return fmt.Errorf("endpoint %q already exists", ep.ID)
+			return errkind.Errorf(errkind.Conflict, "endpoint %q already exists", ep.ID)
 		}
 		return fmt.Errorf("record endpoint %q: %w", ep.ID, err)
 	}
-	err := store.CreateJSON(ctx, d.o.Store, endpointKey(ep.Network, ep.ID), ep)
+	err := store.CreateJSON(ctx, d.o.Store, keys.Endpoint(ep.Network, ep.ID), ep)
 	if err == nil {
 		return nil
 	}
-	if derr := d.o.Store.Delete(context.WithoutCancel(ctx), d.copyKey(ep.ID)); derr != nil {
+	if derr := d.o.Store.Delete(context.WithoutCancel(ctx), keys.HostEndpoint(d.o.HostID, ep.ID)); derr != nil {
 		d.o.Log.WithError(derr).WithField("endpoint", ep.ID).Error("roll back endpoint copy")
 	}
 	if errors.Is(err, store.ErrConflict) {
-		return fmt.Errorf("endpoint %q already exists in network %s", ep.ID, ep.Network)
+		return errkind.Errorf(errkind.Conflict, "endpoint %q already exists in network %s", ep.ID, ep.Network)
 	}
 	return fmt.Errorf("record endpoint %q: %w", ep.ID, err)
 }
@@ -84,12 +86,12 @@ func (d *Driver) parseEndpoint(n *Network, r *network.CreateEndpointRequest) (*E
 			return nil, fmt.Errorf("endpoint %q: bad address %q: %w", r.EndpointID, s, err)
 		}
 		if !inAny(n.Subnets, p.Addr()) {
-			return nil, fmt.Errorf("endpoint %q: address %s is not in the network's subnets %v", r.EndpointID, p.Addr(), n.Subnets)
+			return nil, errkind.Errorf(errkind.BadRequest, "endpoint %q: address %s is not in the network's subnets %v", r.EndpointID, p.Addr(), n.Subnets)
 		}
 		ep.Addrs = append(ep.Addrs, p)
 	}
 	if len(ep.Addrs) == 0 {
-		return nil, fmt.Errorf("endpoint %q: no address assigned (vxnet needs IPAM to assign one)", r.EndpointID)
+		return nil, errkind.Errorf(errkind.BadRequest, "endpoint %q: no address assigned (vxnet needs IPAM to assign one)", r.EndpointID)
 	}
 	mac, err := endpointMAC(r.Interface.MacAddress, ep.Addrs[0].Addr(), r.EndpointID)
 	if err != nil {
@@ -115,10 +117,10 @@ func endpointMAC(requested string, a netip.Addr, id string) (net.HardwareAddr, e
 	if requested != "" {
 		mac, err := net.ParseMAC(requested)
 		if err != nil || len(mac) != 6 {
-			return nil, fmt.Errorf("bad MAC address %q", requested)
+			return nil, errkind.Errorf(errkind.BadRequest, "bad MAC address %q", requested)
 		}
 		if mac[0]&1 == 1 {
-			return nil, fmt.Errorf("MAC address %q is multicast", requested)
+			return nil, errkind.Errorf(errkind.BadRequest, "MAC address %q is multicast", requested)
 		}
 		return mac, nil
 	}
@@ -178,9 +180,9 @@ func (d *Driver) endpoint(ctx context.Context, netID, epID string) (*Endpoint, *
 	if err != nil {
 		return nil, nil, err
 	}
-	ep, _, err := store.GetJSON[Endpoint](ctx, d.o.Store, endpointKey(n.Key, epID))
+	ep, _, err := store.GetJSON[Endpoint](ctx, d.o.Store, keys.Endpoint(n.Key, epID))
 	if errors.Is(err, store.ErrNotFound) {
-		return nil, nil, fmt.Errorf("endpoint %q not found in network %q", epID, netID)
+		return nil, nil, errkind.Errorf(errkind.NotFound, "endpoint %q not found in network %q", epID, netID)
 	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("read endpoint %q: %w", epID, err)

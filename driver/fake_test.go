@@ -1,8 +1,10 @@
 package driver
 
 import (
+	"context"
 	"fmt"
 	"maps"
+	"net/netip"
 	"slices"
 	"strings"
 	"sync"
@@ -66,14 +68,14 @@ func (f *fakePlane) EnsureEndpoint(c dataplane.EndpointConfig) (string, error) {
 	if _, ok := f.nets[c.VNI]; !ok {
 		return "", fmt.Errorf("vni %d: %w", c.VNI, dataplane.ErrNotFound)
 	}
-	f.eps[c.VNI][c.ID[:12]] = true
-	return "vxc" + c.ID[:12], nil
+	f.eps[c.VNI][dataplane.ShortID(c.ID)] = true
+	return "vxc" + dataplane.ShortID(c.ID), nil
 }
 
 func (f *fakePlane) DeleteEndpoint(vni uint32, id string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	delete(f.eps[vni], id[:12])
+	delete(f.eps[vni], dataplane.ShortID(id))
 	return nil
 }
 
@@ -97,7 +99,7 @@ func (f *fakePlane) InUse(vni uint32) ([]string, error) {
 func (f *fakePlane) take(id string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.taken[id[:12]] = true
+	f.taken[dataplane.ShortID(id)] = true
 }
 
 func (f *fakePlane) SetPeers(vni uint32, peers []dataplane.Peer) error {
@@ -128,4 +130,45 @@ func (f *fakePlane) endpointCount() int {
 		n += len(e)
 	}
 	return n
+}
+
+// fakePools stands in for vxnet's IPAM: it owns vxnet's address spaces,
+// reports the pool state st (member by default, so no network is an
+// orphan), and counts reclaimed addresses.
+type fakePools struct {
+	mu        sync.Mutex
+	st        poolStates
+	reclaimed int
+}
+
+func newFakePools() *fakePools { return &fakePools{st: poolStates{member: true}} }
+
+func (f *fakePools) OwnsAddressSpace(space string) bool {
+	return space == "vxnet-local" || space == "vxnet-global"
+}
+func (f *fakePools) SetupDone(context.Context, netip.Prefix) error { return nil }
+func (f *fakePools) PoolState(context.Context, netip.Prefix) (bool, bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.st.member, f.st.setup, nil
+}
+func (f *fakePools) Reclaim(context.Context, netip.Prefix, netip.Addr) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.reclaimed++
+	return nil
+}
+
+// set changes the pool state the fake reports.
+func (f *fakePools) set(st poolStates) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.st = st
+}
+
+// reclaims counts the addresses reclaimed so far.
+func (f *fakePools) reclaims() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.reclaimed
 }

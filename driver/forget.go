@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/vxnet/vxnet/errkind"
 	"github.com/vxnet/vxnet/store"
+	"github.com/vxnet/vxnet/store/keys"
 )
 
 // Forgotten counts what ForgetHost removed.
@@ -27,9 +29,9 @@ type Forgotten struct {
 func ForgetHost(ctx context.Context, s store.Store, host string) (Forgotten, error) {
 	var f Forgotten
 	if host == "" || strings.Contains(host, "/") {
-		return f, fmt.Errorf("forget host: bad host ID %q", host)
+		return f, errkind.Errorf(errkind.BadRequest, "forget host: bad host ID %q", host)
 	}
-	kvs, _, err := s.List(ctx, "endpoints/")
+	kvs, _, err := s.List(ctx, keys.AllEndpoints)
 	if err != nil {
 		return f, fmt.Errorf("forget host %q: %w", host, err)
 	}
@@ -43,7 +45,7 @@ func ForgetHost(ctx context.Context, s store.Store, host string) (Forgotten, err
 		}
 		f.Endpoints++
 	}
-	macs, _, err := s.List(ctx, "macs/")
+	macs, _, err := s.List(ctx, keys.AllMACs)
 	if err != nil {
 		return f, fmt.Errorf("forget host %q: %w", host, err)
 	}
@@ -56,7 +58,7 @@ func ForgetHost(ctx context.Context, s store.Store, host string) (Forgotten, err
 			return f, fmt.Errorf("forget host %q: MAC key %q: %w", host, kv.Key, err)
 		}
 	}
-	own, _, err := s.List(ctx, "hosts/"+host+"/")
+	own, _, err := s.List(ctx, keys.Host(host))
 	if err != nil {
 		return f, fmt.Errorf("forget host %q: %w", host, err)
 	}
@@ -66,7 +68,7 @@ func ForgetHost(ctx context.Context, s store.Store, host string) (Forgotten, err
 		}
 		f.Records++
 	}
-	nets, _, err := s.List(ctx, "networks/")
+	nets, _, err := s.List(ctx, keys.Networks)
 	if err != nil {
 		return f, fmt.Errorf("forget host %q: %w", host, err)
 	}
@@ -98,7 +100,7 @@ func leaveCluster(ctx context.Context, s store.Store, key, host string) (bool, e
 		last bool
 		vni  uint32
 	)
-	_, err := store.Update(ctx, s, networkKey(key), func(cur *Network) (*Network, error) {
+	_, err := store.Update(ctx, s, keys.Network(key), func(cur *Network) (*Network, error) {
 		last = false
 		if cur == nil {
 			return nil, nil
@@ -122,7 +124,7 @@ func leaveCluster(ctx context.Context, s store.Store, key, host string) (bool, e
 	if err != nil || !last {
 		return false, err
 	}
-	for _, prefix := range []string{endpointPrefix(key), macPrefix(key)} {
+	for _, prefix := range []string{keys.Endpoints(key), keys.MACs(key)} {
 		kvs, _, err := s.List(ctx, prefix)
 		if err != nil {
 			return true, err
@@ -138,7 +140,7 @@ func leaveCluster(ctx context.Context, s store.Store, key, host string) (bool, e
 
 // releaseVNI deletes vnis/<vni> if network key still holds it.
 func releaseVNI(ctx context.Context, s store.Store, vni uint32, key string) error {
-	_, err := store.Update(ctx, s, vniKey(vni), func(cur *VNIRecord) (*VNIRecord, error) {
+	_, err := store.Update(ctx, s, keys.VNI(vni), func(cur *VNIRecord) (*VNIRecord, error) {
 		if cur != nil && cur.Network != key {
 			return cur, nil
 		}

@@ -2,44 +2,16 @@ package driver
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
-	"github.com/docker/go-plugins-helpers/network"
-
 	"github.com/vxnet/vxnet/store"
+	"github.com/vxnet/vxnet/store/keys"
 )
 
 // cleanupTimeout bounds rollbacks, which run after the request's own
 // context may have expired.
 const cleanupTimeout = 10 * time.Second
-
-// DeleteNetwork removes this host from the network: its local endpoints,
-// the namespace, and its membership; the last host also removes the cluster
-// record and the VNI. An unknown network is not an error (Docker retries
-// deletes after failures).
-func (d *Driver) DeleteNetwork(ctx context.Context, r *network.DeleteNetworkRequest) error {
-	if err := validID("network", r.NetworkID); err != nil {
-		return err
-	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	n, err := d.lookup(ctx, r.NetworkID)
-	if err != nil {
-		_, gerr := d.o.Store.Get(ctx, d.localKey(r.NetworkID))
-		if errors.Is(gerr, store.ErrNotFound) {
-			d.o.Log.WithField("docker_network", r.NetworkID).Info("delete of unknown network: nothing to do")
-			return nil
-		}
-		return err
-	}
-	if err := d.leave(ctx, n, r.NetworkID); err != nil {
-		return fmt.Errorf("delete network %q: %w", r.NetworkID, err)
-	}
-	d.logNet(n).WithField("docker_network", r.NetworkID).Info("network deleted")
-	return nil
-}
 
 // rollbackCreate undoes a CreateNetwork that failed after join.
 func (d *Driver) rollbackCreate(n *Network, dockerID string) {
@@ -61,7 +33,7 @@ func (d *Driver) leave(ctx context.Context, n *Network, dockerID string) error {
 		return err
 	}
 	last := false
-	_, err := store.Update(ctx, d.o.Store, networkKey(n.Key), func(cur *Network) (*Network, error) {
+	_, err := store.Update(ctx, d.o.Store, keys.Network(n.Key), func(cur *Network) (*Network, error) {
 		last = false
 		if cur == nil {
 			return nil, nil
@@ -86,16 +58,16 @@ func (d *Driver) leave(ctx context.Context, n *Network, dockerID string) error {
 		return fmt.Errorf("leave network %s: %w", n.Key, err)
 	}
 	if last {
-		for _, prefix := range []string{endpointPrefix(n.Key), macPrefix(n.Key)} {
+		for _, prefix := range []string{keys.Endpoints(n.Key), keys.MACs(n.Key)} {
 			if err := d.deletePrefix(ctx, prefix); err != nil {
 				return err
 			}
 		}
-		if err := d.o.Store.Delete(ctx, vniKey(n.VNI)); err != nil {
+		if err := d.o.Store.Delete(ctx, keys.VNI(n.VNI)); err != nil {
 			return fmt.Errorf("release VNI %d: %w", n.VNI, err)
 		}
 	}
-	if err := d.o.Store.Delete(ctx, d.localKey(dockerID)); err != nil {
+	if err := d.o.Store.Delete(ctx, keys.HostNetwork(d.o.HostID, dockerID)); err != nil {
 		return fmt.Errorf("forget network %q: %w", dockerID, err)
 	}
 	return nil
@@ -117,76 +89,4 @@ func (d *Driver) deleteLocalEndpoints(ctx context.Context, n *Network) error {
 		}
 	}
 	return nil
-}
-
-// removeEndpoint deletes one endpoint of this host everywhere; missing
-// pieces are not an error.
-func (d *Driver) removeEndpoint(ctx context.Context, n *Network, id string) error {
-	if err := d.o.Plane.DeleteEndpoint(n.VNI, id); err != nil {
-		return fmt.Errorf("delete endpoint %q: %w", id, err)
-	}
-	mac, err := d.endpointMACOf(ctx, n.Key, id)
-	if err != nil {
-		return err
-	}
-	for _, k := range []string{endpointKey(n.Key, id), d.copyKey(id)} {
-		if err := d.o.Store.Delete(ctx, k); err != nil {
-			return fmt.Errorf("delete endpoint %q: %w", id, err)
-		}
-	}
-	return d.releaseMACs(ctx, n.Key, id, mac)
-}
-
-// endpointMACOf reads the MAC of this host's endpoint id from its own copy
-// or the cluster record; "" when both are gone.
-func (d *Driver) endpointMACOf(ctx context.Context, network, id string) (string, error) {
-	for _, k := range []string{d.copyKey(id), endpointKey(network, id)} {
-		ep, _, err := store.GetJSON[Endpoint](ctx, d.o.Store, k)
-		if err == nil {
-			return ep.MAC, nil
-		}
-		if !errors.Is(err, store.ErrNotFound) {
-			return "", fmt.Errorf("delete endpoint %q: %w", id, err)
-		}
-	}
-	return "", nil
-}
-
-// localEndpoints lists this host's own endpoint copies.
-func (d *Driver) localEndpoints(ctx context.Context) ([]Endpoint, error) {
-	return d.decodeEndpoints(ctx, d.copyPrefix())
-}
-
-func (d *Driver) deletePrefix(ctx context.Context, prefix string) error {
-	kvs, _, err := d.o.Store.List(ctx, prefix)
-	if err != nil {
-		return fmt.Errorf("list %q: %w", prefix, err)
-	}
-	for _, kv := range kvs {
-		if err := d.o.Store.Delete(ctx, kv.Key); err != nil {
-			return fmt.Errorf("delete %q: %w", kv.Key, err)
-		}
-	}
-	return nil
-}
-
-// endpoints lists the endpoint records of a cluster network.
-func (d *Driver) endpoints(ctx context.Context, key string) ([]Endpoint, error) {
-	return d.decodeEndpoints(ctx, endpointPrefix(key))
-}
-
-func (d *Driver) decodeEndpoints(ctx context.Context, prefix string) ([]Endpoint, error) {
-	kvs, _, err := d.o.Store.List(ctx, prefix)
-	if err != nil {
-		return nil, fmt.Errorf("list endpoints %q: %w", prefix, err)
-	}
-	out := make([]Endpoint, 0, len(kvs))
-	for _, kv := range kvs {
-		var ep Endpoint
-		if err := store.Decode(kv, &ep); err != nil {
-			return nil, err
-		}
-		out = append(out, ep)
-	}
-	return out, nil
 }

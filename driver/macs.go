@@ -7,16 +7,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/vxnet/vxnet/errkind"
 	"github.com/vxnet/vxnet/store"
+	"github.com/vxnet/vxnet/store/keys"
 )
-
-// MAC ownership. The kernel holds one FDB entry per MAC, so two endpoints
-// of a network with one MAC (`docker run --mac-address` on two hosts)
-// would take each other's traffic. CreateEndpoint therefore takes the
-// create-only key macs/<network key>/<mac> before it writes the endpoint
-// record, and every removal of the endpoint releases it after the record,
-// only if it still names that endpoint. Endpoints recorded before these
-// keys existed have none; their removal finds nothing to release.
 
 // staleMACAfter is how long a MAC key may name an endpoint without a
 // record before another endpoint may take the MAC over: the window of a
@@ -34,13 +28,18 @@ type MACRecord struct {
 	Nonce string `json:"nonce"`
 }
 
-func macPrefix(key string) string   { return "macs/" + key + "/" }
-func macKey(key, mac string) string { return macPrefix(key) + mac }
-
 // takeMAC makes ep the holder of its MAC on its network, or says which
 // endpoint holds it.
+//
+// Why: The kernel holds one FDB entry per MAC, so two endpoints
+// of a network with one MAC (`docker run --mac-address` on two hosts)
+// would take each other's traffic. CreateEndpoint therefore takes the
+// create-only key macs/<network key>/<mac> before it writes the endpoint
+// record, and every removal of the endpoint releases it after the record,
+// only if it still names that endpoint. Endpoints recorded before these
+// keys existed have none; their removal finds nothing to release.
 func (d *Driver) takeMAC(ctx context.Context, ep *Endpoint) error {
-	key := macKey(ep.Network, ep.MAC)
+	key := keys.MAC(ep.Network, ep.MAC)
 	rec := MACRecord{Endpoint: ep.ID, Host: d.o.HostID, Since: time.Now().UTC(), Nonce: store.Nonce()}
 	for range 4 {
 		err := store.CreateJSON(ctx, d.o.Store, key, rec)
@@ -59,13 +58,13 @@ func (d *Driver) takeMAC(ctx context.Context, ep *Endpoint) error {
 		case cur.Nonce == rec.Nonce:
 			return nil // our own write, whose answer was lost
 		case cur.Endpoint == ep.ID:
-			return fmt.Errorf("endpoint %q already exists in network %s", ep.ID, ep.Network)
+			return errkind.Errorf(errkind.Conflict, "endpoint %q already exists in network %s", ep.ID, ep.Network)
 		}
 		stale, err := d.staleMAC(ctx, ep.Network, cur)
 		if err != nil {
 			return fmt.Errorf("endpoint %q: MAC address %s: %w", ep.ID, ep.MAC, err)
 		}
-		if d.o.Scope == "global" && cur.Host != d.o.HostID {
+		if d.o.Scope.Swarm() && cur.Host != d.o.HostID {
 			// Swarm's manager owns the addresses (and so the MACs
 			// derived from them): one it gave to a task on this node
 			// takes over from another host's holder, e.g. a silent
@@ -73,7 +72,7 @@ func (d *Driver) takeMAC(ctx context.Context, ep *Endpoint) error {
 			stale = true
 		}
 		if !stale {
-			return fmt.Errorf("endpoint %q: MAC address %s is already used by endpoint %q (host %s) in network %s",
+			return errkind.Errorf(errkind.Conflict, "endpoint %q: MAC address %s is already used by endpoint %q (host %s) in network %s",
 				ep.ID, ep.MAC, cur.Endpoint, cur.Host, ep.Network)
 		}
 		d.o.Log.WithFields(map[string]any{"network": ep.Network, "endpoint": ep.ID, "mac": ep.MAC, "holder": cur.Endpoint}).
@@ -84,7 +83,7 @@ func (d *Driver) takeMAC(ctx context.Context, ep *Endpoint) error {
 			return fmt.Errorf("endpoint %q: take over MAC address %s: %w", ep.ID, ep.MAC, err)
 		}
 	}
-	return fmt.Errorf("endpoint %q: reserve MAC address %s: too many concurrent changes", ep.ID, ep.MAC)
+	return errkind.Errorf(errkind.Conflict, "endpoint %q: reserve MAC address %s: too many concurrent changes", ep.ID, ep.MAC)
 }
 
 // staleMAC tells whether rec names an endpoint that has had no cluster
@@ -93,7 +92,7 @@ func (d *Driver) staleMAC(ctx context.Context, network string, rec *MACRecord) (
 	if time.Since(rec.Since) < staleMACAfter {
 		return false, nil
 	}
-	_, err := d.o.Store.Get(ctx, endpointKey(network, rec.Endpoint))
+	_, err := d.o.Store.Get(ctx, keys.Endpoint(network, rec.Endpoint))
 	if errors.Is(err, store.ErrNotFound) {
 		return true, nil
 	}
@@ -107,7 +106,7 @@ func (d *Driver) staleMAC(ctx context.Context, network string, rec *MACRecord) (
 func (d *Driver) releaseMACs(ctx context.Context, network, id, mac string) error {
 	var kvs []store.KV
 	if mac != "" {
-		kv, err := d.o.Store.Get(ctx, macKey(network, mac))
+		kv, err := d.o.Store.Get(ctx, keys.MAC(network, mac))
 		if errors.Is(err, store.ErrNotFound) {
 			return nil
 		}
@@ -117,7 +116,7 @@ func (d *Driver) releaseMACs(ctx context.Context, network, id, mac string) error
 		kvs = []store.KV{kv}
 	} else {
 		var err error
-		if kvs, _, err = d.o.Store.List(ctx, macPrefix(network)); err != nil {
+		if kvs, _, err = d.o.Store.List(ctx, keys.MACs(network)); err != nil {
 			return fmt.Errorf("endpoint %q: list MAC addresses of network %s: %w", id, network, err)
 		}
 	}
@@ -131,7 +130,7 @@ func (d *Driver) releaseMACs(ctx context.Context, network, id, mac string) error
 		}
 		err := d.o.Store.DeleteCAS(ctx, kv.Key, kv.ModifyIndex)
 		if err != nil && !errors.Is(err, store.ErrConflict) {
-			return fmt.Errorf("endpoint %q: release MAC address %s: %w", id, strings.TrimPrefix(kv.Key, macPrefix(network)), err)
+			return fmt.Errorf("endpoint %q: release MAC address %s: %w", id, strings.TrimPrefix(kv.Key, keys.MACs(network)), err)
 		}
 	}
 	return nil

@@ -5,19 +5,19 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/docker/go-plugins-helpers/network"
 
-	"github.com/vxnet/vxnet/ipam"
+	"github.com/vxnet/vxnet/errkind"
 	"github.com/vxnet/vxnet/store"
+	"github.com/vxnet/vxnet/store/keys"
 )
 
 // GetCapabilities answers NetworkDriver.GetCapabilities.
 func (d *Driver) GetCapabilities(context.Context) (*network.CapabilitiesResponse, error) {
-	return &network.CapabilitiesResponse{Scope: d.o.Scope, ConnectivityScope: d.o.Scope}, nil
+	return &network.CapabilitiesResponse{Scope: string(d.o.Scope), ConnectivityScope: string(d.o.Scope)}, nil
 }
 
 // CreateNetwork joins this host to the cluster network for the request's
@@ -31,7 +31,7 @@ func (d *Driver) CreateNetwork(ctx context.Context, r *network.CreateNetworkRequ
 	if err != nil {
 		return err
 	}
-	sub, err := ParseIPAMData(r.IPv4Data, r.IPv6Data)
+	sub, err := ParseIPAMData(r.IPv4Data, r.IPv6Data, d.ownsSpace)
 	if err != nil {
 		return err
 	}
@@ -41,7 +41,7 @@ func (d *Driver) CreateNetwork(ctx context.Context, r *network.CreateNetworkRequ
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	want := &Network{
-		Key:      ipam.PoolID(sub.Pools[0]),
+		Key:      keys.PoolID(sub.Pools[0]),
 		VNI:      opts.VNI,
 		Subnets:  sub.Pools,
 		Gateways: sub.Gateways,
@@ -57,17 +57,17 @@ func (d *Driver) CreateNetwork(ctx context.Context, r *network.CreateNetworkRequ
 			d.rollbackCreate(n, r.NetworkID)
 		}
 	}()
-	if err := store.PutJSON(ctx, d.o.Store, d.localKey(r.NetworkID), LocalRef{Network: n.Key, OwnIPAM: sub.OwnIPAM}); err != nil {
+	if err := store.PutJSON(ctx, d.o.Store, keys.HostNetwork(d.o.HostID, r.NetworkID), LocalRef{Network: n.Key, OwnIPAM: sub.OwnIPAM}); err != nil {
 		return fmt.Errorf("record network %q: %w", r.NetworkID, err)
 	}
 	if err := d.ensureNetwork(ctx, n, r.NetworkID); err != nil {
 		return fmt.Errorf("network %q: %w", r.NetworkID, err)
 	}
 	for _, p := range n.Subnets {
-		if d.o.SetupDone == nil {
+		if d.o.Pools == nil {
 			break
 		}
-		if err := d.o.SetupDone(ctx, p); err != nil {
+		if err := d.o.Pools.SetupDone(ctx, p); err != nil {
 			return fmt.Errorf("network %q: %w", r.NetworkID, err)
 		}
 	}
@@ -77,14 +77,40 @@ func (d *Driver) CreateNetwork(ctx context.Context, r *network.CreateNetworkRequ
 	return nil
 }
 
+// DeleteNetwork removes this host from the network: its local endpoints,
+// the namespace, and its membership; the last host also removes the cluster
+// record and the VNI. An unknown network is not an error (Docker retries
+// deletes after failures).
+func (d *Driver) DeleteNetwork(ctx context.Context, r *network.DeleteNetworkRequest) error {
+	if err := validID("network", r.NetworkID); err != nil {
+		return err
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	n, err := d.lookup(ctx, r.NetworkID)
+	if err != nil {
+		_, gerr := d.o.Store.Get(ctx, keys.HostNetwork(d.o.HostID, r.NetworkID))
+		if errors.Is(gerr, store.ErrNotFound) {
+			d.o.Log.WithField("docker_network", r.NetworkID).Info("delete of unknown network: nothing to do")
+			return nil
+		}
+		return err
+	}
+	if err := d.leave(ctx, n, r.NetworkID); err != nil {
+		return fmt.Errorf("delete network %q: %w", r.NetworkID, err)
+	}
+	d.logNet(n).WithField("docker_network", r.NetworkID).Info("network deleted")
+	return nil
+}
+
 // checkIPAM refuses Docker's default IPAM where it would hand out the same
 // addresses on several hosts: a multi-host store with local scope. In
 // global scope (swarm) Docker's IPAM runs on the manager, cluster-wide.
 func (d *Driver) checkIPAM(dockerID string, sub Subnets) error {
-	if sub.OwnIPAM || !d.o.MultiHost || d.o.Scope == network.GlobalScope {
+	if sub.OwnIPAM || !d.o.MultiHost || d.o.Scope.Swarm() {
 		return nil
 	}
-	return fmt.Errorf("network %q: Docker's default IPAM gives the same addresses to containers on every host; "+
+	return errkind.Errorf(errkind.BadRequest, "network %q: Docker's default IPAM gives the same addresses to containers on every host; "+
 		"with a store shared by several hosts create the network with --ipam-driver vxnet", dockerID)
 }
 
@@ -106,7 +132,7 @@ func (d *Driver) join(ctx context.Context, want *Network, dockerID string, ownIP
 	deadline := time.Now().Add(joinWait)
 	var waited error // the create on another host waited for
 	for attempt := 0; time.Now().Before(deadline) && ctx.Err() == nil; attempt++ {
-		cur, idx, err := store.GetJSON[Network](ctx, d.o.Store, networkKey(want.Key))
+		cur, idx, err := store.GetJSON[Network](ctx, d.o.Store, keys.Network(want.Key))
 		switch {
 		case errors.Is(err, store.ErrNotFound):
 			n, err := d.createCluster(ctx, want, dockerID)
@@ -129,11 +155,11 @@ func (d *Driver) join(ctx context.Context, want *Network, dockerID string, ownIP
 			if ownIPAM && d.takeOver(ctx, cur, other) {
 				continue
 			}
-			return nil, fmt.Errorf("subnet %s is already used by vxnet network %q on this host", want.Subnets[0], other)
+			return nil, errkind.Errorf(errkind.Conflict, "subnet %s is already used by vxnet network %q on this host", want.Subnets[0], other)
 		}
 		next := *cur
 		next.Hosts = copyWith(cur.Hosts, d.o.HostID, dockerID)
-		if err := store.CASJSON(ctx, d.o.Store, networkKey(want.Key), &next, idx); errors.Is(err, store.ErrConflict) {
+		if err := store.CASJSON(ctx, d.o.Store, keys.Network(want.Key), &next, idx); errors.Is(err, store.ErrConflict) {
 			sleep(ctx, backoffPause(attempt))
 			continue
 		} else if err != nil {
@@ -145,9 +171,9 @@ func (d *Driver) join(ctx context.Context, want *Network, dockerID string, ownIP
 		return nil, fmt.Errorf("join network %s: %w", want.Key, err)
 	}
 	if waited != nil {
-		return nil, fmt.Errorf("join network %s: %w, whose network record did not appear within %s", want.Key, waited, joinWait)
+		return nil, errkind.Errorf(errkind.Conflict, "join network %s: %w, whose network record did not appear within %s", want.Key, waited, joinWait)
 	}
-	return nil, fmt.Errorf("join network %s: too many concurrent changes", want.Key)
+	return nil, errkind.Errorf(errkind.Conflict, "join network %s: too many concurrent changes", want.Key)
 }
 
 // createCluster claims the subnets (see subnets.go), checks them against
@@ -174,8 +200,8 @@ func (d *Driver) createCluster(ctx context.Context, want *Network, dockerID stri
 		return nil, err
 	}
 	n.VNI = vni
-	if err := store.CreateJSON(ctx, d.o.Store, networkKey(n.Key), &n); err != nil {
-		if derr := d.o.Store.Delete(context.WithoutCancel(ctx), vniKey(vni)); derr != nil {
+	if err := store.CreateJSON(ctx, d.o.Store, keys.Network(n.Key), &n); err != nil {
+		if derr := d.o.Store.Delete(context.WithoutCancel(ctx), keys.VNI(vni)); derr != nil {
 			d.logNet(&n).WithError(derr).Error("release VNI after failed create")
 		}
 		return nil, err
@@ -186,9 +212,9 @@ func (d *Driver) createCluster(ctx context.Context, want *Network, dockerID stri
 // reserveVNI takes the explicit VNI or the lowest free one from VNIOffset.
 func (d *Driver) reserveVNI(ctx context.Context, explicit uint32, key string) (uint32, error) {
 	if explicit != 0 {
-		err := store.CreateJSON(ctx, d.o.Store, vniKey(explicit), VNIRecord{Network: key, Host: d.o.HostID})
+		err := store.CreateJSON(ctx, d.o.Store, keys.VNI(explicit), VNIRecord{Network: key, Host: d.o.HostID})
 		if errors.Is(err, store.ErrConflict) {
-			owner, _, _ := store.GetJSON[VNIRecord](ctx, d.o.Store, vniKey(explicit))
+			owner, _, _ := store.GetJSON[VNIRecord](ctx, d.o.Store, keys.VNI(explicit))
 			if owner != nil && owner.Network == key {
 				return 0, fmt.Errorf("VNI %d: network %s %w %s", explicit, key, errCreating, owner.Host)
 			}
@@ -196,7 +222,7 @@ func (d *Driver) reserveVNI(ctx context.Context, explicit uint32, key string) (u
 			if owner != nil {
 				name = "network " + strings.ReplaceAll(owner.Network, "_", "/")
 			}
-			return 0, fmt.Errorf("VNI %d is already used by vxnet %s", explicit, name)
+			return 0, errkind.Errorf(errkind.Conflict, "VNI %d is already used by vxnet %s", explicit, name)
 		}
 		if err != nil {
 			return 0, fmt.Errorf("reserve VNI %d: %w", explicit, err)
@@ -204,14 +230,14 @@ func (d *Driver) reserveVNI(ctx context.Context, explicit uint32, key string) (u
 		return explicit, nil
 	}
 	for range 32 {
-		kvs, _, err := d.o.Store.List(ctx, "vnis/")
+		kvs, _, err := d.o.Store.List(ctx, keys.VNIs)
 		if err != nil {
 			return 0, fmt.Errorf("list VNIs: %w", err)
 		}
 		used := map[uint32]bool{}
 		for _, kv := range kvs {
-			if v, err := strconv.ParseUint(strings.TrimPrefix(kv.Key, "vnis/"), 10, 32); err == nil {
-				used[uint32(v)] = true
+			if v, ok := keys.ParseVNI(kv.Key); ok {
+				used[v] = true
 			}
 		}
 		vni := d.o.VNIOffset
@@ -221,7 +247,7 @@ func (d *Driver) reserveVNI(ctx context.Context, explicit uint32, key string) (u
 		if used[vni] {
 			return 0, errors.New("no free VNI left")
 		}
-		err = store.CreateJSON(ctx, d.o.Store, vniKey(vni), VNIRecord{Network: key, Host: d.o.HostID})
+		err = store.CreateJSON(ctx, d.o.Store, keys.VNI(vni), VNIRecord{Network: key, Host: d.o.HostID})
 		if errors.Is(err, store.ErrConflict) {
 			continue
 		}
@@ -230,19 +256,19 @@ func (d *Driver) reserveVNI(ctx context.Context, explicit uint32, key string) (u
 		}
 		return vni, nil
 	}
-	return 0, errors.New("reserve VNI: too many concurrent allocations")
+	return 0, errkind.New(errkind.Conflict, "reserve VNI: too many concurrent allocations")
 }
 
 // compatible tells whether a host may join cur with the options it asked for.
 func compatible(cur, want *Network) error {
 	if !slices.Equal(cur.Subnets, want.Subnets) {
-		return fmt.Errorf("subnets %v differ from vxnet network %s with subnets %v", want.Subnets, cur.Key, cur.Subnets)
+		return errkind.Errorf(errkind.Conflict, "subnets %v differ from vxnet network %s with subnets %v", want.Subnets, cur.Key, cur.Subnets)
 	}
 	if want.Options.VNI != 0 && want.Options.VNI != cur.VNI {
-		return fmt.Errorf("VNI %d differs from VNI %d of vxnet network with subnet %s", want.Options.VNI, cur.VNI, cur.Subnets[0])
+		return errkind.Errorf(errkind.Conflict, "VNI %d differs from VNI %d of vxnet network with subnet %s", want.Options.VNI, cur.VNI, cur.Subnets[0])
 	}
 	if !slices.Equal(cur.Gateways, want.Gateways) {
-		return fmt.Errorf("gateways %v differ from gateways %v of vxnet network with subnet %s", want.Gateways, cur.Gateways, cur.Subnets[0])
+		return errkind.Errorf(errkind.Conflict, "gateways %v differ from gateways %v of vxnet network with subnet %s", want.Gateways, cur.Gateways, cur.Subnets[0])
 	}
 	return nil
 }
@@ -252,7 +278,7 @@ func compatible(cur, want *Network) error {
 // Only after a claim (claimSubnets) does it also hold against creates on
 // other hosts at the same time.
 func (d *Driver) checkOverlap(ctx context.Context, want *Network) error {
-	kvs, _, err := d.o.Store.List(ctx, "networks/")
+	kvs, _, err := d.o.Store.List(ctx, keys.Networks)
 	if err != nil {
 		return fmt.Errorf("list networks: %w", err)
 	}
@@ -265,7 +291,7 @@ func (d *Driver) checkOverlap(ctx context.Context, want *Network) error {
 			continue
 		}
 		if a, b, ok := overlap(want.Subnets, other.Subnets); ok {
-			return fmt.Errorf("subnet %s overlaps subnet %s of vxnet network %s", a, b, other.Key)
+			return errkind.Errorf(errkind.Conflict, "subnet %s overlaps subnet %s of vxnet network %s", a, b, other.Key)
 		}
 	}
 	return nil

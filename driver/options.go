@@ -9,7 +9,7 @@ import (
 
 	"github.com/docker/go-plugins-helpers/network"
 
-	"github.com/vxnet/vxnet/ipam"
+	"github.com/vxnet/vxnet/errkind"
 )
 
 // Option keys understood in `docker network create -o`.
@@ -38,9 +38,10 @@ type NetworkOptions struct {
 }
 
 // ParseNetworkOptions validates CreateNetwork's Options. Unknown `-o`
-// options are an error that lists the valid ones.
-func ParseNetworkOptions(opts map[string]interface{}) (NetworkOptions, error) {
-	var o NetworkOptions
+// options are an error that lists the valid ones. Errors are
+// errkind.BadRequest.
+func ParseNetworkOptions(opts map[string]interface{}) (o NetworkOptions, err error) {
+	defer func() { err = errkind.Mark(err, errkind.BadRequest) }()
 	if v, ok := opts[internalOption]; ok {
 		b, err := asBool(v)
 		if err != nil {
@@ -140,9 +141,11 @@ type Subnets struct {
 }
 
 // ParseIPAMData validates CreateNetwork's IPv4Data and IPv6Data: vxnet needs
-// at least one pool, and at most one per family.
-func ParseIPAMData(v4, v6 []*network.IPAMData) (Subnets, error) {
-	s := Subnets{OwnIPAM: true}
+// at least one pool, and at most one per family. owns tells vxnet's IPAM's
+// address spaces (Pools.OwnsAddressSpace). Errors are errkind.BadRequest.
+func ParseIPAMData(v4, v6 []*network.IPAMData, owns func(space string) bool) (s Subnets, err error) {
+	defer func() { err = errkind.Mark(err, errkind.BadRequest) }()
+	s = Subnets{OwnIPAM: true}
 	for _, fam := range []struct {
 		name string
 		data []*network.IPAMData
@@ -160,7 +163,7 @@ func ParseIPAMData(v4, v6 []*network.IPAMData) (Subnets, error) {
 				return s, fmt.Errorf("%s data: %w", fam.name, err)
 			}
 			s.Pools = append(s.Pools, pool)
-			s.OwnIPAM = s.OwnIPAM && ipam.OwnsAddressSpace(d.AddressSpace)
+			s.OwnIPAM = s.OwnIPAM && owns(d.AddressSpace)
 			if gw.IsValid() {
 				s.Gateways = append(s.Gateways, gw)
 			}

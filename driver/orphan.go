@@ -4,13 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
-	"strings"
 
 	"github.com/vxnet/vxnet/store"
+	"github.com/vxnet/vxnet/store/keys"
 )
 
-// A lost DeleteNetwork. When dockerd's connection to the plugin fails
+// orphaned reports whether the host's Docker network with record ref, on
+// cluster network n, is one Docker removed without vxnet knowing.
+//
+// Why (a lost DeleteNetwork): When dockerd's connection to the plugin fails
 // before the plugin read a call (the plugin was killed), dockerd retries the
 // call with an empty body: vxnet cannot tell which network it was, answers
 // with an error, and dockerd only logs it, forgets the network and releases
@@ -23,14 +25,11 @@ import (
 // (orphaned; a DeleteNetwork that follows finds nothing to do, which is
 // success), and a create on its subnet takes its place (takeOver). Swarm
 // (global scope) counts pool requests differently and keeps everything.
-
-// orphaned reports whether the host's Docker network with record ref, on
-// cluster network n, is one Docker removed without vxnet knowing.
 func (d *Driver) orphaned(ctx context.Context, n *Network, ref LocalRef) (bool, error) {
-	if d.o.Scope == "global" || d.o.PoolState == nil || !ref.OwnIPAM {
+	if d.o.Scope.Swarm() || d.o.Pools == nil || !ref.OwnIPAM {
 		return false, nil
 	}
-	member, _, err := d.o.PoolState(ctx, n.Subnets[0])
+	member, _, err := d.o.Pools.PoolState(ctx, n.Subnets[0])
 	return !member, err
 }
 
@@ -42,7 +41,7 @@ func (d *Driver) orphaned(ctx context.Context, n *Network, ref LocalRef) (bool, 
 // it and reports whether the create may go on.
 func (d *Driver) takeOver(ctx context.Context, cur *Network, other string) bool {
 	log := d.logNet(cur).WithField("docker_network", other)
-	ref, _, err := store.GetJSON[LocalRef](ctx, d.o.Store, d.localKey(other))
+	ref, _, err := store.GetJSON[LocalRef](ctx, d.o.Store, keys.HostNetwork(d.o.HostID, other))
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		// A create killed between joining and recording the network:
@@ -50,10 +49,10 @@ func (d *Driver) takeOver(ctx context.Context, cur *Network, other string) bool 
 		log.Warn("leaving a network a killed create joined but never recorded")
 	case err != nil || !ref.OwnIPAM:
 		return false
-	case d.o.Scope == "global" || d.o.PoolState == nil:
+	case d.o.Scope.Swarm() || d.o.Pools == nil:
 		return false
 	default:
-		member, setup, err := d.o.PoolState(ctx, cur.Subnets[0])
+		member, setup, err := d.o.Pools.PoolState(ctx, cur.Subnets[0])
 		if err != nil || !member || !setup {
 			return false
 		}
@@ -66,7 +65,13 @@ func (d *Driver) takeOver(ctx context.Context, cur *Network, other string) bool 
 	return true
 }
 
-// A create killed half-way. CreateNetwork reserves the VNI, writes the
+// dropStale leaves the cluster networks that list this host with a Docker
+// network it has not recorded (local holds the recorded ones), and frees
+// the VNIs this host reserved for a network that does not hold them. It
+// returns the VNIs of the networks it left, and the VNIs it freed (whose
+// namespaces a killed create may have left).
+//
+// Why (a create killed half-way): CreateNetwork reserves the VNI, writes the
 // cluster record (or adds this host to it), then records the host's Docker
 // network; a kill between those steps leaves a VNI no network has, or a
 // membership no Docker network of this host backs, and either keeps the
@@ -74,14 +79,8 @@ func (d *Driver) takeOver(ctx context.Context, cur *Network, other string) bool 
 // failed, so nothing will remove them. Reconcile holds the driver's lock,
 // so no create of this host is under way: what this host reserved or
 // joined and did not record is stale.
-
-// dropStale leaves the cluster networks that list this host with a Docker
-// network it has not recorded (local holds the recorded ones), and frees
-// the VNIs this host reserved for a network that does not hold them. It
-// returns the VNIs of the networks it left, and the VNIs it freed (whose
-// namespaces a killed create may have left).
 func (d *Driver) dropStale(ctx context.Context, local map[string]bool) (left, freed map[uint32]bool, err error) {
-	nets, _, err := d.o.Store.List(ctx, "networks/")
+	nets, _, err := d.o.Store.List(ctx, keys.Networks)
 	if err != nil {
 		return nil, nil, fmt.Errorf("reconcile: list networks: %w", err)
 	}
@@ -93,7 +92,7 @@ func (d *Driver) dropStale(ctx context.Context, local map[string]bool) (left, fr
 		if err := store.Decode(kv, &n); err != nil {
 			continue
 		}
-		held[vniKey(n.VNI)] = true
+		held[keys.VNI(n.VNI)] = true
 		id, ok := n.Hosts[d.o.HostID]
 		if !ok || local[id] {
 			continue
@@ -109,7 +108,7 @@ func (d *Driver) dropStale(ctx context.Context, local map[string]bool) (left, fr
 		}
 		left[n.VNI] = true
 	}
-	vnis, _, err := d.o.Store.List(ctx, "vnis/")
+	vnis, _, err := d.o.Store.List(ctx, keys.VNIs)
 	if err != nil {
 		return left, freed, errors.Join(append(errs, fmt.Errorf("reconcile: list VNIs: %w", err))...)
 	}
@@ -123,8 +122,8 @@ func (d *Driver) dropStale(ctx context.Context, local map[string]bool) (left, fr
 			errs = append(errs, fmt.Errorf("reconcile: free %s: %w", kv.Key, err))
 			continue
 		}
-		if v, err := strconv.ParseUint(strings.TrimPrefix(kv.Key, "vnis/"), 10, 32); err == nil {
-			freed[uint32(v)] = true
+		if v, ok := keys.ParseVNI(kv.Key); ok {
+			freed[v] = true
 		}
 	}
 	return left, freed, errors.Join(errs...)

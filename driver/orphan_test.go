@@ -2,18 +2,16 @@ package driver
 
 import (
 	"context"
-	"net/netip"
 	"slices"
 	"testing"
+
+	"github.com/vxnet/vxnet/scope"
+	"github.com/vxnet/vxnet/store/keys"
 )
 
-// poolStates fakes ipam.IPAM.PoolState: this host's membership of the
+// poolStates is what Pools.PoolState tells: this host's membership of the
 // pool, and whether it is in setup.
 type poolStates struct{ member, setup bool }
-
-func (p *poolStates) state(context.Context, netip.Prefix) (bool, bool, error) {
-	return p.member, p.setup, nil
-}
 
 // A DeleteNetwork that dockerd resent with an empty body leaves Docker
 // without the network and its pool released: reconcile removes the network
@@ -22,7 +20,8 @@ func TestOrphanedNetworks(t *testing.T) {
 	ctx := context.Background()
 	for _, c := range []struct {
 		name         string
-		space, scope string
+		space        string
+		scope        scope.Scope
 		member       bool
 		setup        bool
 		wantRemoved  bool
@@ -36,14 +35,14 @@ func TestOrphanedNetworks(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			e := newEnv(t)
-			ps := &poolStates{member: true, setup: true}
-			e.d.o.PoolState, e.d.o.Scope = ps.state, c.scope
+			e.pools.set(poolStates{member: true, setup: true})
+			e.d.o.Scope = c.scope
 			req := createReq(net1, "198.19.1.0/24", "", nil)
 			req.IPv4Data[0].AddressSpace = c.space
 			if err := e.d.CreateNetwork(ctx, req); err != nil {
 				t.Fatal(err)
 			}
-			ps.member, ps.setup = c.member, c.setup
+			e.pools.set(poolStates{member: c.member, setup: c.setup})
 			if err := e.d.Reconcile(ctx); err != nil {
 				t.Fatal(err)
 			}
@@ -70,7 +69,7 @@ func TestOrphanedNetworks(t *testing.T) {
 			if _, err := e.d.lookup(ctx, net2); err != nil {
 				t.Fatal(err)
 			}
-			if nets, _ := e.plane.Networks(); len(nets) != 1 || !slices.Contains(e.keys(), e.d.localKey(net2)) {
+			if nets, _ := e.plane.Networks(); len(nets) != 1 || !slices.Contains(e.keys(), keys.HostNetwork(e.d.o.HostID, net2)) {
 				t.Fatalf("after the take-over: namespaces %v, keys %v", nets, e.keys())
 			}
 		})
@@ -87,14 +86,14 @@ func TestReconcileDropsHalfDoneCreatesAndDeletes(t *testing.T) {
 		break_ func(e *env, n *Network) // what the killed call left
 		create bool                     // a new create instead of reconcile
 	}{
-		{name: "joined, not recorded", break_: func(e *env, n *Network) { e.mustDelete(e.d.localKey(net1)) }},
-		{name: "joined, not recorded, created again", create: true, break_: func(e *env, n *Network) { e.mustDelete(e.d.localKey(net1)) }},
+		{name: "joined, not recorded", break_: func(e *env, n *Network) { e.mustDelete(keys.HostNetwork(e.d.o.HostID, net1)) }},
+		{name: "joined, not recorded, created again", create: true, break_: func(e *env, n *Network) { e.mustDelete(keys.HostNetwork(e.d.o.HostID, net1)) }},
 		{name: "VNI reserved, no network", break_: func(e *env, n *Network) {
-			e.mustDelete(e.d.localKey(net1))
-			e.mustDelete(networkKey(n.Key))
+			e.mustDelete(keys.HostNetwork(e.d.o.HostID, net1))
+			e.mustDelete(keys.Network(n.Key))
 		}},
 		{name: "last host left, record of the network kept", break_: func(e *env, n *Network) {
-			e.mustDelete(networkKey(n.Key))
+			e.mustDelete(keys.Network(n.Key))
 		}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
@@ -107,7 +106,7 @@ func TestReconcileDropsHalfDoneCreatesAndDeletes(t *testing.T) {
 				t.Fatal(err)
 			}
 			// Another host's reservation is never this host's to free.
-			if _, err := e.store.Put(ctx, vniKey(9999), []byte(`{"network":"198.19.2.0_24","host":"h2"}`)); err != nil {
+			if _, err := e.store.Put(ctx, keys.VNI(9999), []byte(`{"network":"198.19.2.0_24","host":"h2"}`)); err != nil {
 				t.Fatal(err)
 			}
 			c.break_(e, n)
@@ -123,7 +122,7 @@ func TestReconcileDropsHalfDoneCreatesAndDeletes(t *testing.T) {
 			if err := e.d.Reconcile(ctx); err != nil {
 				t.Fatal(err)
 			}
-			if nets, _ := e.plane.Networks(); len(nets) != 0 || !slices.Equal(e.keys(), []string{vniKey(9999)}) {
+			if nets, _ := e.plane.Networks(); len(nets) != 0 || !slices.Equal(e.keys(), []string{keys.VNI(9999)}) {
 				t.Fatalf("after reconcile: namespaces %v, keys %v; want only the other host's VNI", nets, e.keys())
 			}
 		})

@@ -12,6 +12,7 @@ import (
 
 	"github.com/vxnet/vxnet/driver/dataplane"
 	"github.com/vxnet/vxnet/store"
+	"github.com/vxnet/vxnet/store/keys"
 )
 
 // resyncEvery bounds how long kernel peer entries can drift from the store
@@ -141,7 +142,7 @@ type listing struct {
 // as long as nothing changes: an idle network costs the store no reads,
 // and the resync works from the last listing.
 func (d *Driver) nextEndpoints(ctx context.Context, key string, index uint64, out chan<- listing) {
-	kvs, next, err := d.o.Store.Watch(ctx, endpointPrefix(key), index)
+	kvs, next, err := d.o.Store.Watch(ctx, keys.Endpoints(key), index)
 	out <- listing{kvs: kvs, index: next, err: err}
 }
 
@@ -284,7 +285,7 @@ func (d *Driver) peers(kvs []store.KV, logged map[string]bool) []dataplane.Peer 
 		}
 		now["skip "+key] = true
 	})
-	kept, conflicts := resolvePeers(recs, d.o.Scope == "global")
+	kept, conflicts := resolvePeers(recs, d.o.Scope.Swarm())
 	for _, c := range conflicts {
 		if !logged[c.key()] {
 			d.logConflict(c)

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/docker/go-plugins-helpers/network"
+
+	"github.com/vxnet/vxnet/store/keys"
 )
 
 func waitPeers(t *testing.T, e *env, vni uint32, want string) {
@@ -80,7 +82,7 @@ func TestForgetHost(t *testing.T) {
 	}
 	waitPeers(t, e2, 9, "")
 	for _, k := range e1.keys() {
-		if strings.Contains(k, "h1") || strings.HasPrefix(k, "endpoints/") {
+		if strings.Contains(k, "h1") || strings.HasPrefix(k, keys.AllEndpoints) {
 			t.Errorf("key %q left after forgetting h1", k)
 		}
 	}

@@ -4,18 +4,44 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"strings"
 
-	"github.com/vxnet/vxnet/ipam"
 	"github.com/vxnet/vxnet/store"
+	"github.com/vxnet/vxnet/store/keys"
 )
+
+// Pools is what the driver needs of vxnet's IPAM (ipam.IPAM), for the
+// networks whose pools come from it.
+type Pools interface {
+	// OwnsAddressSpace tells whether an address space in Docker's IPAM
+	// data is the IPAM's: the network's pool came from it.
+	OwnsAddressSpace(space string) bool
+	// SetupDone tells the IPAM that this host's network on subnet exists:
+	// preferred addresses are static IPs from now on, no longer
+	// --aux-address reservations.
+	SetupDone(ctx context.Context, subnet netip.Prefix) error
+	// PoolState tells whether this host holds subnet's pool and whether
+	// the pool is still in setup. With it, a standalone host finds
+	// networks Docker removed while their DeleteNetwork was lost (see
+	// orphan.go).
+	PoolState(ctx context.Context, subnet netip.Prefix) (member, setup bool, err error)
+	// Reclaim re-leases an address of this host's endpoint after other
+	// hosts purged it while this host was gone.
+	Reclaim(ctx context.Context, subnet netip.Prefix, a netip.Addr) error
+}
+
+// ownsSpace tells whether space is the IPAM's; with no IPAM, none is.
+func (d *Driver) ownsSpace(space string) bool {
+	return d.o.Pools != nil && d.o.Pools.OwnsAddressSpace(space)
+}
 
 // LocalPools returns the IPAM pool IDs of the subnets of this host's
 // networks: the pools the host uses (see ipam.IPAM.ReleaseUnfinished).
 func (d *Driver) LocalPools(ctx context.Context) (map[string]bool, error) {
 	d.mu.RLock()
 	defer d.mu.RUnlock()
-	kvs, _, err := d.o.Store.List(ctx, d.localPrefix())
+	kvs, _, err := d.o.Store.List(ctx, keys.HostNetworks(d.o.HostID))
 	if err != nil {
 		return nil, fmt.Errorf("list networks of host %q: %w", d.o.HostID, err)
 	}
@@ -25,7 +51,7 @@ func (d *Driver) LocalPools(ctx context.Context) (map[string]bool, error) {
 		if err := store.Decode(kv, &ref); err != nil {
 			return nil, err
 		}
-		n, err := d.networkOf(ctx, strings.TrimPrefix(kv.Key, d.localPrefix()), &ref)
+		n, err := d.networkOf(ctx, strings.TrimPrefix(kv.Key, keys.HostNetworks(d.o.HostID)), &ref)
 		if errors.Is(err, store.ErrNotFound) {
 			continue
 		}
@@ -33,7 +59,7 @@ func (d *Driver) LocalPools(ctx context.Context) (map[string]bool, error) {
 			return nil, err
 		}
 		for _, s := range n.Subnets {
-			pools[ipam.PoolID(s)] = true
+			pools[keys.PoolID(s)] = true
 		}
 	}
 	return pools, nil

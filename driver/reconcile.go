@@ -5,10 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 
 	"github.com/vxnet/vxnet/driver/dataplane"
 	"github.com/vxnet/vxnet/store"
+	"github.com/vxnet/vxnet/store/keys"
 )
 
 // Reconcile makes the kernel match the store for this host: it rebuilds
@@ -16,10 +16,17 @@ import (
 // missing), deletes bridge ports of endpoints that no longer exist, and
 // deletes namespaces of networks this host no longer has. It runs at start
 // and periodically; running containers keep their veths throughout.
+//
+// Three phases, under the driver's lock: reconcileNetworks repairs every
+// network the store lists for this host; only when every record could be
+// read (a network whose record could not be read is still this host's:
+// removing namespaces now could cut a running network's traffic),
+// dropStale undoes creates killed half-way, and removeUnused deletes the
+// namespaces no network of this host needs.
 func (d *Driver) Reconcile(ctx context.Context) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	kvs, _, err := d.o.Store.List(ctx, d.localPrefix())
+	kvs, _, err := d.o.Store.List(ctx, keys.HostNetworks(d.o.HostID))
 	if err != nil {
 		return fmt.Errorf("reconcile: list networks of host %q: %w", d.o.HostID, err)
 	}
@@ -27,14 +34,31 @@ func (d *Driver) Reconcile(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("reconcile: %w", err)
 	}
-	existing := map[uint32]bool{}
-	for _, vni := range have {
-		existing[vni] = true
+	want, err := d.reconcileNetworks(ctx, kvs, have)
+	if err != nil {
+		return err
 	}
+	local := map[string]bool{}
+	for _, kv := range kvs {
+		local[keys.Last(kv.Key)] = true
+	}
+	left, freed, err := d.dropStale(ctx, local)
+	if err != nil {
+		return err
+	}
+	return d.removeUnused(have, want, left, freed, len(kvs) == 0)
+}
+
+// reconcileNetworks repairs the network of each of this host's records
+// kvs (hosts/<host>/networks/<docker id>), given the VNIs of the
+// namespaces the kernel has, and returns the VNIs this host still needs.
+// A record whose cluster network is gone, or that Docker removed without
+// vxnet knowing, is dropped with its network.
+func (d *Driver) reconcileNetworks(ctx context.Context, kvs []store.KV, have []uint32) (map[uint32]bool, error) {
 	want := map[uint32]bool{}
 	var errs []error
 	for _, kv := range kvs {
-		dockerID := strings.TrimPrefix(kv.Key, d.localPrefix())
+		dockerID := keys.Last(kv.Key)
 		var ref LocalRef
 		if err := store.Decode(kv, &ref); err != nil {
 			errs = append(errs, err)
@@ -61,32 +85,27 @@ func (d *Driver) Reconcile(ctx context.Context) error {
 			continue
 		}
 		want[n.VNI] = true
-		if err := d.reconcileNetwork(ctx, n, existing[n.VNI]); err != nil {
+		if err := d.reconcileNetwork(ctx, n, slices.Contains(have, n.VNI)); err != nil {
 			errs = append(errs, err)
 		}
 	}
-	// A network whose record could not be read is still this host's:
-	// removing namespaces now could cut a running network's traffic.
-	if err := errors.Join(errs...); err != nil {
-		return err
-	}
-	local := map[string]bool{}
-	for _, kv := range kvs {
-		local[strings.TrimPrefix(kv.Key, d.localPrefix())] = true
-	}
-	left, freed, err := d.dropStale(ctx, local)
-	if err != nil {
-		return err
-	}
+	return want, errors.Join(errs...)
+}
+
+// removeUnused deletes the namespaces (VNIs have) that no network of this
+// host needs (want), nor one it just left (left), unless a running
+// container still uses them. When the store lists no network of this host
+// at all (none), only the namespaces of VNIs it just freed go: bad
+// information (a wrong prefix, a changed host ID) must not destroy live
+// state.
+func (d *Driver) removeUnused(have []uint32, want, left, freed map[uint32]bool, none bool) error {
+	var errs []error
 	var unknown []uint32
 	for _, vni := range have {
 		if want[vni] || left[vni] {
 			continue
 		}
-		if len(kvs) == 0 && !freed[vni] {
-			// The store knows nothing of this host and nothing proves
-			// the namespace half-done: bad information must not
-			// destroy live state.
+		if none && !freed[vni] {
 			unknown = append(unknown, vni)
 			continue
 		}
@@ -100,7 +119,7 @@ func (d *Driver) Reconcile(ctx context.Context) error {
 		}
 	}
 	if len(unknown) > 0 {
-		errs = append(errs, fmt.Errorf("reconcile: the store lists no network of host %q, yet namespaces of VNIs %v exist here; deleting nothing. A changed --host-id, a wrong --store prefix, a token that may not read hosts/, a restored snapshot? Fix the setting. A host forgotten with vxnet host forget is cleared by hand: docker network rm its vxnet networks, then umount and remove the files vx-<VNI> in --netns-dir", d.o.HostID, unknown))
+		errs = append(errs, fmt.Errorf("reconcile: the store lists no network of host %q, yet namespaces of VNIs %v exist here; deleting nothing. A changed --host-id, a wrong --store prefix, a token that may not read %s, a restored snapshot? Fix the setting. A host forgotten with vxnet host forget is cleared by hand: docker network rm its vxnet networks, then umount and remove the files vx-<VNI> in --netns-dir", d.o.HostID, unknown, keys.Hosts))
 	}
 	return errors.Join(errs...)
 }
@@ -118,11 +137,11 @@ func (d *Driver) forgetGone(ctx context.Context, dockerID, key string) error {
 		if ep.Network != key {
 			continue
 		}
-		if err := errors.Join(d.o.Store.Delete(ctx, endpointKey(key, ep.ID)), d.releaseMACs(ctx, key, ep.ID, ep.MAC), d.o.Store.Delete(ctx, d.copyKey(ep.ID))); err != nil {
+		if err := errors.Join(d.o.Store.Delete(ctx, keys.Endpoint(key, ep.ID)), d.releaseMACs(ctx, key, ep.ID, ep.MAC), d.o.Store.Delete(ctx, keys.HostEndpoint(d.o.HostID, ep.ID))); err != nil {
 			return fmt.Errorf("reconcile: forget endpoint %q: %w", ep.ID, err)
 		}
 	}
-	if err := d.o.Store.Delete(ctx, d.localKey(dockerID)); err != nil {
+	if err := d.o.Store.Delete(ctx, keys.HostNetwork(d.o.HostID, dockerID)); err != nil {
 		return fmt.Errorf("reconcile: forget network %q: %w", dockerID, err)
 	}
 	return nil
@@ -174,7 +193,7 @@ func (d *Driver) reconcileNetwork(ctx context.Context, n *Network, existed bool)
 	}
 	live := map[string]bool{}
 	for _, p := range ports {
-		live[p[:min(12, len(p))]] = true
+		live[dataplane.ShortID(p)] = true
 	}
 	known := map[string]bool{}
 	var errs []error
@@ -182,12 +201,12 @@ func (d *Driver) reconcileNetwork(ctx context.Context, n *Network, existed bool)
 		if ep.Network != n.Key {
 			continue
 		}
-		known[ep.ID[:12]] = true
+		known[dataplane.ShortID(ep.ID)] = true
 		// Only an endpoint with its veth is a running container's: one
 		// without is between CreateEndpoint and Join (its record is
 		// there), or a create whose answer was lost, which must not
 		// come back (its removal is journaled).
-		if !live[ep.ID[:12]] {
+		if !live[dataplane.ShortID(ep.ID)] {
 			continue
 		}
 		if err := d.republish(ctx, &ep); err != nil {
@@ -199,7 +218,7 @@ func (d *Driver) reconcileNetwork(ctx context.Context, n *Network, existed bool)
 		return err
 	}
 	for _, p := range ports {
-		if known[p[:min(12, len(p))]] {
+		if known[dataplane.ShortID(p)] {
 			continue
 		}
 		if slices.Contains(used, p) {
@@ -218,18 +237,18 @@ func (d *Driver) reconcileNetwork(ctx context.Context, n *Network, existed bool)
 // (and its address leases) after other hosts purged them while this host
 // was gone.
 func (d *Driver) republish(ctx context.Context, ep *Endpoint) error {
-	_, err := d.o.Store.Get(ctx, endpointKey(ep.Network, ep.ID))
+	_, err := d.o.Store.Get(ctx, keys.Endpoint(ep.Network, ep.ID))
 	if err == nil || !errors.Is(err, store.ErrNotFound) {
 		return err
 	}
-	if d.o.Reclaim != nil {
+	if d.o.Pools != nil {
 		for _, a := range ep.Addrs {
-			if err := d.o.Reclaim(ctx, a.Masked(), a.Addr()); err != nil {
+			if err := d.o.Pools.Reclaim(ctx, a.Masked(), a.Addr()); err != nil {
 				return fmt.Errorf("republish endpoint %q: %w", ep.ID, err)
 			}
 		}
 	}
-	err = store.CreateJSON(ctx, d.o.Store, endpointKey(ep.Network, ep.ID), ep)
+	err = store.CreateJSON(ctx, d.o.Store, keys.Endpoint(ep.Network, ep.ID), ep)
 	if errors.Is(err, store.ErrConflict) {
 		return nil // it was there after all
 	}

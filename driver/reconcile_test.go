@@ -5,11 +5,10 @@ import (
 	"errors"
 	"testing"
 
-	"net/netip"
-
 	"github.com/docker/go-plugins-helpers/network"
 
 	"github.com/vxnet/vxnet/store"
+	"github.com/vxnet/vxnet/store/keys"
 )
 
 // A network whose record cannot be read (a store that lists but fails to
@@ -39,8 +38,6 @@ func TestReconcileRepublishesOnlyLiveEndpoints(t *testing.T) {
 	if err := e.d.CreateNetwork(ctx, createReq(net1, "198.19.1.0/24", "", nil)); err != nil {
 		t.Fatal(err)
 	}
-	var reclaimed int
-	e.d.o.Reclaim = func(context.Context, netip.Prefix, netip.Addr) error { reclaimed++; return nil }
 	_, err := e.d.CreateEndpoint(ctx, &network.CreateEndpointRequest{NetworkID: net1, EndpointID: ep1,
 		Interface: &network.EndpointInterface{Address: "198.19.1.5/24"}})
 	if err != nil {
@@ -52,7 +49,7 @@ func TestReconcileRepublishesOnlyLiveEndpoints(t *testing.T) {
 	}
 	purge := func() {
 		t.Helper()
-		if err := e.store.Delete(ctx, endpointKey(n.Key, ep1)); err != nil {
+		if err := e.store.Delete(ctx, keys.Endpoint(n.Key, ep1)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -60,18 +57,18 @@ func TestReconcileRepublishesOnlyLiveEndpoints(t *testing.T) {
 	if err := e.d.Reconcile(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.store.Get(ctx, endpointKey(n.Key, ep1)); !errors.Is(err, store.ErrNotFound) || reclaimed != 0 {
-		t.Fatalf("endpoint without a veth republished (%v), %d addresses reclaimed", err, reclaimed)
+	if _, err := e.store.Get(ctx, keys.Endpoint(n.Key, ep1)); !errors.Is(err, store.ErrNotFound) || e.pools.reclaims() != 0 {
+		t.Fatalf("endpoint without a veth republished (%v), %d addresses reclaimed", err, e.pools.reclaims())
 	}
 	if _, err := e.d.Join(ctx, &network.JoinRequest{NetworkID: net1, EndpointID: ep1}); err == nil {
 		t.Fatal("join of an endpoint whose record is gone succeeded")
 	}
 	// With its veth (a running container), it comes back.
-	cp, err := e.store.Get(ctx, e.d.copyKey(ep1))
+	cp, err := e.store.Get(ctx, keys.HostEndpoint(e.d.o.HostID, ep1))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.store.CAS(ctx, endpointKey(n.Key, ep1), cp.Value, 0); err != nil {
+	if _, err := e.store.CAS(ctx, keys.Endpoint(n.Key, ep1), cp.Value, 0); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := e.d.Join(ctx, &network.JoinRequest{NetworkID: net1, EndpointID: ep1}); err != nil {
@@ -81,7 +78,7 @@ func TestReconcileRepublishesOnlyLiveEndpoints(t *testing.T) {
 	if err := e.d.Reconcile(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.store.Get(ctx, endpointKey(n.Key, ep1)); err != nil || reclaimed != 1 {
-		t.Fatalf("live endpoint not republished (%v), %d addresses reclaimed", err, reclaimed)
+	if _, err := e.store.Get(ctx, keys.Endpoint(n.Key, ep1)); err != nil || e.pools.reclaims() != 1 {
+		t.Fatalf("live endpoint not republished (%v), %d addresses reclaimed", err, e.pools.reclaims())
 	}
 }

@@ -10,7 +10,9 @@ import (
 
 	"github.com/docker/go-plugins-helpers/network"
 
+	"github.com/vxnet/vxnet/scope"
 	"github.com/vxnet/vxnet/store"
+	"github.com/vxnet/vxnet/store/keys"
 )
 
 // Docker's default IPAM hands out the same addresses on every host: on a
@@ -19,7 +21,7 @@ func TestDefaultIPAMOnMultiHostStore(t *testing.T) {
 	for _, tt := range []struct {
 		name      string
 		multiHost bool
-		scope     string
+		scope     scope.Scope
 		space     string
 		refused   bool
 	}{
@@ -103,7 +105,7 @@ func TestMACUniquePerNetwork(t *testing.T) {
 	if after := e1.keys(); strings.Join(after, " ") != strings.Join(before, " ") {
 		t.Fatalf("refused endpoint changed the store: %v -> %v", before, after)
 	}
-	rec, _, err := store.GetJSON[MACRecord](context.Background(), e1.store, macKey("198.19.1.0_24", mac))
+	rec, _, err := store.GetJSON[MACRecord](context.Background(), e1.store, keys.MAC("198.19.1.0_24", mac))
 	if err != nil || rec.Endpoint != ep1 {
 		t.Fatalf("MAC key = %+v, %v; want it held by %s", rec, err, ep1)
 	}
@@ -113,7 +115,7 @@ func TestMACUniquePerNetwork(t *testing.T) {
 	}
 	// An endpoint recorded before MAC keys existed has none: its
 	// removal must not fail for it.
-	if err := e2.store.Delete(context.Background(), macKey("198.19.1.0_24", mac)); err != nil {
+	if err := e2.store.Delete(context.Background(), keys.MAC("198.19.1.0_24", mac)); err != nil {
 		t.Fatal(err)
 	}
 	e2.deleteEndpoint(net2, ep2)
@@ -145,7 +147,7 @@ func (s *lostAnswers) CAS(ctx context.Context, key string, value []byte, index u
 // its nonce; a rolled-back create releases the MAC; a MAC key whose holder
 // never wrote its record is taken over only after staleMACAfter.
 func TestMACKeyLifecycle(t *testing.T) {
-	lossy := &lostAnswers{Store: newEnv(t).store, prefix: "macs/"}
+	lossy := &lostAnswers{Store: newEnv(t).store, prefix: keys.AllMACs}
 	e := newHost(t, lossy, "h1", "198.18.0.11")
 	ctx := context.Background()
 	if err := e.d.CreateNetwork(ctx, createReq(net1, "198.19.1.0/24", "", nil)); err != nil {
@@ -159,14 +161,14 @@ func TestMACKeyLifecycle(t *testing.T) {
 
 	// The endpoint record exists already (a retried create): the MAC taken
 	// for the attempt goes with it.
-	if _, err := e.store.Put(ctx, e.d.copyKey(ep2), []byte(`{"id":"`+ep2+`"}`)); err != nil {
+	if _, err := e.store.Put(ctx, keys.HostEndpoint(e.d.o.HostID, ep2), []byte(`{"id":"`+ep2+`"}`)); err != nil {
 		t.Fatal(err)
 	}
 	wantErr(t, e.createEndpoint(net1, ep2, "198.19.1.3/24", ""), "already exists")
-	if _, err := e.store.Get(ctx, macKey("198.19.1.0_24", "02:42:c6:13:01:03")); !errors.Is(err, store.ErrNotFound) {
+	if _, err := e.store.Get(ctx, keys.MAC("198.19.1.0_24", "02:42:c6:13:01:03")); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("MAC key after a failed create: %v, want it gone", err)
 	}
-	if err := e.store.Delete(ctx, e.d.copyKey(ep2)); err != nil {
+	if err := e.store.Delete(ctx, keys.HostEndpoint(e.d.o.HostID, ep2)); err != nil {
 		t.Fatal(err)
 	}
 
@@ -174,7 +176,7 @@ func TestMACKeyLifecycle(t *testing.T) {
 	for _, tt := range []struct {
 		name  string
 		since time.Time
-		scope string
+		scope scope.Scope
 		taken bool
 	}{
 		{"create in flight", time.Now(), "local", false},
@@ -185,8 +187,8 @@ func TestMACKeyLifecycle(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			e.d.o.Scope = tt.scope
-			defer func() { e.d.o.Scope = "local" }()
-			if err := store.PutJSON(ctx, e.store, macKey("198.19.1.0_24", mac), MACRecord{Endpoint: ep2, Host: "h9", Since: tt.since, Nonce: "x"}); err != nil {
+			defer func() { e.d.o.Scope = scope.Local }()
+			if err := store.PutJSON(ctx, e.store, keys.MAC("198.19.1.0_24", mac), MACRecord{Endpoint: ep2, Host: "h9", Since: tt.since, Nonce: "x"}); err != nil {
 				t.Fatal(err)
 			}
 			err := e.createEndpoint(net1, ep1, "198.19.1.2/24", mac)
@@ -211,7 +213,7 @@ func TestMACKeyLifecycle(t *testing.T) {
 func TestCreateWaitsForTheSameNetwork(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
-	if err := store.PutJSON(ctx, e.store, vniKey(600), VNIRecord{Network: "198.19.1.0_24", Host: "h9"}); err != nil {
+	if err := store.PutJSON(ctx, e.store, keys.VNI(600), VNIRecord{Network: "198.19.1.0_24", Host: "h9"}); err != nil {
 		t.Fatal(err)
 	}
 	start := time.Now()
@@ -220,7 +222,7 @@ func TestCreateWaitsForTheSameNetwork(t *testing.T) {
 	if took := time.Since(start); took < joinWait {
 		t.Fatalf("gave up after %s, before joinWait", took)
 	}
-	if k := e.keys(); strings.Join(k, " ") != vniKey(600) || len(e.plane.nets) != 0 {
+	if k := e.keys(); strings.Join(k, " ") != keys.VNI(600) || len(e.plane.nets) != 0 {
 		t.Fatalf("left behind: store %v kernel %v", k, e.plane.nets)
 	}
 }

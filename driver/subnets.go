@@ -9,22 +9,12 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/vxnet/vxnet/errkind"
 	"github.com/vxnet/vxnet/store"
+	"github.com/vxnet/vxnet/store/keys"
 )
 
-// Overlap between creates racing on several hosts. Listing the networks
-// cannot decide it alone: each host lists before the other writes. So a
-// create of a cluster network claims its subnets in the one key subnets,
-// by CAS, before it lists the networks, and drops the claim after it wrote
-// the network record (or failed). Of two overlapping creates, the one
-// whose claim comes second either finds the first's claim there, or the
-// first is done and its record is in the listing: exactly one wins. The key
-// holds only creates under way and is deleted when the last one ends; a
-// claim left by a create killed half-way is dropped after claimTTL by the
-// next claim.
-
 const (
-	subnetsKey      = "subnets"
 	maxIndexRetries = 32
 	// claimTTL bounds a create between its claim and its end.
 	claimTTL = 2 * time.Minute
@@ -44,7 +34,7 @@ type Claim struct {
 // readClaims reads the claims and the ModifyIndex to CAS them with (0:
 // absent), without those older than claimTTL.
 func (d *Driver) readClaims(ctx context.Context) (Claims, uint64, error) {
-	kv, err := d.o.Store.Get(ctx, subnetsKey)
+	kv, err := d.o.Store.Get(ctx, keys.Claims)
 	if errors.Is(err, store.ErrNotFound) {
 		return Claims{}, 0, nil
 	}
@@ -71,19 +61,30 @@ func (d *Driver) writeClaims(ctx context.Context, cs Claims, index uint64) error
 		if index == 0 {
 			return nil
 		}
-		return d.o.Store.DeleteCAS(ctx, subnetsKey, index)
+		return d.o.Store.DeleteCAS(ctx, keys.Claims, index)
 	}
 	b, err := json.Marshal(cs)
 	if err != nil {
 		return fmt.Errorf("encode subnet claims: %w", err)
 	}
-	_, err = d.o.Store.CAS(ctx, subnetsKey, b, index)
+	_, err = d.o.Store.CAS(ctx, keys.Claims, b, index)
 	return err
 }
 
 // claimSubnets records a create of want, or refuses it when a create of
 // another network with an overlapping subnet is under way. It returns the
 // claim's nonce for releaseClaim.
+//
+// Why (creates racing on several hosts): Listing the networks
+// cannot decide it alone: each host lists before the other writes. So a
+// create of a cluster network claims its subnets in the one key subnets,
+// by CAS, before it lists the networks, and drops the claim after it wrote
+// the network record (or failed). Of two overlapping creates, the one
+// whose claim comes second either finds the first's claim there, or the
+// first is done and its record is in the listing: exactly one wins. The key
+// holds only creates under way and is deleted when the last one ends; a
+// claim left by a create killed half-way is dropped after claimTTL by the
+// next claim.
 func (d *Driver) claimSubnets(ctx context.Context, want *Network) (string, error) {
 	nonce := store.Nonce()
 	err := d.updateClaims(ctx, func(cs Claims) error {
@@ -92,7 +93,7 @@ func (d *Driver) claimSubnets(ctx context.Context, want *Network) (string, error
 				continue // the same network created on another host
 			}
 			if a, b, ok := overlap(want.Subnets, c.Subnets); ok {
-				return fmt.Errorf("subnet %s overlaps subnet %s of vxnet network %s, being created by host %s", a, b, c.Network, c.Host)
+				return errkind.Errorf(errkind.Conflict, "subnet %s overlaps subnet %s of vxnet network %s, being created by host %s", a, b, c.Network, c.Host)
 			}
 		}
 		cs[nonce] = Claim{Network: want.Key, Subnets: want.Subnets, Host: d.o.HostID, Since: time.Now().UTC()}
@@ -139,7 +140,7 @@ func (d *Driver) updateClaims(ctx context.Context, fn func(Claims) error) error 
 		}
 		sleep(ctx, retryPause())
 	}
-	return errors.New("write subnet claims: too many concurrent changes")
+	return errkind.New(errkind.Conflict, "write subnet claims: too many concurrent changes")
 }
 
 // overlap returns the first pair of overlapping subnets of a and b.

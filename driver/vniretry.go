@@ -7,6 +7,7 @@ import (
 
 	"github.com/vxnet/vxnet/driver/dataplane"
 	"github.com/vxnet/vxnet/store"
+	"github.com/vxnet/vxnet/store/keys"
 )
 
 // maxVNIMoves bounds how many automatically chosen VNIs one CreateNetwork
@@ -24,7 +25,7 @@ func (d *Driver) ensureNetwork(ctx context.Context, n *Network, dockerID string)
 	var refused []uint32
 	defer func() {
 		for _, vni := range refused {
-			if derr := d.o.Store.Delete(context.WithoutCancel(ctx), vniKey(vni)); derr != nil {
+			if derr := d.o.Store.Delete(context.WithoutCancel(ctx), keys.VNI(vni)); derr != nil {
 				err = errors.Join(err, fmt.Errorf("release refused VNI %d: %w", vni, derr))
 			}
 		}
@@ -57,7 +58,7 @@ func (d *Driver) moveVNI(ctx context.Context, n *Network, dockerID string) error
 		return err
 	}
 	old := n.VNI
-	next, err := store.Update(ctx, d.o.Store, networkKey(n.Key), func(cur *Network) (*Network, error) {
+	next, err := store.Update(ctx, d.o.Store, keys.Network(n.Key), func(cur *Network) (*Network, error) {
 		if cur == nil || cur.VNI != old || !d.soleMember(cur, dockerID) {
 			return nil, fmt.Errorf("vxnet network %s changed while moving it from VNI %d", n.Key, old)
 		}
@@ -66,7 +67,7 @@ func (d *Driver) moveVNI(ctx context.Context, n *Network, dockerID string) error
 		return &moved, nil
 	})
 	if err != nil {
-		if derr := d.o.Store.Delete(context.WithoutCancel(ctx), vniKey(vni)); derr != nil {
+		if derr := d.o.Store.Delete(context.WithoutCancel(ctx), keys.VNI(vni)); derr != nil {
 			err = errors.Join(err, fmt.Errorf("release VNI %d: %w", vni, derr))
 		}
 		return err

@@ -9,6 +9,7 @@ import (
 	"github.com/docker/go-plugins-helpers/network"
 
 	"github.com/vxnet/vxnet/driver/dataplane"
+	"github.com/vxnet/vxnet/store/keys"
 )
 
 // refused is what the data plane returns when another VXLAN device holds
@@ -34,9 +35,9 @@ func TestVNIRefusedByKernel(t *testing.T) {
 	if !slices.Equal(nets, []uint32{DefaultVNIOffset + 1}) {
 		t.Fatalf("kernel networks %v, want VNI %d", nets, DefaultVNIOffset+1)
 	}
-	want := fmt.Sprintf("vnis/%d", DefaultVNIOffset+1)
+	want := keys.VNI(DefaultVNIOffset + 1)
 	for _, k := range e1.keys() {
-		if k == fmt.Sprintf("vnis/%d", DefaultVNIOffset) {
+		if k == keys.VNI(DefaultVNIOffset) {
 			t.Errorf("refused VNI still reserved: %v", e1.keys())
 		}
 	}

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/vxnet/vxnet/e2e/harness"
+	"github.com/vxnet/vxnet/store/keys"
 )
 
 // CheckAddresses is the cluster-wide duplicate-address check, for use
@@ -42,7 +43,7 @@ func checkAddresses(v *dockerView, have map[string][]byte) error {
 					a.Addr(), other.name, other.host.h.Name, ep.name, ep.host.h.Name))
 			}
 			seen[a.Addr()] = ep
-			b, ok := have["ipam/addrs/"+poolID(a)+"/"+a.Addr().String()]
+			b, ok := have[keys.Lease(keys.PoolID(a), a.Addr())]
 			if !ok {
 				continue
 			}
@@ -60,16 +61,16 @@ func checkAddresses(v *dockerView, have map[string][]byte) error {
 // hosts claiming its subnet) with the pools Docker's networks use: a claim
 // left behind would refuse every overlapping subnet for good.
 func checkSubnetIndex(wantPool map[string]map[string]bool, have map[string][]byte) error {
-	b, ok := have["ipam/subnets"]
+	b, ok := have[keys.PoolIndex]
 	if !ok {
 		return nil // reported as lost, if pools exist
 	}
 	var idx struct{ Pools map[string]map[string]bool }
 	if err := json.Unmarshal(b, &idx); err != nil {
-		return fmt.Errorf("store: ipam/subnets: %w", err)
+		return fmt.Errorf("store: %s: %w", keys.PoolIndex, err)
 	}
 	if fmt.Sprint(idx.Pools) != fmt.Sprint(wantPool) {
-		return fmt.Errorf("store: ipam/subnets claims %v, Docker has networks on %v", idx.Pools, wantPool)
+		return fmt.Errorf("store: %s claims %v, Docker has networks on %v", keys.PoolIndex, idx.Pools, wantPool)
 	}
 	return nil
 }

@@ -2,12 +2,14 @@ package e2e
 
 import (
 	"fmt"
+	"net/netip"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/vxnet/vxnet/e2e/harness"
+	"github.com/vxnet/vxnet/store/keys"
 )
 
 type leaderReport struct {
@@ -97,7 +99,7 @@ func testFaultLeaderLoss(t *testing.T, f *faults) {
 			t.Errorf("failed run without a clear reason: %s", e)
 		}
 	}
-	leases, err := harness.ConsulKV(f.lc.consul, f.prefix+"/ipam/addrs/")
+	leases, err := harness.ConsulKV(f.lc.consul, f.prefix+"/"+keys.AllLeases)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -114,7 +116,7 @@ func testFaultLeaderLoss(t *testing.T, f *faults) {
 				t.Errorf("%s on %s and %s both have %s", name, h.Name, prev, ip)
 			}
 			owner[ip] = name + "@" + h.Name
-			lease, ok := leases[f.prefix+"/ipam/addrs/"+strings.ReplaceAll(subnet, "/", "_")+"/"+ip]
+			lease, ok := leases[f.prefix+"/"+keys.Lease(keys.PoolID(netip.MustParsePrefix(subnet)), netip.MustParseAddr(ip))]
 			if !ok || !strings.Contains(string(lease), `"`+f.plugin(h).hostID()+`"`) {
 				r.LostAllocations++
 				t.Errorf("%s on %s has %s, leased in the store: %v (%s)", name, h.Name, ip, ok, lease)

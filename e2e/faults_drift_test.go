@@ -3,12 +3,14 @@ package e2e
 import (
 	"encoding/json"
 	"fmt"
+	"net/netip"
 	"os"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/vxnet/vxnet/e2e/harness"
+	"github.com/vxnet/vxnet/store/keys"
 )
 
 // repair is one kind of drift and how vxnet dealt with it.
@@ -91,13 +93,14 @@ func testFaultDrift(t *testing.T, f *faults) {
 	ip1, _ := endpoint(t, h1, "d1", network)
 	ip2, mac2 := endpoint(t, h2, "d2", network)
 	mustPing(t, h2, "d2", ip1)
-	kv, err := harness.ConsulKV(f.lc.consul, f.prefix+"/networks/"+strings.ReplaceAll(subnet, "/", "_"))
+	key := keys.PoolID(netip.MustParsePrefix(subnet))
+	recKey := f.prefix + "/" + keys.Network(key)
+	kv, err := harness.ConsulKV(f.lc.consul, recKey)
 	if err != nil {
 		t.Fatal(err)
 	}
-	key := strings.ReplaceAll(subnet, "/", "_")
 	var rec netRecord
-	if err := json.Unmarshal(kv[f.prefix+"/networks/"+key], &rec); err != nil || rec.VNI == 0 {
+	if err := json.Unmarshal(kv[recKey], &rec); err != nil || rec.VNI == 0 {
 		t.Fatalf("network record of %s: %v %q", subnet, err, kv)
 	}
 	vni := fmt.Sprint(rec.VNI)

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/vxnet/vxnet/e2e/harness"
+	"github.com/vxnet/vxnet/store/keys"
 )
 
 // leakChecker compares everything vxnet keeps with what Docker has, on
@@ -77,9 +78,6 @@ type dockerView struct {
 	eps  []endpointView
 }
 
-// poolID is ipam.PoolID without importing the package for one line.
-func poolID(p netip.Prefix) string { return strings.ReplaceAll(p.Masked().String(), "/", "_") }
-
 func (lc *leakChecker) docker() (*dockerView, error) {
 	v := &dockerView{nets: map[*plugin][]dockerNet{}}
 	for _, p := range lc.plugins {
@@ -131,7 +129,7 @@ func (n dockerNet) key() (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("network %s: subnet %q", n.Name, n.IPAM.Config[0].Subnet)
 	}
-	return poolID(p), nil
+	return keys.PoolID(p), nil
 }
 
 // Check compares once and returns every difference.
@@ -182,54 +180,67 @@ func (lc *leakChecker) checkStore(v *dockerView) (map[string]netRecord, error) {
 	for k, val := range kv {
 		have[strings.TrimPrefix(k, lc.prefix+"/")] = val
 	}
+	running := map[*plugin]bool{}
+	for _, p := range lc.plugins {
+		running[p] = lc.running(p)
+	}
+	return storeDiff(v, have, running)
+}
+
+// storeDiff compares the store's keys and values (have) with what the
+// Docker view needs, given which plugins run, and returns the record of
+// every cluster network found.
+func storeDiff(v *dockerView, have map[string][]byte, running map[*plugin]bool) (map[string]netRecord, error) {
 	want := map[string]bool{}
 	vnis := map[string]netRecord{}
 	for p, nets := range v.nets {
 		for _, n := range nets {
 			key, _ := n.key()
-			want["hosts/"+p.hostID()+"/networks/"+n.ID] = true
-			want["networks/"+key] = true
+			want[keys.HostNetwork(p.hostID(), n.ID)] = true
+			want[keys.Network(key)] = true
 			for _, c := range n.IPAM.Config {
 				s, err := netip.ParsePrefix(c.Subnet)
 				if err != nil {
 					continue
 				}
-				want["ipam/pools/"+poolID(s)] = true
-				want["ipam/subnets"] = true // the subnet index, while any pool exists
+				want[keys.Pool(keys.PoolID(s))] = true
+				want[keys.PoolIndex] = true // the subnet index, while any pool exists
 				for _, a := range c.AuxiliaryAddresses {
-					want["ipam/addrs/"+poolID(s)+"/"+a] = true
+					if aux, err := netip.ParseAddr(a); err == nil {
+						want[keys.Lease(keys.PoolID(s), aux)] = true
+					}
 				}
 			}
 			var rec netRecord
-			if b, ok := have["networks/"+key]; ok && json.Unmarshal(b, &rec) == nil && rec.VNI != 0 {
+			if b, ok := have[keys.Network(key)]; ok && json.Unmarshal(b, &rec) == nil && rec.VNI != 0 {
 				vnis[key] = rec
-				want[fmt.Sprintf("vnis/%d", rec.VNI)] = true
+				want[keys.VNI(rec.VNI)] = true
 			}
 		}
 	}
 	for _, ep := range v.eps {
-		want["endpoints/"+ep.net+"/"+ep.id] = true
-		want["hosts/"+ep.host.hostID()+"/endpoints/"+ep.id] = true
-		want["macs/"+ep.net+"/"+ep.mac] = true
+		want[keys.Endpoint(ep.net, ep.id)] = true
+		want[keys.HostEndpoint(ep.host.hostID(), ep.id)] = true
+		want[keys.MAC(ep.net, ep.mac)] = true
 		for _, a := range ep.addrs {
-			want["ipam/addrs/"+poolID(a)+"/"+a.Addr().String()] = true
+			want[keys.Lease(keys.PoolID(a), a.Addr())] = true
 		}
 	}
-	for _, p := range lc.plugins {
-		if lc.running(p) {
-			want["alive/"+p.hostID()] = true
+	for p, run := range running {
+		if run {
+			want[keys.Heartbeat(p.hostID())] = true
 		}
 	}
-	errs := append(lc.checkMembers(v, have), checkAddresses(v, have))
+	errs := append(checkMembers(v, have), checkAddresses(v, have))
 	var lost, leaked []string
 	for k := range want {
-		if _, ok := have[k]; !ok && !strings.HasPrefix(k, "alive/") {
+		if _, ok := have[k]; !ok && keys.Kind(k) != "heartbeat" {
 			lost = append(lost, k)
 		}
 	}
 	for k := range have {
 		if !want[k] {
-			leaked = append(leaked, k)
+			leaked = append(leaked, cmp.Or(keys.Kind(k), "unknown")+" "+k)
 		}
 	}
 	if len(lost) > 0 {
@@ -247,7 +258,7 @@ func (lc *leakChecker) checkStore(v *dockerView) (map[string]netRecord, error) {
 // the hosts whose Docker has a network on them: a host left in a record
 // (a removal cut short) keeps the record alive and refuses the subnet on
 // that host.
-func (lc *leakChecker) checkMembers(v *dockerView, have map[string][]byte) []error {
+func checkMembers(v *dockerView, have map[string][]byte) []error {
 	wantNet := map[string]map[string]string{} // key → host → docker network
 	wantPool := map[string]map[string]bool{}  // pool → hosts
 	for p, nets := range v.nets {
@@ -259,10 +270,11 @@ func (lc *leakChecker) checkMembers(v *dockerView, have map[string][]byte) []err
 			wantNet[key][p.hostID()] = n.ID
 			for _, c := range n.IPAM.Config {
 				if s, err := netip.ParsePrefix(c.Subnet); err == nil {
-					if wantPool[poolID(s)] == nil {
-						wantPool[poolID(s)] = map[string]bool{}
+					id := keys.PoolID(s)
+					if wantPool[id] == nil {
+						wantPool[id] = map[string]bool{}
 					}
-					wantPool[poolID(s)][p.hostID()] = true
+					wantPool[id][p.hostID()] = true
 				}
 			}
 		}
@@ -270,7 +282,7 @@ func (lc *leakChecker) checkMembers(v *dockerView, have map[string][]byte) []err
 	var errs []error
 	for key, hosts := range wantNet {
 		var rec struct{ Hosts map[string]string }
-		if b, ok := have["networks/"+key]; ok && json.Unmarshal(b, &rec) == nil && fmt.Sprint(rec.Hosts) != fmt.Sprint(hosts) {
+		if b, ok := have[keys.Network(key)]; ok && json.Unmarshal(b, &rec) == nil && fmt.Sprint(rec.Hosts) != fmt.Sprint(hosts) {
 			errs = append(errs, fmt.Errorf("store: network %s lists hosts %v, Docker has %v", key, rec.Hosts, hosts))
 		}
 	}
@@ -278,7 +290,7 @@ func (lc *leakChecker) checkMembers(v *dockerView, have map[string][]byte) []err
 		var rec struct {
 			Hosts, Setup map[string]bool
 		}
-		b, ok := have["ipam/pools/"+id]
+		b, ok := have[keys.Pool(id)]
 		if !ok || json.Unmarshal(b, &rec) != nil {
 			continue
 		}
@@ -327,7 +339,7 @@ func (lc *leakChecker) checkKernel(p *plugin, v *dockerView, vnis map[string]net
 	nets := v.nets[p]
 	if vnis == nil {
 		if len(have) != len(nets) {
-			errs = append(errs, fmt.Errorf("%s: %d namespace files %v for %d vxnet networks", p.h.Name, len(have), keys(have), len(nets)))
+			errs = append(errs, fmt.Errorf("%s: %d namespace files %v for %d vxnet networks", p.h.Name, len(have), sortedKeys(have), len(nets)))
 		}
 		return errors.Join(errs...)
 	}
@@ -514,7 +526,7 @@ func diff(where, what string, want, have map[string]bool) error {
 	return fmt.Errorf("%s: %s: missing [%s], extra [%s]", where, what, strings.Join(missing, ", "), strings.Join(extra, ", "))
 }
 
-func keys(m map[string]bool) []string {
+func sortedKeys(m map[string]bool) []string {
 	out := make([]string, 0, len(m))
 	for k := range m {
 		out = append(out, k)

@@ -7,9 +7,11 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -17,6 +19,7 @@ import (
 
 	"github.com/vxnet/vxnet/e2e/harness"
 	"github.com/vxnet/vxnet/store/bolt"
+	"github.com/vxnet/vxnet/store/keys"
 )
 
 // managedName is the managed plugin's name; dockerd (20.10 and 26.1)
@@ -294,8 +297,8 @@ func testManagedDisableEnable(t *testing.T, m *managedPlugin) {
 		}
 		// The store is in the propagated mount, on disk: the network is there
 		// while the plugin is down.
-		if keys := strings.Join(m.dbKeys(t), " "); !strings.Contains(keys, "networks/198.19.6.0") {
-			t.Errorf("store of the disabled plugin lacks network 198.19.6.0/24: %s", keys)
+		if have := m.dbKeys(t); !slices.Contains(have, keys.Network(keys.PoolID(netip.MustParsePrefix("198.19.6.0/24")))) {
+			t.Errorf("store of the disabled plugin lacks network 198.19.6.0/24: %s", strings.Join(have, " "))
 		}
 		time.Sleep(time.Second)
 		m.enable(t)

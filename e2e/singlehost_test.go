@@ -219,7 +219,7 @@ func testMalformedRequests(t *testing.T, h *harness.Host, p *plugin) {
 		{"/IpamDriver.RequestPool", `{"Pool":"` + strings.Repeat("9", 2<<20) + `"}`, 400, "over 1048576 bytes"},
 		{"/NetworkDriver.Bogus", `{}`, 404, "unknown plugin endpoint"},
 		{"/NetworkDriver.Join", `{"NetworkID":"0123456789ab","EndpointID":"0123456789ab"}`, 500, "is not a vxnet network on this host"},
-		{"/NetworkDriver.CreateNetwork", `{"NetworkID":"0123456789ab","IPv4Data":[{"Pool":"198.19.9.0/24"}],"Options":{"com.docker.network.generic":{"vxnet.vni":"0"}}}`, 500, "out of range"},
+		{"/NetworkDriver.CreateNetwork", `{"NetworkID":"0123456789ab","IPv4Data":[{"Pool":"198.19.9.0/24"}],"Options":{"com.docker.network.generic":{"vxnet.vni":"0"}}}`, 400, "out of range"},
 		{"/IpamDriver.RequestAddress", `{"PoolID":"198.19.99.0_24"}`, 500, "unknown pool ID"},
 		{"/IpamDriver.ReleaseAddress", `{"PoolID":"x","Address":"y"}`, 500, "unknown pool ID"},
 	} {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/vxnet/vxnet/e2e/harness"
+	"github.com/vxnet/vxnet/store/keys"
 )
 
 const (
@@ -101,7 +102,7 @@ func TestSwarm(t *testing.T) {
 			t.Errorf("%s: dockerd tried Docker Hub for the task image (%d mentions in its log)", h.Name, n)
 		}
 	}
-	leases := func() []string { return swarmKeys(t, consul, prefix+"/ipam/addrs/") }
+	leases := func() []string { return swarmKeys(t, consul, prefix+"/"+keys.AllLeases) }
 	if got := leases(); len(got) != 6 {
 		t.Errorf("%d leases for 6 tasks: %v", len(got), got)
 	}
@@ -120,7 +121,7 @@ func TestSwarm(t *testing.T) {
 	tasks = swarmTasks(t, c, 2)
 	swarmPingAll(t, tasks)
 	swarmWait(t, "2 leases and 2 endpoints in Consul", 30*time.Second, func() (bool, string) {
-		l, e := leases(), swarmKeys(t, consul, prefix+"/endpoints/")
+		l, e := leases(), swarmKeys(t, consul, prefix+"/"+keys.AllEndpoints)
 		return len(l) == 2 && len(e) == 2, fmt.Sprintf("leases %v, endpoints %v", l, e)
 	})
 

@@ -9,7 +9,9 @@ import (
 	ipamapi "github.com/docker/go-plugins-helpers/ipam"
 	"github.com/sirupsen/logrus"
 
+	"github.com/vxnet/vxnet/errkind"
 	"github.com/vxnet/vxnet/store"
+	"github.com/vxnet/vxnet/store/keys"
 )
 
 // maxLeaseAttempts bounds the search for a free address when other hosts
@@ -26,10 +28,10 @@ func (m *IPAM) RequestAddress(ctx context.Context, r *ipamapi.RequestAddressRequ
 	var pref netip.Addr
 	if r.Address != "" {
 		if pref, err = netip.ParseAddr(r.Address); err != nil {
-			return nil, fmt.Errorf("bad address %q: %w", r.Address, err)
+			return nil, errkind.Errorf(errkind.BadRequest, "bad address %q: %w", r.Address, err)
 		}
 		if !pool.Subnet.Contains(pref) {
-			return nil, fmt.Errorf("address %s is not in subnet %s", pref, pool.Subnet)
+			return nil, errkind.Errorf(errkind.BadRequest, "address %s is not in subnet %s", pref, pool.Subnet)
 		}
 	}
 	var a netip.Addr
@@ -53,15 +55,15 @@ func (m *IPAM) pool(ctx context.Context, id string) (*Pool, error) {
 	if _, err := ParsePoolID(id); err != nil {
 		return nil, err
 	}
-	p, _, err := store.GetJSON[Pool](ctx, m.o.Store, poolKey(id))
+	p, _, err := store.GetJSON[Pool](ctx, m.o.Store, keys.Pool(id))
 	if errors.Is(err, store.ErrNotFound) {
-		return nil, fmt.Errorf("unknown pool ID %q", id)
+		return nil, errkind.Errorf(errkind.NotFound, "unknown pool ID %q", id)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("read pool %q: %w", id, err)
 	}
 	if p.removed() {
-		return nil, fmt.Errorf("pool %q is being removed: its last user released it", id)
+		return nil, errkind.Errorf(errkind.Conflict, "pool %q is being removed: its last user released it", id)
 	}
 	return p, nil
 }
@@ -71,10 +73,10 @@ func (m *IPAM) pool(ctx context.Context, id string) (*Pool, error) {
 func (m *IPAM) gateway(ctx context.Context, id string, pref netip.Addr) (netip.Addr, error) {
 	p, err := m.updatePool(ctx, id, func(cur *Pool) (*Pool, error) {
 		if cur == nil || cur.removed() {
-			return nil, fmt.Errorf("unknown pool ID %q", id)
+			return nil, errkind.Errorf(errkind.NotFound, "unknown pool ID %q", id)
 		}
 		if what := cur.special(pref); what != "" {
-			return nil, fmt.Errorf("gateway %s is the %s of subnet %s", pref, what, cur.Subnet)
+			return nil, errkind.Errorf(errkind.BadRequest, "gateway %s is the %s of subnet %s", pref, what, cur.Subnet)
 		}
 		want := pref
 		if !want.IsValid() {
@@ -84,7 +86,7 @@ func (m *IPAM) gateway(ctx context.Context, id string, pref netip.Addr) (netip.A
 			want = cur.defaultGateway()
 		}
 		if cur.Gateway.IsValid() && cur.Gateway != want {
-			return nil, fmt.Errorf("gateway %s conflicts with gateway %s of vxnet pool %s", want, cur.Gateway, cur.Subnet)
+			return nil, errkind.Errorf(errkind.Conflict, "gateway %s conflicts with gateway %s of vxnet pool %s", want, cur.Gateway, cur.Subnet)
 		}
 		if cur.Gateway == want {
 			return cur, nil
@@ -102,18 +104,18 @@ func (m *IPAM) gateway(ctx context.Context, id string, pref netip.Addr) (netip.A
 // leaseStatic takes exactly the preferred address or fails naming it.
 func (m *IPAM) leaseStatic(ctx context.Context, id string, p *Pool, a netip.Addr) (netip.Addr, error) {
 	if a == p.Gateway {
-		return netip.Addr{}, fmt.Errorf("address %s is the gateway of subnet %s", a, p.Subnet)
+		return netip.Addr{}, errkind.Errorf(errkind.BadRequest, "address %s is the gateway of subnet %s", a, p.Subnet)
 	}
 	if what := p.special(a); what != "" {
-		return netip.Addr{}, fmt.Errorf("address %s is the %s of subnet %s: no container may have it", a, what, p.Subnet)
+		return netip.Addr{}, errkind.Errorf(errkind.BadRequest, "address %s is the %s of subnet %s: no container may have it", a, what, p.Subnet)
 	}
-	err := store.CreateJSON(ctx, m.o.Store, addrKey(id, a), newLease(m.o.HostID, false))
+	err := store.CreateJSON(ctx, m.o.Store, keys.Lease(id, a), newLease(m.o.HostID, false))
 	if errors.Is(err, store.ErrConflict) && m.global() {
 		m.log(id, a).Debug("address already leased: confirmed (global scope)")
 		return a, nil
 	}
 	if errors.Is(err, store.ErrConflict) {
-		return netip.Addr{}, fmt.Errorf("address %s is already in use in subnet %s", a, p.Subnet)
+		return netip.Addr{}, errkind.Errorf(errkind.Conflict, "address %s is already in use in subnet %s", a, p.Subnet)
 	}
 	if err != nil {
 		return netip.Addr{}, fmt.Errorf("lease %s: %w", a, err)
@@ -128,13 +130,13 @@ func (m *IPAM) leaseStatic(ctx context.Context, id string, p *Pool, a netip.Addr
 // Docker never hands an aux address to a container, and neither address
 // is ever leased to one anyway, so reserving them changes nothing.
 func (m *IPAM) leaseAux(ctx context.Context, id string, p *Pool, a netip.Addr) (netip.Addr, error) {
-	err := store.CreateJSON(ctx, m.o.Store, addrKey(id, a), newLease("", true))
+	err := store.CreateJSON(ctx, m.o.Store, keys.Lease(id, a), newLease("", true))
 	if errors.Is(err, store.ErrConflict) {
-		l, _, gerr := store.GetJSON[Lease](ctx, m.o.Store, addrKey(id, a))
+		l, _, gerr := store.GetJSON[Lease](ctx, m.o.Store, keys.Lease(id, a))
 		if gerr == nil && l.Aux {
 			return a, nil
 		}
-		return netip.Addr{}, fmt.Errorf("aux address %s is already in use in subnet %s", a, p.Subnet)
+		return netip.Addr{}, errkind.Errorf(errkind.Conflict, "aux address %s is already in use in subnet %s", a, p.Subnet)
 	}
 	if err != nil {
 		return netip.Addr{}, fmt.Errorf("reserve aux address %s: %w", a, err)
@@ -147,7 +149,7 @@ func (m *IPAM) leaseAux(ctx context.Context, id string, p *Pool, a netip.Addr) (
 // preferred address is a container's static --ip. The network driver calls
 // it once its network on the subnet exists.
 func (m *IPAM) SetupDone(ctx context.Context, subnet netip.Prefix) error {
-	_, err := m.updatePool(ctx, PoolID(subnet), func(cur *Pool) (*Pool, error) {
+	_, err := m.updatePool(ctx, keys.PoolID(subnet), func(cur *Pool) (*Pool, error) {
 		if cur == nil || !cur.Setup[m.o.HostID] {
 			return cur, nil // another IPAM driver's subnet, or done already
 		}
@@ -165,7 +167,7 @@ func (m *IPAM) SetupDone(ctx context.Context, subnet netip.Prefix) error {
 // whether it is still in the setup phase, requested but its network not
 // created (setup). A missing pool is neither.
 func (m *IPAM) PoolState(ctx context.Context, subnet netip.Prefix) (member, setup bool, err error) {
-	p, _, err := store.GetJSON[Pool](ctx, m.o.Store, poolKey(PoolID(subnet)))
+	p, _, err := store.GetJSON[Pool](ctx, m.o.Store, keys.Pool(keys.PoolID(subnet)))
 	if errors.Is(err, store.ErrNotFound) {
 		return false, false, nil
 	}
@@ -191,7 +193,7 @@ func (m *IPAM) leaseNext(ctx context.Context, id string, p *Pool) (netip.Addr, e
 		if !ok {
 			return netip.Addr{}, fmt.Errorf("no free address left in %s (%d leased)", prefixOrSubnet(p), len(taken))
 		}
-		err = store.CreateJSON(ctx, m.o.Store, addrKey(id, a), newLease(m.o.HostID, false))
+		err = store.CreateJSON(ctx, m.o.Store, keys.Lease(id, a), newLease(m.o.HostID, false))
 		if errors.Is(err, store.ErrConflict) {
 			continue
 		}
@@ -202,7 +204,7 @@ func (m *IPAM) leaseNext(ctx context.Context, id string, p *Pool) (netip.Addr, e
 		m.log(id, a).Info("address leased")
 		return a, nil
 	}
-	return netip.Addr{}, fmt.Errorf("no address leased in pool %q after %d attempts: too much contention", id, maxLeaseAttempts)
+	return netip.Addr{}, errkind.Errorf(errkind.Conflict, "no address leased in pool %q after %d attempts: too much contention", id, maxLeaseAttempts)
 }
 
 func prefixOrSubnet(p *Pool) netip.Prefix { return p.effectiveRange() }
@@ -244,7 +246,7 @@ func (m *IPAM) ReleaseAddress(ctx context.Context, r *ipamapi.ReleaseAddressRequ
 	if err != nil {
 		return fmt.Errorf("bad address %q: %w", r.Address, err)
 	}
-	key := addrKey(r.PoolID, a)
+	key := keys.Lease(r.PoolID, a)
 	for range maxReleaseAttempts {
 		kv, err := m.o.Store.Get(ctx, key)
 		if errors.Is(err, store.ErrNotFound) {
@@ -286,7 +288,7 @@ func (m *IPAM) mayRelease(ctx context.Context, id string, l Lease) (bool, error)
 	if l.Host == m.o.HostID || !m.global() {
 		return l.Host == m.o.HostID, nil
 	}
-	p, _, err := store.GetJSON[Pool](ctx, m.o.Store, poolKey(id))
+	p, _, err := store.GetJSON[Pool](ctx, m.o.Store, keys.Pool(id))
 	if errors.Is(err, store.ErrNotFound) {
 		return false, nil
 	}

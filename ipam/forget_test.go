@@ -10,6 +10,7 @@ import (
 	ipamapi "github.com/docker/go-plugins-helpers/ipam"
 
 	"github.com/vxnet/vxnet/store"
+	"github.com/vxnet/vxnet/store/keys"
 )
 
 // ForgetHost releases the host's leases, drops it from every pool's
@@ -63,19 +64,19 @@ func testForgetHost(t *testing.T, open func(*testing.T) store.Store) {
 	if l, ok := leaseAt(t, s, shared, "198.19.50.250"); !ok || !l.Aux {
 		t.Errorf("aux reservation: %+v, present %v", l, ok)
 	}
-	p, _, err := store.GetJSON[Pool](ctx, s, poolKey(shared))
+	p, _, err := store.GetJSON[Pool](ctx, s, keys.Pool(shared))
 	if err != nil || p.uses("h2") || !p.Hosts["h1"] {
 		t.Fatalf("shared pool after forgetting h2: %+v, %v", p, err)
 	}
 	for _, id := range []string{alone, swarm} {
-		if _, err := s.Get(ctx, poolKey(id)); !errors.Is(err, store.ErrNotFound) {
+		if _, err := s.Get(ctx, keys.Pool(id)); !errors.Is(err, store.ErrNotFound) {
 			t.Errorf("pool %s only h2 used: %v", id, err)
 		}
-		if kvs, _, err := s.List(ctx, addrsPrefix+id+"/"); err != nil || len(kvs) != 0 {
+		if kvs, _, err := s.List(ctx, keys.Leases(id)); err != nil || len(kvs) != 0 {
 			t.Errorf("leases of removed pool %s: %v, %v", id, kvs, err)
 		}
 	}
-	idx, _, err := store.GetJSON[subnetIndex](ctx, s, subnetsKey)
+	idx, _, err := store.GetJSON[subnetIndex](ctx, s, keys.PoolIndex)
 	if err != nil || len(idx.Pools) != 1 || len(idx.Pools[shared]) != 1 || !idx.Pools[shared]["h1"] {
 		t.Fatalf("subnet index after forgetting h2: %+v, %v; want only %s by h1", idx, err, shared)
 	}
@@ -119,7 +120,7 @@ func testFailuresLeaveNothing(t *testing.T, open func(*testing.T) store.Store) {
 		f.writes, f.failAt = 0, at
 		err := m.ReleasePool(ctx, &ipamapi.ReleasePoolRequest{PoolID: id})
 		f.failAt = 0
-		_, perr := f.Get(ctx, poolKey(id))
+		_, perr := f.Get(ctx, keys.Pool(id))
 		leases, lerr := m.Leases(ctx, id)
 		if lerr != nil {
 			t.Fatal(lerr)

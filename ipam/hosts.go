@@ -5,11 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"strings"
 
 	"github.com/sirupsen/logrus"
 
+	"github.com/vxnet/vxnet/errkind"
 	"github.com/vxnet/vxnet/store"
+	"github.com/vxnet/vxnet/store/keys"
 )
 
 // ForgetHost removes a host that is gone for good from the address state,
@@ -22,20 +23,20 @@ import (
 // A host cannot forget itself: its own networks would lose their pools.
 func (m *IPAM) ForgetHost(ctx context.Context, host string) (leases, pools int, err error) {
 	if host == "" {
-		return 0, 0, errors.New("forget host: no host ID given")
+		return 0, 0, errkind.New(errkind.BadRequest, "forget host: no host ID given")
 	}
 	if host == m.o.HostID {
-		return 0, 0, fmt.Errorf("forget host %q: that is this host's own ID; run it on another host", host)
+		return 0, 0, errkind.Errorf(errkind.BadRequest, "forget host %q: that is this host's own ID; run it on another host", host)
 	}
 	if leases, err = m.releaseLeasesOf(ctx, host); err != nil {
 		return leases, 0, err
 	}
-	kvs, _, err := m.o.Store.List(ctx, poolsPrefix)
+	kvs, _, err := m.o.Store.List(ctx, keys.Pools)
 	if err != nil {
 		return leases, 0, fmt.Errorf("forget host %q: list pools: %w", host, err)
 	}
 	for _, kv := range kvs {
-		id := strings.TrimPrefix(kv.Key, poolsPrefix)
+		id := keys.Last(kv.Key)
 		if _, err := ParsePoolID(id); err != nil {
 			continue // not a pool key
 		}
@@ -68,7 +69,7 @@ func (m *IPAM) ForgetHost(ctx context.Context, host string) (leases, pools int, 
 // listed: a lease is create-only, so a conflict means it was released and
 // maybe taken again by someone else since, and it is left alone.
 func (m *IPAM) releaseLeasesOf(ctx context.Context, host string) (int, error) {
-	kvs, _, err := m.o.Store.List(ctx, addrsPrefix)
+	kvs, _, err := m.o.Store.List(ctx, keys.AllLeases)
 	if err != nil {
 		return 0, fmt.Errorf("release leases of host %q: %w", host, err)
 	}
@@ -94,7 +95,7 @@ func (m *IPAM) releaseLeasesOf(ctx context.Context, host string) (int, error) {
 // running containers keep their addresses. It fails, naming the holder,
 // when another host took the address meanwhile.
 func (m *IPAM) Reclaim(ctx context.Context, subnet netip.Prefix, a netip.Addr) error {
-	key := addrKey(PoolID(subnet), a)
+	key := keys.Lease(keys.PoolID(subnet), a)
 	err := store.CreateJSON(ctx, m.o.Store, key, newLease(m.o.HostID, false))
 	if !errors.Is(err, store.ErrConflict) {
 		return err
@@ -104,7 +105,7 @@ func (m *IPAM) Reclaim(ctx context.Context, subnet netip.Prefix, a netip.Addr) e
 		return fmt.Errorf("reclaim %s: %w", a, err)
 	}
 	if l.Host != m.o.HostID {
-		return fmt.Errorf("address %s of this host's container is now leased by host %q: duplicate address", a, l.Host)
+		return errkind.Errorf(errkind.Conflict, "address %s of this host's container is now leased by host %q: duplicate address", a, l.Host)
 	}
 	return nil
 }

@@ -2,11 +2,8 @@
 // addresses kept in the store, so every host hands out addresses from the
 // same pool without duplicates.
 //
-// Store layout (keys relative to the store's own prefix):
-//
-//	ipam/subnets                   subnetIndex (JSON): every pool's subnet and the hosts claiming it
-//	ipam/pools/<poolID>            Pool (JSON): subnet, range, gateway, hosts using it
-//	ipam/addrs/<poolID>/<address>  Lease (JSON): which host holds the address
+// Its records in the store (the subnet index, pools and leases) and their
+// keys are listed in package store/keys.
 //
 // Invariants:
 //   - An address is in use exactly when its lease key exists; a lease is
@@ -50,14 +47,13 @@ import (
 	ipamapi "github.com/docker/go-plugins-helpers/ipam"
 	"github.com/sirupsen/logrus"
 
+	"github.com/vxnet/vxnet/errkind"
+	"github.com/vxnet/vxnet/scope"
 	"github.com/vxnet/vxnet/store"
+	"github.com/vxnet/vxnet/store/keys"
 )
 
 const (
-	poolsPrefix = "ipam/pools/"
-	addrsPrefix = "ipam/addrs/"
-	subnetsKey  = "ipam/subnets"
-
 	// Docker's RequestAddress option naming what the address is for.
 	requestAddressType = "RequestAddressType"
 	gatewayType        = "com.docker.network.gateway"
@@ -70,9 +66,9 @@ const (
 type Options struct {
 	Store  store.Store
 	HostID string // this host's identity in the cluster
-	// Scope is the driver's scope: "global" (swarm) changes three answers,
-	// see swarm.go; anything else is standalone ("local").
-	Scope string
+	// Scope is the driver's scope: scope.Global (swarm) changes three
+	// answers, see swarm.go; anything else is standalone.
+	Scope scope.Scope
 	Log   *logrus.Entry
 }
 
@@ -107,14 +103,9 @@ func New(o Options) *IPAM {
 // newLease is a lease value of this request.
 func newLease(host string, aux bool) Lease { return Lease{Host: host, Aux: aux, Nonce: store.Nonce()} }
 
-func poolKey(id string) string { return poolsPrefix + id }
-func addrKey(id string, a netip.Addr) string {
-	return addrsPrefix + id + "/" + a.String()
-}
-
 // OwnsAddressSpace tells whether space is one of vxnet's address spaces:
 // a network whose IPAM data names it got its pool from this IPAM.
-func OwnsAddressSpace(space string) bool {
+func (m *IPAM) OwnsAddressSpace(space string) bool {
 	return space == localSpace || space == globalSpace
 }
 
@@ -138,7 +129,7 @@ func (m *IPAM) RequestPool(ctx context.Context, r *ipamapi.RequestPoolRequest) (
 	if err != nil {
 		return nil, err
 	}
-	id := PoolID(want.Subnet)
+	id := keys.PoolID(want.Subnet)
 	if err := m.checkOverlap(ctx, want.Subnet); err != nil {
 		return nil, err
 	}
@@ -170,11 +161,11 @@ func (m *IPAM) joinPool(ctx context.Context, id string, want *Pool) error {
 			return &p, nil
 		}
 		if cur.Range != want.Range {
-			return nil, fmt.Errorf("subnet %s is a vxnet pool with ip-range %q, not %q", cur.Subnet, prefixOrNone(cur.Range), prefixOrNone(want.Range))
+			return nil, errkind.Errorf(errkind.Conflict, "subnet %s is a vxnet pool with ip-range %q, not %q", cur.Subnet, prefixOrNone(cur.Range), prefixOrNone(want.Range))
 		}
 		if cur.Hosts[m.o.HostID] {
 			if !m.global() {
-				return nil, fmt.Errorf("subnet %s is already used by another vxnet network on this host", cur.Subnet)
+				return nil, errkind.Errorf(errkind.Conflict, "subnet %s is already used by another vxnet network on this host", cur.Subnet)
 			}
 			return cur.withRef(m.o.HostID, +1), nil
 		}
@@ -206,21 +197,21 @@ func copyAdd(m map[string]bool, k string) map[string]bool {
 func parsePoolRequest(r *ipamapi.RequestPoolRequest) (*Pool, error) {
 	for k := range r.Options {
 		if !strings.HasPrefix(k, "com.docker.") {
-			return nil, fmt.Errorf("unknown IPAM option %q: vxnet IPAM takes no --ipam-opt options", k)
+			return nil, errkind.Errorf(errkind.BadRequest, "unknown IPAM option %q: vxnet IPAM takes no --ipam-opt options", k)
 		}
 	}
 	if r.Pool == "" {
-		return nil, errors.New("vxnet IPAM needs an explicit subnet: use --subnet (and --ipv6 with an IPv6 --subnet)")
+		return nil, errkind.New(errkind.BadRequest, "vxnet IPAM needs an explicit subnet: use --subnet (and --ipv6 with an IPv6 --subnet)")
 	}
 	subnet, err := parseSubnet("subnet", r.Pool)
 	if err != nil {
 		return nil, err
 	}
 	if subnet.Addr().Is6() != r.V6 {
-		return nil, fmt.Errorf("subnet %s is not an IPv%d subnet", subnet, map[bool]int{false: 4, true: 6}[r.V6])
+		return nil, errkind.Errorf(errkind.BadRequest, "subnet %s is not an IPv%d subnet", subnet, map[bool]int{false: 4, true: 6}[r.V6])
 	}
 	if max := subnet.Addr().BitLen() - 2; subnet.Bits() > max {
-		return nil, fmt.Errorf("subnet %s is too small: need at least a /%d", subnet, max)
+		return nil, errkind.Errorf(errkind.BadRequest, "subnet %s is too small: need at least a /%d", subnet, max)
 	}
 	p := &Pool{Subnet: subnet}
 	if r.SubPool != "" {
@@ -228,7 +219,7 @@ func parsePoolRequest(r *ipamapi.RequestPoolRequest) (*Pool, error) {
 			return nil, err
 		}
 		if !subnet.Contains(p.Range.Addr()) || p.Range.Bits() < subnet.Bits() {
-			return nil, fmt.Errorf("ip-range %s is not inside subnet %s", p.Range, subnet)
+			return nil, errkind.Errorf(errkind.BadRequest, "ip-range %s is not inside subnet %s", p.Range, subnet)
 		}
 	}
 	return p, nil
@@ -238,17 +229,17 @@ func parsePoolRequest(r *ipamapi.RequestPoolRequest) (*Pool, error) {
 // The subnet index decides races (claim); this listing still catches the
 // pools written before the index existed, which it does not list.
 func (m *IPAM) checkOverlap(ctx context.Context, subnet netip.Prefix) error {
-	kvs, _, err := m.o.Store.List(ctx, poolsPrefix)
+	kvs, _, err := m.o.Store.List(ctx, keys.Pools)
 	if err != nil {
 		return fmt.Errorf("list pools: %w", err)
 	}
 	for _, kv := range kvs {
-		other, err := ParsePoolID(strings.TrimPrefix(kv.Key, poolsPrefix))
+		other, err := ParsePoolID(keys.Last(kv.Key))
 		if err != nil {
 			continue // not a pool key
 		}
 		if other != subnet && overlaps(other, subnet) {
-			return fmt.Errorf("subnet %s overlaps vxnet pool %s", subnet, other)
+			return errkind.Errorf(errkind.Conflict, "subnet %s overlaps vxnet pool %s", subnet, other)
 		}
 	}
 	return nil
@@ -300,7 +291,7 @@ const maxRemovalAttempts = 8
 // that is absent or in use is left alone.
 func (m *IPAM) finishRemoval(ctx context.Context, id string) error {
 	for range maxRemovalAttempts {
-		kv, err := m.o.Store.Get(ctx, poolKey(id))
+		kv, err := m.o.Store.Get(ctx, keys.Pool(id))
 		if errors.Is(err, store.ErrNotFound) {
 			return nil
 		}
@@ -317,7 +308,7 @@ func (m *IPAM) finishRemoval(ctx context.Context, id string) error {
 		if err := m.deleteLeases(ctx, id, kv.ModifyIndex); err != nil {
 			return err
 		}
-		err = m.o.Store.DeleteCAS(ctx, poolKey(id), kv.ModifyIndex)
+		err = m.o.Store.DeleteCAS(ctx, keys.Pool(id), kv.ModifyIndex)
 		if err == nil {
 			return nil
 		}
@@ -331,7 +322,7 @@ func (m *IPAM) finishRemoval(ctx context.Context, id string) error {
 // deleteLeases deletes the leases of pool id written before index, each
 // with a CAS on the index listed.
 func (m *IPAM) deleteLeases(ctx context.Context, id string, before uint64) error {
-	kvs, _, err := m.o.Store.List(ctx, addrsPrefix+id+"/")
+	kvs, _, err := m.o.Store.List(ctx, keys.Leases(id))
 	if err != nil {
 		return fmt.Errorf("list leases of pool %q: %w", id, err)
 	}
@@ -349,7 +340,7 @@ func (m *IPAM) deleteLeases(ctx context.Context, id string, before uint64) error
 
 // Leases returns the leased addresses of a pool.
 func (m *IPAM) Leases(ctx context.Context, id string) (map[netip.Addr]Lease, error) {
-	kvs, _, err := m.o.Store.List(ctx, addrsPrefix+id+"/")
+	kvs, _, err := m.o.Store.List(ctx, keys.Leases(id))
 	if err != nil {
 		return nil, fmt.Errorf("list leases of pool %q: %w", id, err)
 	}

@@ -1,9 +1,10 @@
 package ipam
 
 import (
-	"fmt"
 	"net/netip"
-	"strings"
+
+	"github.com/vxnet/vxnet/errkind"
+	"github.com/vxnet/vxnet/store/keys"
 )
 
 // Pool is one address pool as kept in the store: cluster-wide, identified by
@@ -67,17 +68,12 @@ func copyWithout(m map[string]bool, k string) map[string]bool {
 	return out
 }
 
-// PoolID is the ID Docker is given for a subnet: stable across hosts and
-// usable as one store key segment.
-func PoolID(subnet netip.Prefix) string {
-	return strings.ReplaceAll(subnet.Masked().String(), "/", "_")
-}
-
-// ParsePoolID is the inverse of PoolID.
+// ParsePoolID is the inverse of keys.PoolID, the IDs this IPAM gives
+// Docker; anything else is an unknown pool (errkind.NotFound).
 func ParsePoolID(id string) (netip.Prefix, error) {
-	p, err := netip.ParsePrefix(strings.Replace(id, "_", "/", 1))
-	if err != nil || PoolID(p) != id {
-		return netip.Prefix{}, fmt.Errorf("unknown pool ID %q", id)
+	p, ok := keys.ParsePoolID(id)
+	if !ok {
+		return netip.Prefix{}, errkind.Errorf(errkind.NotFound, "unknown pool ID %q", id)
 	}
 	return p, nil
 }
@@ -86,10 +82,10 @@ func ParsePoolID(id string) (netip.Prefix, error) {
 func parseSubnet(what, s string) (netip.Prefix, error) {
 	p, err := netip.ParsePrefix(s)
 	if err != nil {
-		return netip.Prefix{}, fmt.Errorf("bad %s %q: %w", what, s, err)
+		return netip.Prefix{}, errkind.Errorf(errkind.BadRequest, "bad %s %q: %w", what, s, err)
 	}
 	if p.Addr().Zone() != "" || p != p.Masked() {
-		return netip.Prefix{}, fmt.Errorf("bad %s %q: not a network address (did you mean %s?)", what, s, p.Masked())
+		return netip.Prefix{}, errkind.Errorf(errkind.BadRequest, "bad %s %q: not a network address (did you mean %s?)", what, s, p.Masked())
 	}
 	return p, nil
 }

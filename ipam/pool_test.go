@@ -3,14 +3,16 @@ package ipam
 import (
 	"net/netip"
 	"testing"
+
+	"github.com/vxnet/vxnet/store/keys"
 )
 
 func TestPoolIDRoundTrip(t *testing.T) {
 	for _, s := range []string{"198.19.1.0/24", "198.19.0.0/16", "fd00:1::/64"} {
 		p := netip.MustParsePrefix(s)
-		got, err := ParsePoolID(PoolID(p))
+		got, err := ParsePoolID(keys.PoolID(p))
 		if err != nil || got != p {
-			t.Errorf("ParsePoolID(PoolID(%s)) = %v, %v", s, got, err)
+			t.Errorf("ParsePoolID(keys.PoolID(%s)) = %v, %v", s, got, err)
 		}
 	}
 	for _, bad := range []string{"", "x", "198.19.1.1_24", "198.19.1.0/24", "198.19.1.0_24_1"} {

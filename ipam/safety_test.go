@@ -12,6 +12,7 @@ import (
 	ipamapi "github.com/docker/go-plugins-helpers/ipam"
 
 	"github.com/vxnet/vxnet/store"
+	"github.com/vxnet/vxnet/store/keys"
 )
 
 // TestSafety runs the address-safety cases of issue #10 on bbolt and on a
@@ -31,7 +32,7 @@ func TestSafety(t *testing.T) {
 
 func leaseAt(t *testing.T, s store.Store, id, addr string) (Lease, bool) {
 	t.Helper()
-	l, _, err := store.GetJSON[Lease](context.Background(), s, addrKey(id, netip.MustParseAddr(addr)))
+	l, _, err := store.GetJSON[Lease](context.Background(), s, keys.Lease(id, netip.MustParseAddr(addr)))
 	if errors.Is(err, store.ErrNotFound) {
 		return Lease{}, false
 	}
@@ -98,7 +99,7 @@ func testNonceInEveryWrite(t *testing.T, open func(*testing.T) store.Store) {
 	a1 := mustRequest(t, m, id, "", nil)
 	a2 := mustRequest(t, m, id, "198.19.7.77", nil)
 	nonces := map[string]string{}
-	for _, key := range []string{subnetsKey, poolKey(id), addrKey(id, aux.Addr()), addrKey(id, a1.Addr()), addrKey(id, a2.Addr())} {
+	for _, key := range []string{keys.PoolIndex, keys.Pool(id), keys.Lease(id, aux.Addr()), keys.Lease(id, a1.Addr()), keys.Lease(id, a2.Addr())} {
 		kv, err := s.Get(ctx, key)
 		if err != nil {
 			t.Fatal(err)
@@ -113,7 +114,7 @@ func testNonceInEveryWrite(t *testing.T, open func(*testing.T) store.Store) {
 		nonces[v.Nonce] = key
 	}
 	// a lease of an older vxnet: no nonce
-	old := addrKey(id, netip.MustParseAddr("198.19.7.9"))
+	old := keys.Lease(id, netip.MustParseAddr("198.19.7.9"))
 	if _, err := s.Put(ctx, old, []byte(`{"host":"h1"}`)); err != nil {
 		t.Fatal(err)
 	}
@@ -265,7 +266,7 @@ func testSameSubnetRace(t *testing.T, open func(*testing.T) store.Store) {
 		if errs[0] != nil || errs[1] != nil || ids[0] != ids[1] {
 			t.Fatalf("round %d: pools %q, %q, errors %v / %v; want one pool for both", round, ids[0], ids[1], errs[0], errs[1])
 		}
-		p, _, err := store.GetJSON[Pool](context.Background(), hosts[0].o.Store, poolKey(ids[0]))
+		p, _, err := store.GetJSON[Pool](context.Background(), hosts[0].o.Store, keys.Pool(ids[0]))
 		if err != nil || !p.Hosts["h1"] || !p.Hosts["h2"] {
 			t.Fatalf("round %d: pool %+v, %v; want both hosts", round, p, err)
 		}

@@ -12,6 +12,7 @@ import (
 	"github.com/vxnet/vxnet/store"
 	"github.com/vxnet/vxnet/store/consul"
 	"github.com/vxnet/vxnet/store/consul/consultest"
+	"github.com/vxnet/vxnet/store/keys"
 )
 
 // storeCase is one test run on every backend.
@@ -77,7 +78,7 @@ func randomHex(t *testing.T) string {
 // requireEmpty fails the test when keys are left under ipam/.
 func requireEmpty(t *testing.T, s store.Store) {
 	t.Helper()
-	kvs, _, err := s.List(context.Background(), "ipam/")
+	kvs, _, err := s.List(context.Background(), keys.IPAM)
 	if err != nil {
 		t.Fatal(err)
 	}

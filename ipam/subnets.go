@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/vxnet/vxnet/store"
+	"github.com/vxnet/vxnet/store/keys"
 )
 
 // subnetIndex is the value of ipam/subnets: the subnet of every pool and
@@ -30,9 +31,9 @@ func (p *Pool) stamp(n string)        { p.Nonce = n }
 // both subnets when another pool's subnet overlaps it. It tells whether
 // this call added the claim (the host had none).
 func (m *IPAM) claim(ctx context.Context, subnet netip.Prefix) (added bool, err error) {
-	id := PoolID(subnet)
+	id := keys.PoolID(subnet)
 	var overlap error
-	_, err = update(ctx, m.o.Store, subnetsKey, func(cur *subnetIndex) (*subnetIndex, error) {
+	_, err = update(ctx, m.o.Store, keys.PoolIndex, func(cur *subnetIndex) (*subnetIndex, error) {
 		added, overlap = false, nil
 		if cur == nil {
 			cur = &subnetIndex{}
@@ -67,7 +68,7 @@ func (m *IPAM) claim(ctx context.Context, subnet netip.Prefix) (added bool, err 
 // and unclaim, leaves. Run it at start, before serving, when no request of
 // this host can be between the two.
 func (m *IPAM) dropStaleClaims(ctx context.Context) error {
-	idx, _, err := store.GetJSON[subnetIndex](ctx, m.o.Store, subnetsKey)
+	idx, _, err := store.GetJSON[subnetIndex](ctx, m.o.Store, keys.PoolIndex)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil
 	}
@@ -89,7 +90,7 @@ func (m *IPAM) dropStaleClaims(ctx context.Context) error {
 // the host as a user. Only this host changes its own membership, so the
 // read of the pool stays true until the index is written.
 func (m *IPAM) unclaim(ctx context.Context, id string) error {
-	p, _, err := store.GetJSON[Pool](ctx, m.o.Store, poolKey(id))
+	p, _, err := store.GetJSON[Pool](ctx, m.o.Store, keys.Pool(id))
 	switch {
 	case err == nil && p.Hosts[m.o.HostID]:
 		return nil
@@ -102,7 +103,7 @@ func (m *IPAM) unclaim(ctx context.Context, id string) error {
 // dropClaims removes host's claims on the pools ids, or on every pool when
 // ids is empty.
 func (m *IPAM) dropClaims(ctx context.Context, host string, ids ...string) error {
-	_, err := update(ctx, m.o.Store, subnetsKey, func(cur *subnetIndex) (*subnetIndex, error) {
+	_, err := update(ctx, m.o.Store, keys.PoolIndex, func(cur *subnetIndex) (*subnetIndex, error) {
 		if cur == nil {
 			return nil, nil
 		}
@@ -194,5 +195,5 @@ func update[T any, P stamper[T]](ctx context.Context, s store.Store, key string,
 
 // updatePool is update of the record of pool id.
 func (m *IPAM) updatePool(ctx context.Context, id string, fn func(cur *Pool) (*Pool, error)) (*Pool, error) {
-	return update(ctx, m.o.Store, poolKey(id), fn)
+	return update(ctx, m.o.Store, keys.Pool(id), fn)
 }

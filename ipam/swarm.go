@@ -1,6 +1,6 @@
 package ipam
 
-// Global scope (swarm). The swarm manager is the allocator: its swarmkit
+// global tells the swarm scope. The swarm manager is the allocator: its swarmkit
 // allocator calls RequestPool, RequestAddress for the gateway and for
 // every task on the manager's own vxnet, and ReleaseAddress/ReleasePool
 // when tasks and the network go. Every node a task lands on then creates
@@ -31,8 +31,7 @@ package ipam
 // The price: in global scope a static address (--ip) is not refused when
 // leased. Swarm hands every address out through the manager, which does
 // not pick a leased one for a new task.
-
-func (m *IPAM) global() bool { return m.o.Scope == "global" }
+func (m *IPAM) global() bool { return m.o.Scope.Swarm() }
 
 // withRef returns a copy of p with host's extra request count moved by d.
 func (p *Pool) withRef(host string, d int) *Pool {

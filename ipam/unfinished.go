@@ -3,12 +3,12 @@ package ipam
 import (
 	"context"
 	"fmt"
-	"strings"
 
 	ipamapi "github.com/docker/go-plugins-helpers/ipam"
 	"github.com/sirupsen/logrus"
 
 	"github.com/vxnet/vxnet/store"
+	"github.com/vxnet/vxnet/store/keys"
 )
 
 // ReleaseUnfinished drops this host from the pools it requested for a
@@ -29,13 +29,13 @@ func (m *IPAM) ReleaseUnfinished(ctx context.Context, inUse func(poolID string) 
 	if m.global() {
 		return nil, nil
 	}
-	kvs, _, err := m.o.Store.List(ctx, poolsPrefix)
+	kvs, _, err := m.o.Store.List(ctx, keys.Pools)
 	if err != nil {
 		return nil, fmt.Errorf("list pools: %w", err)
 	}
 	var released []string
 	for _, kv := range kvs {
-		id := strings.TrimPrefix(kv.Key, poolsPrefix)
+		id := keys.Last(kv.Key)
 		var p Pool
 		if err := store.Decode(kv, &p); err != nil || !p.Hosts[m.o.HostID] || !p.Setup[m.o.HostID] || inUse(id) {
 			continue
@@ -63,7 +63,7 @@ func (m *IPAM) ReleaseLost(ctx context.Context, inUse func(context.Context) (map
 	if m.global() {
 		return nil, nil
 	}
-	kvs, _, err := m.o.Store.List(ctx, poolsPrefix)
+	kvs, _, err := m.o.Store.List(ctx, keys.Pools)
 	if err != nil {
 		return nil, fmt.Errorf("list pools: %w", err)
 	}
@@ -71,7 +71,7 @@ func (m *IPAM) ReleaseLost(ctx context.Context, inUse func(context.Context) (map
 	for _, kv := range kvs {
 		var p Pool
 		if err := store.Decode(kv, &p); err == nil && p.Hosts[m.o.HostID] && !p.Setup[m.o.HostID] {
-			held = append(held, strings.TrimPrefix(kv.Key, poolsPrefix))
+			held = append(held, keys.Last(kv.Key))
 		}
 	}
 	if len(held) == 0 {

@@ -8,7 +8,9 @@ import (
 
 	ipamapi "github.com/docker/go-plugins-helpers/ipam"
 
+	"github.com/vxnet/vxnet/scope"
 	"github.com/vxnet/vxnet/store"
+	"github.com/vxnet/vxnet/store/keys"
 )
 
 // A pool a killed RequestPool left in setup is released at the next start
@@ -37,11 +39,11 @@ func TestReleaseUnfinished(t *testing.T) {
 	if err != nil || len(got) != 2 {
 		t.Fatalf("released %v, %v; want both of h1's pools", got, err)
 	}
-	p, _, err := store.GetJSON[Pool](ctx, s, poolKey("198.19.1.0_24"))
+	p, _, err := store.GetJSON[Pool](ctx, s, keys.Pool("198.19.1.0_24"))
 	if err != nil || p.Hosts["h1"] || !p.Hosts["h2"] || len(p.Setup) != 0 {
 		t.Fatalf("shared pool after h1's release: %+v, %v", p, err)
 	}
-	if _, err := s.Get(ctx, poolKey("198.19.2.0_24")); !errors.Is(err, store.ErrNotFound) {
+	if _, err := s.Get(ctx, keys.Pool("198.19.2.0_24")); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("h1's own unfinished pool still there: %v", err)
 	}
 	// The subnet works again on h1; a pool whose network exists stays.
@@ -78,7 +80,7 @@ func TestPoolState(t *testing.T) {
 		t.Fatal(err)
 	}
 	check("network created", true, false)
-	if err := m.ReleasePool(ctx, &ipamapi.ReleasePoolRequest{PoolID: PoolID(sub)}); err != nil {
+	if err := m.ReleasePool(ctx, &ipamapi.ReleasePoolRequest{PoolID: keys.PoolID(sub)}); err != nil {
 		t.Fatal(err)
 	}
 	check("released", false, false)
@@ -88,11 +90,11 @@ func TestPoolState(t *testing.T) {
 // writes) is dropped at start, in both scopes; other hosts' claims and a
 // backed claim stay.
 func TestStaleClaimsDroppedAtStart(t *testing.T) {
-	for _, scope := range []string{"local", "global"} {
-		t.Run(scope, func(t *testing.T) {
+	for _, sc := range []scope.Scope{scope.Local, scope.Global} {
+		t.Run(string(sc), func(t *testing.T) {
 			s, _ := openStore(t)
 			ctx := context.Background()
-			h1 := New(Options{Store: s, HostID: "h1", Scope: scope})
+			h1 := New(Options{Store: s, HostID: "h1", Scope: sc})
 			id := requestPool(t, h1, ipamapi.RequestPoolRequest{Pool: "198.19.1.0/24"})
 			if err := h1.SetupDone(ctx, mustPrefix(t, "198.19.1.0/24")); err != nil {
 				t.Fatal(err)
@@ -102,13 +104,13 @@ func TestStaleClaimsDroppedAtStart(t *testing.T) {
 				"198.19.2.0_24": {"h1": true, "h2": true},
 				"198.19.3.0_24": {"h1": true},
 			}}
-			if err := store.PutJSON(ctx, s, subnetsKey, stale); err != nil {
+			if err := store.PutJSON(ctx, s, keys.PoolIndex, stale); err != nil {
 				t.Fatal(err)
 			}
 			if _, err := h1.ReleaseUnfinished(ctx, func(string) bool { return true }); err != nil {
 				t.Fatal(err)
 			}
-			idx, _, err := store.GetJSON[subnetIndex](ctx, s, subnetsKey)
+			idx, _, err := store.GetJSON[subnetIndex](ctx, s, keys.PoolIndex)
 			want := map[string]map[string]bool{id: {"h1": true}, "198.19.2.0_24": {"h2": true}}
 			if err != nil || fmt.Sprint(idx.Pools) != fmt.Sprint(want) {
 				t.Fatalf("index after start: %+v, %v; want %v", idx, err, want)
@@ -143,10 +145,10 @@ func TestReleaseLost(t *testing.T) {
 	if err != nil || fmt.Sprint(got) != "[198.19.1.0_24]" {
 		t.Fatalf("released %v, %v; want only the lost 198.19.1.0_24", got, err)
 	}
-	if _, err := s.Get(ctx, poolKey("198.19.1.0_24")); !errors.Is(err, store.ErrNotFound) {
+	if _, err := s.Get(ctx, keys.Pool("198.19.1.0_24")); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("lost pool still there: %v", err)
 	}
-	idx, _, err := store.GetJSON[subnetIndex](ctx, s, subnetsKey)
+	idx, _, err := store.GetJSON[subnetIndex](ctx, s, keys.PoolIndex)
 	if err != nil || idx.Pools["198.19.1.0_24"] != nil || !idx.Pools["198.19.2.0_24"]["h1"] || !idx.Pools["198.19.3.0_24"]["h1"] {
 		t.Fatalf("subnet claims after the release: %+v, %v", idx, err)
 	}

@@ -16,21 +16,22 @@ package store
 
 import (
 	"context"
-	"errors"
 	"time"
+
+	"github.com/vxnet/vxnet/errkind"
 )
 
 // ErrNotFound is returned (wrapped, naming the key) when a key is absent.
-var ErrNotFound = errors.New("not found")
+var ErrNotFound = errkind.New(errkind.NotFound, "not found")
 
 // ErrConflict is returned (wrapped, naming the key) when a CAS or DeleteCAS
 // lost against another writer: the key changed since the given index.
-var ErrConflict = errors.New("modified concurrently")
+var ErrConflict = errkind.New(errkind.Conflict, "modified concurrently")
 
 // ErrUnavailable is wrapped by failures that say nothing about the data:
 // the store could not be reached, had no leader, or did not answer in
 // time. The same call may succeed later.
-var ErrUnavailable = errors.New("store unavailable")
+var ErrUnavailable = errkind.New(errkind.Unavailable, "store unavailable")
 
 // KV is one key with its value and the index of its last write.
 type KV struct {

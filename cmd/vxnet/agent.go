@@ -11,6 +11,7 @@ import (
 	"github.com/vxnet/vxnet/driver/liveness"
 	"github.com/vxnet/vxnet/ipam"
 	"github.com/vxnet/vxnet/metrics"
+	"github.com/vxnet/vxnet/scope"
 	"github.com/vxnet/vxnet/store"
 )
 
@@ -32,7 +33,7 @@ type agentOptions struct {
 	HostID    string
 	VTEP      netip.Addr
 	Port, MTU int
-	Scope     string
+	Scope     scope.Scope
 	MultiHost bool
 	Log       *logrus.Entry
 	Met       *metrics.Metrics
@@ -50,7 +51,7 @@ func startAgent(ctx context.Context, o agentOptions) (*agent, error) {
 	drv, err := driver.New(driver.Options{
 		Store: o.Store, Plane: o.Plane, HostID: o.HostID, VTEP: o.VTEP,
 		Port: o.Port, MTU: o.MTU, Scope: o.Scope, MultiHost: o.MultiHost, Log: o.Log,
-		Reclaim: ip.Reclaim, SetupDone: ip.SetupDone, PoolState: ip.PoolState,
+		Pools:      ip,
 		ObserveLag: o.Met.ObservePropagation,
 	})
 	if err != nil {

@@ -9,6 +9,8 @@ import (
 	"net/netip"
 	"strings"
 	"time"
+
+	"github.com/vxnet/vxnet/scope"
 )
 
 // config is everything `vxnet serve` takes. Every flag can also be set by
@@ -46,7 +48,7 @@ func newFlagSet(c *config, out io.Writer) *flag.FlagSet {
 	fs.IntVar(&c.MTU, "mtu", 0, "MTU of vxnet networks without -o com.docker.network.driver.mtu (0 = underlay MTU - 50, - 70 over IPv6)")
 	fs.StringVar(&c.NetnsDir, "netns-dir", "/run/vxnet/netns", "directory for the networks' namespace files")
 	fs.StringVar(&c.SysctlDir, "sysctl-dir", "/proc/sys", "a writable /proc/sys (a managed plugin's own is read-only; it mounts a procfs at /host/proc)")
-	fs.StringVar(&c.Scope, "scope", "local", "driver scope reported to Docker: local (standalone hosts) or global (swarm)")
+	fs.StringVar(&c.Scope, "scope", string(scope.Local), "driver scope reported to Docker: local (standalone hosts) or global (swarm)")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.StringVar(&c.LogFormat, "log-format", "text", "log format: text or json")
 	fs.DurationVar(&c.ReconcileInterval, "reconcile-interval", 5*time.Second, "how often the kernel state is checked against the store and repaired (0 = only at start)")
@@ -95,7 +97,7 @@ func (c *config) validate() error {
 			errs = append(errs, fmt.Errorf("--advertise-addr %q is not an IP address", c.AdvertiseAddr))
 		}
 	}
-	if c.Scope != "local" && c.Scope != "global" {
+	if _, err := scope.Parse(c.Scope); err != nil {
 		errs = append(errs, fmt.Errorf("--scope %q: want local or global", c.Scope))
 	}
 	if c.LogFormat != "text" && c.LogFormat != "json" {

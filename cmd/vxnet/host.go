@@ -12,9 +12,9 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/vxnet/vxnet/driver"
-	"github.com/vxnet/vxnet/driver/liveness"
 	"github.com/vxnet/vxnet/ipam"
 	"github.com/vxnet/vxnet/store"
+	"github.com/vxnet/vxnet/store/keys"
 )
 
 // hostCmd runs `vxnet host forget HOST`: the operator says a silent host is
@@ -65,9 +65,9 @@ func hostCmd(args []string, getenv func(string) string, out, errOut io.Writer) i
 
 // forgetSilentHost forgets host unless its heartbeat says it is alive.
 func forgetSilentHost(ctx context.Context, st store.Store, host string) (string, error) {
-	_, err := st.Get(ctx, liveness.Prefix+host)
+	_, err := st.Get(ctx, keys.Heartbeat(host))
 	if err == nil {
-		return "", fmt.Errorf("host %q is alive: its heartbeat %s%s is there. Stop its plugin first, and wait for its heartbeat to go (up to 20 s on Consul)", host, liveness.Prefix, host)
+		return "", fmt.Errorf("host %q is alive: its heartbeat %s is there. Stop its plugin first, and wait for its heartbeat to go (up to 20 s on Consul)", host, keys.Heartbeat(host))
 	}
 	if !errors.Is(err, store.ErrNotFound) {
 		return "", err

@@ -17,12 +17,14 @@ import (
 
 	"github.com/sirupsen/logrus"
 
+	"github.com/vxnet/vxnet/cmd/vxnet/journal"
 	"github.com/vxnet/vxnet/cmd/vxnet/server"
 	"github.com/vxnet/vxnet/driver"
 	"github.com/vxnet/vxnet/driver/dataplane"
 	"github.com/vxnet/vxnet/driver/liveness"
 	"github.com/vxnet/vxnet/ipam"
 	"github.com/vxnet/vxnet/metrics"
+	"github.com/vxnet/vxnet/scope"
 	"github.com/vxnet/vxnet/store"
 	"github.com/vxnet/vxnet/store/bolt"
 	"github.com/vxnet/vxnet/store/consul"
@@ -123,7 +125,7 @@ func runServe(ctx context.Context, c *config, log *logrus.Entry) error {
 	}
 	a, err := startAgent(ctx, agentOptions{
 		Store: st, Plane: plane, HostID: c.HostID, VTEP: ul.Addr, Port: c.VXLANPort, MTU: mtu,
-		Scope: c.Scope, MultiHost: multiHost(c.Store), Log: log, Met: met,
+		Scope: scope.Scope(c.Scope), MultiHost: multiHost(c.Store), Log: log, Met: met,
 		ReconcileInterval: c.ReconcileInterval, HeartbeatInterval: c.HeartbeatInterval,
 		DeadAfter: c.DeadAfter, ForgetAfter: c.ForgetAfter,
 		Probe: func(ctx context.Context, a netip.Addr) bool { return liveness.Ping(ctx, a, probeTimeout) },
@@ -133,11 +135,11 @@ func runServe(ctx context.Context, c *config, log *logrus.Entry) error {
 	}
 	defer a.stop()
 	drv, ip := a.drv, a.ip
-	journal, err := server.OpenJournal(journalDir(c.NetnsDir))
+	jn, err := journal.Open(journalDir(c.NetnsDir), log)
 	if err != nil {
 		return err
 	}
-	srv := server.New(drv, ip, server.Options{Log: log, Journal: journal, Observe: met.ObserveCallback})
+	srv := server.New(drv, ip, server.Options{Log: log, Journal: jn, Observe: met.ObserveCallback})
 	// Removals cut short by a crash are done before Docker can send
 	// anything new (a create Docker retries then comes after them).
 	rctx, cancel := context.WithTimeout(ctx, 15*time.Second)

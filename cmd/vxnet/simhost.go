@@ -15,6 +15,7 @@ import (
 
 	"github.com/vxnet/vxnet/driver/dataplane"
 	"github.com/vxnet/vxnet/driver/simplane"
+	"github.com/vxnet/vxnet/scope"
 	"github.com/vxnet/vxnet/store"
 )
 
@@ -60,7 +61,7 @@ func startSimHost(ctx context.Context, s *sim, idx int) (*simHost, error) {
 	actx, stop := context.WithCancel(ctx)
 	o := simAgentTimes
 	o.Store, o.Plane, o.HostID, o.VTEP = h.st, h.plane, h.id, h.vtep
-	o.Port, o.MTU, o.Scope, o.MultiHost = 4789, 1450, "local", true
+	o.Port, o.MTU, o.Scope, o.MultiHost = 4789, 1450, scope.Local, true
 	o.Log = s.log.WithField("host", h.id)
 	o.Probe = s.probe
 	if h.ag, err = startAgent(actx, o); err != nil {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/vxnet/vxnet/driver"
 	"github.com/vxnet/vxnet/driver/dataplane"
+	"github.com/vxnet/vxnet/scope"
 )
 
 // checkDrift compares this host's kernel with what the store says the
@@ -40,7 +41,7 @@ func checkDrift(s *Status, kernel []dataplane.NetworkState) []string {
 			continue
 		}
 		drift = append(drift, linkDrift(n, k, s.localEndpoints(n.Key))...)
-		want := driver.WantedPeers(s.peerKVs[n.Key], s.Host, s.vtep, false)
+		want := driver.WantedPeers(s.peerKVs[n.Key], s.Host, s.vtep, scope.Local)
 		d, notes := peerDrift(n.VNI, want, k, s.vtepHosts(), silent)
 		drift = append(drift, d...)
 		s.Notes = append(s.Notes, notes...)

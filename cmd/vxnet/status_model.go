@@ -9,8 +9,10 @@ import (
 	"time"
 
 	"github.com/vxnet/vxnet/driver"
+	"github.com/vxnet/vxnet/driver/dataplane"
 	"github.com/vxnet/vxnet/driver/liveness"
 	"github.com/vxnet/vxnet/store"
+	"github.com/vxnet/vxnet/store/keys"
 )
 
 // Status is what `vxnet status --json` prints. Fields are only ever added.
@@ -76,7 +78,7 @@ func readCluster(ctx context.Context, st store.Store, host string, deadAfter tim
 		}
 		return hosts[id]
 	}
-	beats, _, err := st.List(ctx, liveness.Prefix)
+	beats, _, err := st.List(ctx, keys.Heartbeats)
 	if err != nil {
 		return nil, fmt.Errorf("list heartbeats: %w", err)
 	}
@@ -85,13 +87,13 @@ func readCluster(ctx context.Context, st store.Store, host string, deadAfter tim
 		if err := store.Decode(kv, &hb); err != nil {
 			return nil, err
 		}
-		h := hostOf(strings.TrimPrefix(kv.Key, liveness.Prefix))
+		h := hostOf(keys.Last(kv.Key))
 		h.LastHeartbeat = &hb.At
 		if now.Sub(hb.At) < deadAfter {
 			h.State = "alive"
 		}
 	}
-	nets, _, err := st.List(ctx, "networks/")
+	nets, _, err := st.List(ctx, keys.Networks)
 	if err != nil {
 		return nil, fmt.Errorf("list networks: %w", err)
 	}
@@ -104,7 +106,7 @@ func readCluster(ctx context.Context, st store.Store, host string, deadAfter tim
 		for h := range n.Hosts {
 			hostOf(h).Networks++
 		}
-		eps, _, err := st.List(ctx, "endpoints/"+n.Key+"/")
+		eps, _, err := st.List(ctx, keys.Endpoints(n.Key))
 		if err != nil {
 			return nil, fmt.Errorf("list endpoints of network %q: %w", n.Key, err)
 		}
@@ -123,7 +125,7 @@ func readCluster(ctx context.Context, st store.Store, host string, deadAfter tim
 			if ep.Host == host && ep.VTEP.IsValid() {
 				s.vtep = ep.VTEP
 			}
-			s.Endpoints = append(s.Endpoints, EndpointStatus{ID: ep.ID[:min(12, len(ep.ID))], Network: n.Key, Host: ep.Host, Addrs: prefixStrings(ep.Addrs), MAC: ep.MAC})
+			s.Endpoints = append(s.Endpoints, EndpointStatus{ID: dataplane.ShortID(ep.ID), Network: n.Key, Host: ep.Host, Addrs: prefixStrings(ep.Addrs), MAC: ep.MAC})
 		}
 		s.Networks = append(s.Networks, ns)
 	}

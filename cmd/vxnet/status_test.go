@@ -18,6 +18,7 @@ import (
 	"github.com/vxnet/vxnet/driver/liveness"
 	"github.com/vxnet/vxnet/store"
 	"github.com/vxnet/vxnet/store/bolt"
+	"github.com/vxnet/vxnet/store/keys"
 )
 
 const (
@@ -42,14 +43,14 @@ func statusStore(t *testing.T, now, beat time.Time) (store.Store, string) {
 			t.Fatal(err)
 		}
 	}
-	put("networks/k1", driver.Network{Key: "k1", VNI: 100, Subnets: []netip.Prefix{netip.MustParsePrefix("198.19.1.0/24"), netip.MustParsePrefix("fd00:1::/64")},
+	put(keys.Network("k1"), driver.Network{Key: "k1", VNI: 100, Subnets: []netip.Prefix{netip.MustParsePrefix("198.19.1.0/24"), netip.MustParsePrefix("fd00:1::/64")},
 		Hosts: map[string]string{"h1": "1111111111111111", "h2": "2222222222222222"}})
-	put("endpoints/k1/"+epLocal, driver.Endpoint{ID: epLocal, Network: "k1", Host: "h1", VTEP: netip.MustParseAddr("198.18.0.1"),
+	put(keys.Endpoint("k1", epLocal), driver.Endpoint{ID: epLocal, Network: "k1", Host: "h1", VTEP: netip.MustParseAddr("198.18.0.1"),
 		Addrs: []netip.Prefix{netip.MustParsePrefix("198.19.1.2/24")}, MAC: "02:00:00:00:00:01"})
-	put("endpoints/k1/"+epRemote, driver.Endpoint{ID: epRemote, Network: "k1", Host: "h2", VTEP: netip.MustParseAddr("198.18.0.2"),
+	put(keys.Endpoint("k1", epRemote), driver.Endpoint{ID: epRemote, Network: "k1", Host: "h2", VTEP: netip.MustParseAddr("198.18.0.2"),
 		Addrs: []netip.Prefix{netip.MustParsePrefix("198.19.1.3/24"), netip.MustParsePrefix("fd00:1::3/64")}, MAC: "02:00:00:00:00:02"})
-	put(liveness.Prefix+"h1", liveness.Heartbeat{Beat: 1, At: now})
-	put(liveness.Prefix+"h2", liveness.Heartbeat{Beat: 1, At: beat})
+	put(keys.Heartbeat("h1"), liveness.Heartbeat{Beat: 1, At: now})
+	put(keys.Heartbeat("h2"), liveness.Heartbeat{Beat: 1, At: beat})
 	return st, path
 }
 

@@ -27,7 +27,7 @@ type endpointNames struct {
 }
 
 func namesFor(id string) endpointNames {
-	return endpointNames{host: hostPrefix + id[:idPrefix], port: portPrefix + id[:idPrefix]}
+	return endpointNames{host: hostPrefix + ShortID(id), port: portPrefix + ShortID(id)}
 }
 
 // EnsureEndpoint creates the endpoint's veth pair, or verifies it, and
@@ -43,7 +43,7 @@ func (p *Plane) EnsureEndpoint(c EndpointConfig) (ifName string, err error) {
 	p.mu.RLock()
 	defer p.mu.RUnlock()
 	n := namesFor(c.ID)
-	log := p.log.WithFields(logrus.Fields{"vni": c.VNI, "endpoint": c.ID[:idPrefix]})
+	log := p.log.WithFields(logrus.Fields{"vni": c.VNI, "endpoint": ShortID(c.ID)})
 	path, err := p.liveNs(c.VNI)
 	if err != nil {
 		return "", err
@@ -153,7 +153,7 @@ func (p *Plane) DeleteEndpoint(vni uint32, id string) error {
 	p.mu.RLock()
 	defer p.mu.RUnlock()
 	n := namesFor(id)
-	log := p.log.WithFields(logrus.Fields{"vni": vni, "endpoint": id[:idPrefix]})
+	log := p.log.WithFields(logrus.Fields{"vni": vni, "endpoint": ShortID(id)})
 	if err := deleteEndpointLinks(log, p.nsPath(vni), n); err != nil {
 		return fmt.Errorf("delete endpoint %q (vni %d): %w", n.host, vni, err)
 	}

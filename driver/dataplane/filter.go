@@ -14,33 +14,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// The VXLAN filter admits VXLAN packets for a vxnet VNI only from the VTEPs
-// of that network's peers. It lives in the namespace of the VXLAN UDP
-// socket (the caller's, the host's in production), in one nftables table
-// vxnet owns, "inet vxnet":
-//
-//	chain input { type filter hook input priority filter; policy accept;
-//	    udp dport <port> @th,96,24 <vni> jump vni-<vni>   # one per network
-//	}
-//	chain vni-<vni> {
-//	    ip saddr @v4-<vni> accept
-//	    ip6 saddr @v6-<vni> accept
-//	    counter drop
-//	}
-//
-// The match on the VNI in the VXLAN header (UDP payload bytes 4..6) leaves
-// other VXLAN traffic on the port alone (Docker's overlay, other vxnet
-// networks). EnsureNetwork makes a network's chain and rule; SetPeers
-// converges its sets; DeleteNetwork removes them, and the table with the
-// last network. The kernel keeps the table while the plugin is down:
-// strangers stay out, members keep talking.
-//
-// nftables through github.com/google/nftables (netlink, no binary needed
-// in the plugin's rootfs) rather than iptables: a table of our own cannot
-// collide with Docker's or the distribution's rules, sets update one
-// element at a time, and the u32-style match on the VNI is a plain
-// payload expression.
-
 const (
 	filterTable = "vxnet"
 	filterInput = "input"
@@ -71,6 +44,33 @@ func withNft(fn func(c *nftables.Conn, t *nftables.Table) error) error {
 // ensureFilter creates or repairs the filter of one network: table, input
 // chain, the network's sets and chain, and its rule in input (replaced if
 // it names another port).
+//
+// The VXLAN filter admits VXLAN packets for a vxnet VNI only from the VTEPs
+// of that network's peers. It lives in the namespace of the VXLAN UDP
+// socket (the caller's, the host's in production), in one nftables table
+// vxnet owns, "inet vxnet":
+//
+//	chain input { type filter hook input priority filter; policy accept;
+//	    udp dport <port> @th,96,24 <vni> jump vni-<vni>   # one per network
+//	}
+//	chain vni-<vni> {
+//	    ip saddr @v4-<vni> accept
+//	    ip6 saddr @v6-<vni> accept
+//	    counter drop
+//	}
+//
+// The match on the VNI in the VXLAN header (UDP payload bytes 4..6) leaves
+// other VXLAN traffic on the port alone (Docker's overlay, other vxnet
+// networks). EnsureNetwork makes a network's chain and rule; SetPeers
+// converges its sets; DeleteNetwork removes them, and the table with the
+// last network. The kernel keeps the table while the plugin is down:
+// strangers stay out, members keep talking.
+//
+// nftables through github.com/google/nftables (netlink, no binary needed
+// in the plugin's rootfs) rather than iptables: a table of our own cannot
+// collide with Docker's or the distribution's rules, sets update one
+// element at a time, and the u32-style match on the VNI is a plain
+// payload expression.
 func ensureFilter(log *logrus.Entry, vni uint32, port int) error {
 	err := withNft(func(c *nftables.Conn, t *nftables.Table) error {
 		log.WithFields(logrus.Fields{"table": "inet " + filterTable, "chain": filterChainName(vni)}).Debug("nftables: ensure filter")

@@ -31,7 +31,6 @@
 package dataplane
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -41,20 +40,22 @@ import (
 	"sync"
 
 	"github.com/sirupsen/logrus"
+
+	"github.com/vxnet/vxnet/errkind"
 )
 
 // ErrInvalid is wrapped by every error about a bad argument, returned before
 // the kernel is touched.
-var ErrInvalid = errors.New("invalid argument")
+var ErrInvalid = errkind.New(errkind.BadRequest, "invalid argument")
 
 // ErrVNIInUse is wrapped when the kernel refuses a network's VXLAN device
 // because another VXLAN device in the host namespace holds the same VNI and
 // UDP port (Docker's swarm ingress holds VNI 4096 on port 4789).
-var ErrVNIInUse = errors.New("VNI in use by another VXLAN device")
+var ErrVNIInUse = errkind.New(errkind.Conflict, "VNI in use by another VXLAN device")
 
 // ErrNotFound is wrapped when an operation needs a network that does not
 // exist (no live namespace file for the VNI).
-var ErrNotFound = errors.New("not found")
+var ErrNotFound = errkind.New(errkind.NotFound, "not found")
 
 const (
 	nsPrefix   = "vx-"
@@ -62,9 +63,14 @@ const (
 	vxlanName  = "vxlan0"
 	hostPrefix = "vxc" // container side of an endpoint's veth pair
 	portPrefix = "vxp" // bridge side of an endpoint's veth pair
-	idPrefix   = 12    // endpoint ID characters used in interface names
+	idPrefix   = 12    // endpoint ID characters used in interface names (ShortID)
 	maxVNI     = 1<<24 - 1
 )
+
+// ShortID is the part of an endpoint ID the data plane names the
+// endpoint by: its first 12 characters, as in its veth names and in what
+// Endpoints returns (all of id when it is shorter).
+func ShortID(id string) string { return id[:min(idPrefix, len(id))] }
 
 // Options configures a Plane.
 type Options struct {

@@ -81,11 +81,11 @@ func (c EndpointConfig) validate() error {
 	if err := validateID(c.ID); err != nil {
 		return err
 	}
-	if err := validateMAC("endpoint "+c.ID[:idPrefix], c.MAC); err != nil {
+	if err := validateMAC("endpoint "+ShortID(c.ID), c.MAC); err != nil {
 		return err
 	}
 	if c.MAC[0]&1 != 0 {
-		return invalid("endpoint %s mac %q is multicast", c.ID[:idPrefix], c.MAC.String())
+		return invalid("endpoint %s mac %q is multicast", ShortID(c.ID), c.MAC.String())
 	}
 	return validateMTU(c.MTU)
 }

@@ -30,7 +30,6 @@ import (
 	"encoding/json"
 	"errors"
 	"net/netip"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -38,10 +37,8 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/vxnet/vxnet/store"
+	"github.com/vxnet/vxnet/store/keys"
 )
-
-// Prefix is where heartbeats live: alive/<host>.
-const Prefix = "alive/"
 
 // Peers is what the monitor needs of the data plane of the other hosts.
 type Peers interface {
@@ -119,7 +116,7 @@ func heartbeat(ctx context.Context, o Options, ok *atomic.Int64) {
 		beat++
 		b, _ := json.Marshal(Heartbeat{Beat: beat, At: o.Now().UTC()})
 		wctx, cancel := context.WithTimeout(ctx, o.Interval*2)
-		err := put(wctx, o.Store, Prefix+o.HostID, b)
+		err := put(wctx, o.Store, keys.Heartbeat(o.HostID), b)
 		cancel()
 		if err == nil {
 			ok.Store(o.Now().UnixNano())
@@ -138,7 +135,7 @@ func heartbeat(ctx context.Context, o Options, ok *atomic.Int64) {
 			// after DeadAfter either way.
 			dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
 			defer cancel()
-			if err := o.Store.Delete(dctx, Prefix+o.HostID); err != nil {
+			if err := o.Store.Delete(dctx, keys.Heartbeat(o.HostID)); err != nil {
 				o.Log.WithError(err).Warn("remove heartbeat key")
 			}
 			return
@@ -188,7 +185,7 @@ func (m *monitor) run(ctx context.Context) {
 	m.setHealthy(true)
 	for ctx.Err() == nil {
 		wctx, cancel := context.WithTimeout(ctx, m.o.Interval)
-		kvs, next, err := m.o.Store.Watch(wctx, Prefix, index)
+		kvs, next, err := m.o.Store.Watch(wctx, keys.Heartbeats, index)
 		cancel()
 		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
 			if m.isHealthy() && m.beating() {
@@ -256,7 +253,7 @@ func (m *monitor) update(kvs []store.KV) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for _, kv := range kvs {
-		host := strings.TrimPrefix(kv.Key, Prefix)
+		host := keys.Last(kv.Key)
 		s, ok := m.seen[host]
 		if !ok {
 			m.seen[host] = &seen{index: kv.ModifyIndex, at: now}

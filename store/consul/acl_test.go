@@ -12,6 +12,7 @@ import (
 	"github.com/hashicorp/consul/api"
 
 	"github.com/vxnet/vxnet/store"
+	"github.com/vxnet/vxnet/store/keys"
 	"github.com/vxnet/vxnet/store/storetest"
 )
 
@@ -74,10 +75,10 @@ func TestACLToken(t *testing.T) {
 	s := open(t, addr, prefix)
 	defer s.Close()
 	ctx := context.Background()
-	if err := s.PutEphemeral(ctx, "alive/h1", []byte("1"), 10*time.Second); err != nil {
+	if err := s.PutEphemeral(ctx, keys.Heartbeat("h1"), []byte("1"), 10*time.Second); err != nil {
 		t.Fatalf("heartbeat key with the token: %v", err)
 	}
-	if _, err := s.Get(ctx, "alive/h1"); err != nil {
+	if _, err := s.Get(ctx, keys.Heartbeat("h1")); err != nil {
 		t.Fatal(err)
 	}
 
@@ -87,14 +88,14 @@ func TestACLToken(t *testing.T) {
 	t.Setenv("CONSUL_HTTP_TOKEN", mgmt)
 	admin := open(t, addr, prefix)
 	defer admin.Close()
-	if _, err := admin.Put(ctx, "hosts/h1/networks/n1", []byte("{}")); err != nil {
+	if _, err := admin.Put(ctx, keys.HostNetwork("h1", "n1"), []byte("{}")); err != nil {
 		t.Fatal(err)
 	}
 	t.Setenv("CONSUL_HTTP_TOKEN", aclToken(t, addr, mgmt, fmt.Sprintf(aclRules+`
 key_prefix "%s/hosts/" { policy = "deny" }`, prefix, prefix)))
 	partial := open(t, addr, prefix)
 	defer partial.Close()
-	for _, p := range []string{"hosts/", "hosts/h1/networks/", ""} {
+	for _, p := range []string{keys.Hosts, keys.HostNetworks("h1"), ""} {
 		kvs, _, err := partial.List(ctx, p)
 		checkErr(fmt.Sprintf("listing %q with keys filtered by ACLs (got %d keys)", p, len(kvs)), err, "ACL filtering")
 	}

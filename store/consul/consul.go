@@ -39,6 +39,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/consul/api"
+
 	"github.com/vxnet/vxnet/store"
 )
 

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/consul/api"
+
 	"github.com/vxnet/vxnet/store"
 	"github.com/vxnet/vxnet/store/consul"
 	"github.com/vxnet/vxnet/store/storetest"

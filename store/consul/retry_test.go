@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vxnet/vxnet/errkind"
 	"github.com/vxnet/vxnet/store"
 	"github.com/vxnet/vxnet/store/consul"
 )
@@ -103,8 +104,8 @@ func TestFailFastWhenDown(t *testing.T) {
 	defer s.Close()
 	f.failReads.Store(1 << 30)
 	start := time.Now()
-	if _, err := s.Get(ctx, "k"); !errors.Is(err, store.ErrUnavailable) {
-		t.Fatalf("get from a failing agent: %v, want ErrUnavailable", err)
+	if _, err := s.Get(ctx, "k"); !errors.Is(err, store.ErrUnavailable) || errkind.Of(err) != errkind.Unavailable {
+		t.Fatalf("get from a failing agent: %v (kind %s), want ErrUnavailable", err, errkind.Of(err))
 	}
 	first := time.Since(start)
 	start = time.Now()

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/vxnet/vxnet/store"
+	"github.com/vxnet/vxnet/store/keys"
 )
 
 // An ephemeral key is held by the store's session: renewing keeps it, and
@@ -20,18 +21,18 @@ func TestPutEphemeral(t *testing.T) {
 	defer watcher.Close()
 	ctx := context.Background()
 	for i := range 3 {
-		if err := s.PutEphemeral(ctx, "alive/h1", []byte(fmt.Sprint(i)), 10*time.Second); err != nil {
+		if err := s.PutEphemeral(ctx, keys.Heartbeat("h1"), []byte(fmt.Sprint(i)), 10*time.Second); err != nil {
 			t.Fatal(err)
 		}
 	}
-	kv, err := watcher.Get(ctx, "alive/h1")
+	kv, err := watcher.Get(ctx, keys.Heartbeat("h1"))
 	if err != nil || string(kv.Value) != "2" {
 		t.Fatalf("Get = %q, %v", kv.Value, err)
 	}
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := watcher.Get(ctx, "alive/h1"); !errors.Is(err, store.ErrNotFound) {
+	if _, err := watcher.Get(ctx, keys.Heartbeat("h1")); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("ephemeral key survived its session: %v", err)
 	}
 }

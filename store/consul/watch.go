@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"github.com/hashicorp/consul/api"
+
 	"github.com/vxnet/vxnet/store"
 )
 

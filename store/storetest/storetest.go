@@ -45,6 +45,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vxnet/vxnet/errkind"
 	"github.com/vxnet/vxnet/store"
 )
 
@@ -228,6 +229,8 @@ func wantErr(t *testing.T, op string, err, target error, subject string) {
 		t.Errorf("%s(%q): no error, want %v", op, subject, target)
 	case !errors.Is(err, target):
 		t.Errorf("%s(%q): error %q does not wrap %v", op, subject, err, target)
+	case errkind.Of(err) != errkind.Of(target):
+		t.Errorf("%s(%q): error %q is of kind %s, want %s", op, subject, err, errkind.Of(err), errkind.Of(target))
 	case !strings.Contains(err.Error(), strconv.Quote(subject)):
 		t.Errorf("%s(%q): error %q does not name %q", op, subject, err, subject)
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/docker/go-plugins-helpers/network"
 	"github.com/sirupsen/logrus"
 
+	"github.com/vxnet/vxnet/cmd/vxnet/journal"
 	"github.com/vxnet/vxnet/store"
 )
 
@@ -22,7 +23,7 @@ func withJournal(t *testing.T, d NetworkDriver, timeout time.Duration) (*Server,
 	l := logrus.New()
 	l.SetOutput(io.Discard)
 	dir := t.TempDir()
-	j, err := OpenJournal(dir)
+	j, err := journal.Open(dir, logrus.NewEntry(l))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,14 +77,17 @@ func TestJournalReplaysRemovalsAfterOutage(t *testing.T) {
 	d := &outageDriver{}
 	s, dir := withJournal(t, d, time.Second)
 	d.down.Store(true)
-	for _, c := range []struct{ path, body string }{
-		{"/NetworkDriver.DeleteNetwork", `{"NetworkID":"n1"}`},
-		{"/NetworkDriver.DeleteNetwork", `{"NetworkID":"n1"}`}, // Docker's retry: one entry
-		{"/NetworkDriver.CreateEndpoint", `{"NetworkID":"n1","EndpointID":"ep1","Interface":{}}`},
-		{"/NetworkDriver.CreateNetwork", `{"NetworkID":"fail"}`}, // not a store failure
+	for _, c := range []struct {
+		path, body string
+		code       int
+	}{
+		{"/NetworkDriver.DeleteNetwork", `{"NetworkID":"n1"}`, 503},
+		{"/NetworkDriver.DeleteNetwork", `{"NetworkID":"n1"}`, 503}, // Docker's retry: one entry
+		{"/NetworkDriver.CreateEndpoint", `{"NetworkID":"n1","EndpointID":"ep1","Interface":{}}`, 503},
+		{"/NetworkDriver.CreateNetwork", `{"NetworkID":"fail"}`, 500}, // not a store failure
 	} {
-		if code, out := call(s, "POST", c.path, c.body); code != 500 {
-			t.Fatalf("%s during the outage: %d %v", c.path, code, out)
+		if code, out := call(s, "POST", c.path, c.body); code != c.code {
+			t.Fatalf("%s during the outage: %d %v, want %d", c.path, code, out, c.code)
 		}
 	}
 	wantEntries(t, dir, 2, "journal holds %d entries, want 2 (DeleteNetwork n1, DeleteEndpoint ep1)")
@@ -160,7 +164,7 @@ func (d *slowCreate) DeleteNetwork(context.Context, *network.DeleteNetworkReques
 func TestJournalSkipsRunningCalls(t *testing.T) {
 	l := logrus.New()
 	l.SetOutput(io.Discard)
-	j, err := OpenJournal(t.TempDir())
+	j, err := journal.Open(t.TempDir(), logrus.NewEntry(l))
 	if err != nil {
 		t.Fatal(err)
 	}

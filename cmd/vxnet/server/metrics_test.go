@@ -27,7 +27,8 @@ func TestCallbackMetrics(t *testing.T) {
 		{"/NetworkDriver.CreateNetwork", `{"NetworkID":"n1"}`, 200},
 		{"/NetworkDriver.CreateNetwork", `{"NetworkID":"n2"}`, 200},
 		{"/NetworkDriver.CreateNetwork", `{"NetworkID":"fail"}`, 500},
-		{"/NetworkDriver.CreateNetwork", `{"NetworkID":"slow"}`, 500},
+		{"/NetworkDriver.CreateNetwork", `{"NetworkID":"slow"}`, 503},
+		{"/NetworkDriver.CreateNetwork", `{"NetworkID":"badopt"}`, 400},
 		{"/NetworkDriver.CreateNetwork", `{"NetworkID":`, 400},
 		{"/IpamDriver.RequestPool", `{"Pool":"198.19.1.0/24"}`, 200},
 	} {
@@ -42,7 +43,7 @@ func TestCallbackMetrics(t *testing.T) {
 		`vxnet_callback_duration_seconds_count{call="NetworkDriver.CreateNetwork",result="ok"} 2`,
 		`vxnet_callback_duration_seconds_count{call="NetworkDriver.CreateNetwork",result="error"} 1`,
 		`vxnet_callback_duration_seconds_count{call="NetworkDriver.CreateNetwork",result="timeout"} 1`,
-		`vxnet_callback_duration_seconds_count{call="NetworkDriver.CreateNetwork",result="bad_request"} 1`,
+		`vxnet_callback_duration_seconds_count{call="NetworkDriver.CreateNetwork",result="bad_request"} 2`,
 		`vxnet_callback_duration_seconds_count{call="IpamDriver.RequestPool",result="ok"} 1`,
 		`vxnet_callback_duration_seconds_bucket{call="NetworkDriver.CreateNetwork",result="timeout",le="0.1"} 0`,
 		`vxnet_callback_duration_seconds_bucket{call="NetworkDriver.CreateNetwork",result="timeout",le="0.25"} 1`,

@@ -8,8 +8,8 @@
 // interface per socket, and they put no bound on body size or run time.
 //
 // Invariants: every response is JSON; errors are {"Err": "<message>"} with
-// a non-2xx status; no request body over MaxBody is read; a callback that
-// runs past Timeout is answered with an error naming the callback, and a
+// a non-2xx status chosen by the error's errkind (status.go); no request
+// body over MaxBody is read; a callback that runs past Timeout is answered with an error naming the callback, and a
 // panic in a callback is answered (and logged) instead of killing the
 // plugin.
 package server
@@ -27,6 +27,8 @@ import (
 
 	"github.com/docker/go-plugins-helpers/sdk"
 	"github.com/sirupsen/logrus"
+
+	"github.com/vxnet/vxnet/cmd/vxnet/journal"
 )
 
 // Defaults for Options.
@@ -41,8 +43,8 @@ type Options struct {
 	MaxBody int64
 	Log     *logrus.Entry
 	// Journal, if set, keeps the removals that failed for want of the
-	// store until Replay gets them done (journal.go).
-	Journal *Journal
+	// store until Replay gets them done.
+	Journal *journal.Journal
 	// Observe, if set, gets every callback's name, result (ok, error,
 	// bad_request, timeout) and duration, e.g. for metrics.
 	Observe func(call, result string, took time.Duration)
@@ -52,6 +54,8 @@ type Options struct {
 type Server struct {
 	o   Options
 	mux *http.ServeMux
+	nd  NetworkDriver
+	id  IPAMDriver
 }
 
 // errorResponse is Docker's error form.
@@ -71,7 +75,7 @@ func New(nd NetworkDriver, id IPAMDriver, o Options) *Server {
 	if o.Log == nil {
 		o.Log = logrus.NewEntry(logrus.StandardLogger())
 	}
-	s := &Server{o: o, mux: http.NewServeMux()}
+	s := &Server{o: o, mux: http.NewServeMux(), nd: nd, id: id}
 	s.mux.HandleFunc("/Plugin.Activate", func(w http.ResponseWriter, _ *http.Request) {
 		write(w, http.StatusOK, map[string][]string{"Implements": {"NetworkDriver", "IpamDriver"}})
 	})
@@ -105,13 +109,13 @@ func handle[Req any, Resp any](s *Server, path string, fn func(context.Context, 
 			return
 		}
 		log.WithField("request", req).Debug("call")
-		done := s.begin(r, path, body, log)
+		done := s.begin(req, log)
 		resp, err := run(s, r.Context(), path[1:], req, fn)
 		done(err)
 		s.observe(path[1:], result(err), start)
 		if err != nil {
 			log.WithError(err).WithField("took", time.Since(start)).Warn("call failed")
-			write(w, http.StatusInternalServerError, errorResponse{Err: err.Error()})
+			write(w, status(err), errorResponse{Err: err.Error()})
 			return
 		}
 		log.WithField("took", time.Since(start)).Debug("call done")
@@ -124,17 +128,6 @@ func (s *Server) observe(call, result string, start time.Time) {
 	if s.o.Observe != nil {
 		s.o.Observe(call, result, time.Since(start))
 	}
-}
-
-// result names a callback's outcome for Options.Observe.
-func result(err error) string {
-	switch {
-	case err == nil:
-		return "ok"
-	case errors.Is(err, context.DeadlineExceeded):
-		return "timeout"
-	}
-	return "error"
 }
 
 // decode reads at most MaxBody bytes of JSON into req and returns them.

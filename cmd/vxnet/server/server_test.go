@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -15,6 +16,9 @@ import (
 	ipamapi "github.com/docker/go-plugins-helpers/ipam"
 	"github.com/docker/go-plugins-helpers/network"
 	"github.com/sirupsen/logrus"
+
+	"github.com/vxnet/vxnet/errkind"
+	"github.com/vxnet/vxnet/store"
 )
 
 // stub answers every call; CreateNetwork is steered by the network ID.
@@ -33,6 +37,14 @@ func (s *stub) CreateNetwork(ctx context.Context, r *network.CreateNetworkReques
 		return ctx.Err()
 	case "fail":
 		return errors.New(`network "fail" is bad`)
+	case "badopt":
+		return errkind.Errorf(errkind.BadRequest, `network "badopt": unknown option "x"`)
+	case "taken":
+		return errkind.Errorf(errkind.Conflict, `network "taken": subnet 198.19.1.0/24 overlaps 198.19.1.0/25`)
+	case "gone":
+		return fmt.Errorf(`network "gone": read: %w`, store.ErrNotFound)
+	case "down":
+		return fmt.Errorf(`network "down": read: %w`, store.ErrUnavailable)
 	}
 	return nil
 }
@@ -104,6 +116,9 @@ func TestActivateListsBothDrivers(t *testing.T) {
 	}
 }
 
+// TestAnswers: each request gets Docker's answer (status and Err), the
+// status chosen by the error's kind; a request the server refuses before
+// decoding never reaches the driver, and one it decodes reaches it once.
 func TestAnswers(t *testing.T) {
 	s, st := newServer(t, 200*time.Millisecond)
 	big := `{"NetworkID":"` + strings.Repeat("a", DefaultMaxBody) + `"}`
@@ -111,21 +126,28 @@ func TestAnswers(t *testing.T) {
 		name, method, path, body string
 		code                     int
 		errHas                   string // "" = success
+		calls                    int32  // CreateNetwork calls the driver gets
 	}{
-		{"ok", "POST", "/NetworkDriver.CreateNetwork", `{"NetworkID":"ok"}`, 200, ""},
-		{"null body", "POST", "/NetworkDriver.GetCapabilities", "null", 200, ""},
-		{"empty body", "POST", "/IpamDriver.GetDefaultAddressSpaces", "", 200, ""},
-		{"driver error", "POST", "/NetworkDriver.CreateNetwork", `{"NetworkID":"fail"}`, 500, `network "fail" is bad`},
-		{"truncated", "POST", "/NetworkDriver.CreateNetwork", `{"NetworkID":"ok"`, 400, "malformed request"},
-		{"wrong type", "POST", "/IpamDriver.RequestPool", `{"Pool":42}`, 400, "malformed request"},
-		{"trailing garbage", "POST", "/NetworkDriver.Join", `{} {}`, 400, "malformed request"},
-		{"oversized", "POST", "/NetworkDriver.CreateNetwork", big, 400, "over 1048576 bytes"},
-		{"unknown endpoint", "POST", "/NetworkDriver.Frobnicate", `{}`, 404, `unknown plugin endpoint "/NetworkDriver.Frobnicate"`},
-		{"wrong method", "GET", "/NetworkDriver.Join", ``, 400, "method GET not allowed"},
-		{"panic", "POST", "/NetworkDriver.CreateNetwork", `{"NetworkID":"panic"}`, 500, "internal error: boom"},
-		{"timeout", "POST", "/NetworkDriver.CreateNetwork", `{"NetworkID":"slow"}`, 500, "no answer within 200ms"},
+		{"ok", "POST", "/NetworkDriver.CreateNetwork", `{"NetworkID":"ok"}`, 200, "", 1},
+		{"null body", "POST", "/NetworkDriver.GetCapabilities", "null", 200, "", 0},
+		{"empty body", "POST", "/IpamDriver.GetDefaultAddressSpaces", "", 200, "", 0},
+		{"driver error", "POST", "/NetworkDriver.CreateNetwork", `{"NetworkID":"fail"}`, 500, `network "fail" is bad`, 1},
+		{"bad request kind", "POST", "/NetworkDriver.CreateNetwork", `{"NetworkID":"badopt"}`, 400, `unknown option "x"`, 1},
+		{"conflict kind", "POST", "/NetworkDriver.CreateNetwork", `{"NetworkID":"taken"}`, 409, "overlaps", 1},
+		{"not found kind is no 404", "POST", "/NetworkDriver.CreateNetwork", `{"NetworkID":"gone"}`, 500, `network "gone": read: not found`, 1},
+		{"unavailable kind", "POST", "/NetworkDriver.CreateNetwork", `{"NetworkID":"down"}`, 503, "store unavailable", 1},
+		{"truncated", "POST", "/NetworkDriver.CreateNetwork", `{"NetworkID":"ok"`, 400, "malformed request", 0},
+		{"wrong type", "POST", "/IpamDriver.RequestPool", `{"Pool":42}`, 400, "malformed request", 0},
+		{"trailing garbage", "POST", "/NetworkDriver.Join", `{} {}`, 400, "malformed request", 0},
+		{"oversized", "POST", "/NetworkDriver.CreateNetwork", big, 400, "over 1048576 bytes", 0},
+		{"empty create", "POST", "/NetworkDriver.CreateNetwork", "", 400, "empty request body", 0},
+		{"unknown endpoint", "POST", "/NetworkDriver.Frobnicate", `{}`, 404, `unknown plugin endpoint "/NetworkDriver.Frobnicate"`, 0},
+		{"wrong method", "GET", "/NetworkDriver.CreateNetwork", ``, 400, "method GET not allowed", 0},
+		{"panic", "POST", "/NetworkDriver.CreateNetwork", `{"NetworkID":"panic"}`, 500, "internal error: boom", 1},
+		{"timeout", "POST", "/NetworkDriver.CreateNetwork", `{"NetworkID":"slow"}`, 503, "no answer within 200ms", 1},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
+			before := st.calls.Load()
 			code, out := call(s, tt.method, tt.path, tt.body)
 			if code != tt.code {
 				t.Fatalf("status %d, want %d (%v)", code, tt.code, out)
@@ -137,11 +159,15 @@ func TestAnswers(t *testing.T) {
 			if tt.errHas != "" && !strings.Contains(msg, tt.errHas) {
 				t.Fatalf("Err = %q, want it to contain %q (%v)", msg, tt.errHas, out)
 			}
+			if got := st.calls.Load() - before; got != tt.calls {
+				t.Fatalf("the driver got %d CreateNetwork calls, want %d", got, tt.calls)
+			}
 		})
 	}
 	// the server still serves after all of that
-	if code, _ := call(s, "POST", "/NetworkDriver.CreateNetwork", `{"NetworkID":"ok"}`); code != 200 || st.calls.Load() == 0 {
-		t.Fatalf("server broken after bad requests: %d", code)
+	before := st.calls.Load()
+	if code, out := call(s, "POST", "/NetworkDriver.CreateNetwork", `{"NetworkID":"ok"}`); code != 200 || st.calls.Load() != before+1 {
+		t.Fatalf("server broken after bad requests: %d %v, driver calls %d → %d", code, out, before, st.calls.Load())
 	}
 }
 
