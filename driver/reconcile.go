@@ -56,6 +56,14 @@ func (d *Driver) Reconcile(ctx context.Context) error {
 // vxnet knowing, is dropped with its network.
 func (d *Driver) reconcileNetworks(ctx context.Context, kvs []store.KV, have []uint32) (map[uint32]bool, error) {
 	want := map[uint32]bool{}
+	if len(kvs) == 0 {
+		return want, nil
+	}
+	// This host's endpoint copies, read once for all its networks.
+	mine, err := d.localEndpoints(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("reconcile: %w", err)
+	}
 	var errs []error
 	for _, kv := range kvs {
 		dockerID := keys.Last(kv.Key)
@@ -85,7 +93,7 @@ func (d *Driver) reconcileNetworks(ctx context.Context, kvs []store.KV, have []u
 			continue
 		}
 		want[n.VNI] = true
-		if err := d.reconcileNetwork(ctx, n, slices.Contains(have, n.VNI)); err != nil {
+		if err := d.reconcileNetwork(ctx, n, slices.Contains(have, n.VNI), mine); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -175,7 +183,9 @@ func (d *Driver) removeOrphan(ctx context.Context, n *Network, dockerID string) 
 	return nil
 }
 
-func (d *Driver) reconcileNetwork(ctx context.Context, n *Network, existed bool) error {
+// reconcileNetwork repairs n's namespace and republishes the records of
+// its endpoints among mine (this host's copies) that have their veth.
+func (d *Driver) reconcileNetwork(ctx context.Context, n *Network, existed bool, mine []Endpoint) error {
 	if err := d.o.Plane.EnsureNetwork(d.netConfig(n)); err != nil {
 		return fmt.Errorf("reconcile network %s: %w", n.Key, err)
 	}
@@ -183,10 +193,6 @@ func (d *Driver) reconcileNetwork(ctx context.Context, n *Network, existed bool)
 		d.logNet(n).Warn("reconcile: recreated missing namespace")
 	}
 	d.startWatch(n)
-	mine, err := d.localEndpoints(ctx)
-	if err != nil {
-		return err
-	}
 	ports, err := d.o.Plane.Endpoints(n.VNI)
 	if err != nil {
 		return err
