@@ -143,20 +143,56 @@ func TestObserveLag(t *testing.T) {
 		defer mu.Unlock()
 		lags = append(lags, d)
 	}
-	if err := e2.d.Reconcile(context.Background()); err != nil { // restarts h2's watcher: first listing has ep1
+	// Clear what the stopped watcher programmed, so that ep1 showing again
+	// proves the restarted watcher made its first listing.
+	if err := e2.plane.SetPeers(9, nil); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := e2.d.Reconcile(ctx); err != nil { // restarts h2's watcher: first listing has ep1
 		t.Fatal(err)
 	}
 	waitPeers(t, e2, 9, "198.19.1.2@198.18.0.11")
-	ctx := context.Background()
-	if _, err := e1.d.CreateEndpoint(ctx, &network.CreateEndpointRequest{NetworkID: net1, EndpointID: ep2,
-		Interface: &network.EndpointInterface{Address: "198.19.1.3/24"}}); err != nil {
-		t.Fatal(err)
+	// ep2 appears after the first listing; then ep3, and the listing that
+	// shows ep3 shows ep2 again, which must not count twice.
+	for _, ep := range []struct{ id, addr, peers string }{
+		{ep2, "198.19.1.3", "198.19.1.2@198.18.0.11,198.19.1.3@198.18.0.11"},
+		{ep3, "198.19.1.4", "198.19.1.2@198.18.0.11,198.19.1.3@198.18.0.11,198.19.1.4@198.18.0.11"},
+	} {
+		if _, err := e1.d.CreateEndpoint(ctx, &network.CreateEndpointRequest{NetworkID: net1, EndpointID: ep.id,
+			Interface: &network.EndpointInterface{Address: ep.addr + "/24"}}); err != nil {
+			t.Fatal(err)
+		}
+		waitPeers(t, e2, 9, ep.peers)
 	}
-	waitPeers(t, e2, 9, "198.19.1.2@198.18.0.11,198.19.1.3@198.18.0.11")
-	time.Sleep(100 * time.Millisecond) // a later resync must not count it again
+	settleWatchers(e2.d)
 	mu.Lock()
 	defer mu.Unlock()
-	if len(lags) != 1 || lags[0] <= 0 || lags[0] > 5*time.Second {
-		t.Fatalf("lags observed %v; want one, for ep2, between 0 and 5 s", lags)
+	if len(lags) != 2 {
+		t.Fatalf("lags observed %v; want two, one for ep2 and one for ep3", lags)
+	}
+	for _, l := range lags {
+		if l <= 0 || l > 5*time.Second {
+			t.Fatalf("lags observed %v; want each between 0 and 5 s", lags)
+		}
+	}
+}
+
+// ep3 is a third endpoint, for tests that need one more.
+const ep3 = "cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc"
+
+// settleWatchers waits until every peer watcher of d is between two
+// listings: a watcher programs the kernel and tells ObserveLag under its
+// lock, so once the peers it set are seen, this waits for the rest.
+func settleWatchers(d *Driver) {
+	d.wmu.Lock()
+	ws := make([]*watcher, 0, len(d.watchers))
+	for _, w := range d.watchers {
+		ws = append(ws, w)
+	}
+	d.wmu.Unlock()
+	for _, w := range ws {
+		w.mu.Lock()
+		w.mu.Unlock()
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -43,20 +44,59 @@ type faultsConfig struct {
 }
 
 func newFaultsConfig(t *testing.T) faultsConfig {
+	c, err := faultsConfigFrom(os.Getenv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// faultsConfigFrom reads VXNET_FAULTS and VXNET_FAULTS_SEED through
+// getenv; a seed that is not a whole uint64 is an error, not a random seed
+// in its place, so a run asked to replay a seed replays it or fails.
+func faultsConfigFrom(getenv func(string) string) (faultsConfig, error) {
 	c := faultsConfig{Form: "reduced", CrashCycles: 10, Outage: 12 * time.Second, RunsPerHost: 10, LeaderRuns: 8, BadInputRandom: 200}
-	switch f := os.Getenv("VXNET_FAULTS"); f {
+	switch f := getenv("VXNET_FAULTS"); f {
 	case "", "reduced":
 	case "full":
 		c = faultsConfig{Form: "full", CrashCycles: 100, Outage: 30 * time.Second, RunsPerHost: 50, LeaderRuns: 20, BadInputRandom: 2000}
 	default:
-		t.Fatalf("VXNET_FAULTS=%q: want full or reduced", f)
+		return c, fmt.Errorf("VXNET_FAULTS=%q: want full or reduced", f)
 	}
 	c.OutageSeconds = c.Outage.Seconds()
 	c.Seed = rand.Uint64()
-	if s := os.Getenv("VXNET_FAULTS_SEED"); s != "" {
-		fmt.Sscan(s, &c.Seed)
+	if s := getenv("VXNET_FAULTS_SEED"); s != "" {
+		seed, err := strconv.ParseUint(s, 10, 64)
+		if err != nil {
+			return c, fmt.Errorf("VXNET_FAULTS_SEED=%q: want a decimal uint64: %w", s, err)
+		}
+		c.Seed = seed
 	}
-	return c
+	return c, nil
+}
+
+// TestFaultsConfig: the seed and form asked for are the ones used, and a
+// malformed one fails instead of being replaced. It needs no cluster.
+func TestFaultsConfig(t *testing.T) {
+	env := func(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+	c, err := faultsConfigFrom(env(map[string]string{"VXNET_FAULTS": "full", "VXNET_FAULTS_SEED": "18446744073709551615"}))
+	if err != nil || c.Form != "full" || c.Seed != 18446744073709551615 || c.CrashCycles != 100 || c.OutageSeconds != 30 {
+		t.Fatalf("full form, seed 2^64-1: %+v, %v", c, err)
+	}
+	if c, err := faultsConfigFrom(env(nil)); err != nil || c.Form != "reduced" || c.CrashCycles != 10 {
+		t.Fatalf("default: %+v, %v; want the reduced form", c, err)
+	}
+	for _, tt := range []struct{ name, value, want string }{
+		{"VXNET_FAULTS_SEED", "12abc", `VXNET_FAULTS_SEED="12abc": want a decimal uint64`},
+		{"VXNET_FAULTS_SEED", "abc", `VXNET_FAULTS_SEED="abc"`},
+		{"VXNET_FAULTS_SEED", "-1", `VXNET_FAULTS_SEED="-1"`},
+		{"VXNET_FAULTS_SEED", "18446744073709551616", `VXNET_FAULTS_SEED="18446744073709551616"`},
+		{"VXNET_FAULTS", "huge", `VXNET_FAULTS="huge": want full or reduced`},
+	} {
+		if c, err := faultsConfigFrom(env(map[string]string{tt.name: tt.value})); err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%s=%q: %+v, %v; want an error containing %q", tt.name, tt.value, c, err, tt.want)
+		}
+	}
 }
 
 // faults is the shared state of TestFaults.

@@ -329,12 +329,10 @@ func managedTail(path string, n int) string {
 
 const managedHelperEnv = "VXE2E_MANAGED_KILLED_RUN"
 
-// TestManagedKilledRunHelper is the run TestManagedCleanupAfterKill
-// kills: the managed plugin enabled with a network and a container.
-func TestManagedKilledRunHelper(t *testing.T) {
-	if os.Getenv(managedHelperEnv) != "1" {
-		return // the subprocess entry point of TestManagedCleanupAfterKill
-	}
+// managedKilledRun is the run TestManagedCleanupAfterKill kills, in a
+// subprocess of the test binary running that test with managedHelperEnv
+// set: the managed plugin enabled with a network and a container.
+func managedKilledRun(t *testing.T) {
 	c := harness.Start(t, 1)
 	h := c.Hosts[0]
 	m := installManaged(t, h)
@@ -347,6 +345,7 @@ func TestManagedKilledRunHelper(t *testing.T) {
 	}
 	fmt.Printf("VXNET-MANAGED-READY %d %s %s\n", ppid, cpid, m.dir)
 	time.Sleep(5 * time.Minute)
+	t.Fatal("the killed run was not killed")
 }
 
 // managedPid finds the managed plugin's process: vxnet serve in the
@@ -376,10 +375,14 @@ func managedPid(h *harness.Host) (int, error) {
 // that the next Start's Cleanup leaves nothing of it: the plugin process,
 // its container, and the mounts of its plugin directory.
 func TestManagedCleanupAfterKill(t *testing.T) {
+	if os.Getenv(managedHelperEnv) == "1" {
+		managedKilledRun(t) // the subprocess: it is killed
+		return
+	}
 	harness.Require(t)
 	var pids []int
 	var dir string
-	harness.RunKilled(t, "TestManagedKilledRunHelper", []string{managedHelperEnv + "=1"}, 3*time.Minute, func(line string) bool {
+	harness.RunKilled(t, t.Name(), []string{managedHelperEnv + "=1"}, 3*time.Minute, func(line string) bool {
 		var p, c int
 		if n, _ := fmt.Sscanf(line, "VXNET-MANAGED-READY %d %d %s", &p, &c, &dir); n != 3 {
 			return false
@@ -387,7 +390,7 @@ func TestManagedCleanupAfterKill(t *testing.T) {
 		pids = []int{p, c}
 		return true
 	})
-	if parent := filepath.Dir(dir); strings.HasPrefix(filepath.Base(parent), "TestManagedKilledRunHelper") {
+	if parent := filepath.Dir(dir); strings.HasPrefix(filepath.Base(parent), t.Name()) {
 		defer os.RemoveAll(parent) // the killed run's t.TempDir
 	}
 	for _, pid := range pids {

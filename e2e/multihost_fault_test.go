@@ -201,8 +201,11 @@ func testAddressMovesHost(t *testing.T, e *multiHost) {
 	mustPing(t, h2, pinger(h2), ip)
 	h1.MustDocker(t, "rm", "-f", "mover1")
 	runC(t, h2, "mover2", append([]string{"--network", prodNet, "--ip", ip}, sleeper...)...)
+	// The premise: the address moved with its MAC, so the other hosts
+	// hold a neighbour entry for the MAC that is right and an FDB entry
+	// pointing at the wrong host.
 	if _, mac2 := endpoint(t, h2, "mover2", prodNet); mac2 != mac {
-		t.Logf("the address kept its MAC? %s on host 1, %s on host 2", mac, mac2)
+		t.Fatalf("%s has MAC %s on host 2 but had %s on host 1: the case is about an address that keeps its MAC", ip, mac2, mac)
 	}
 	for _, from := range []*harness.Host{h3, h1} {
 		if _, err := pingUntil(from, pinger(from), ip, 3); err != nil {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/vxnet/vxnet/e2e/harness"
+	"github.com/vxnet/vxnet/internal/testenv"
 )
 
 // silentFor is how long a plugin stays down, and a host cut off from
@@ -18,7 +19,7 @@ import (
 // the heartbeat session's TTL. Outside CI, VXNET_SILENT_FOR may shorten it
 // for a quick local run.
 func silentFor(t *testing.T) time.Duration {
-	if v := os.Getenv("VXNET_SILENT_FOR"); v != "" && os.Getenv("CI") != "true" {
+	if v := os.Getenv("VXNET_SILENT_FOR"); v != "" && !testenv.CI() {
 		d, err := time.ParseDuration(v)
 		if err != nil {
 			t.Fatalf("VXNET_SILENT_FOR=%q: %v", v, err)

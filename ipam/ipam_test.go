@@ -81,14 +81,26 @@ func TestAuxAddressesShared(t *testing.T) {
 	if err := h2.ReleaseAddress(ctx, &ipamapi.ReleaseAddressRequest{PoolID: id, Address: "198.19.7.200"}); err != nil {
 		t.Fatal(err)
 	}
-	for i := range 250 {
+	// Lease the whole pool: every host address but the aux one is handed
+	// out (no gateway was asked for), then "no free address".
+	aux, leased := netip.MustParseAddr("198.19.7.200"), 0
+	for {
 		a, err := request(h1, id, "", nil)
 		if err != nil {
+			if !strings.Contains(err.Error(), "no free address") {
+				t.Fatalf("lease %d: %v, want only \"no free address\" once the pool is full", leased+1, err)
+			}
 			break
 		}
-		if a == "198.19.7.200/24" {
-			t.Fatalf("aux address handed to a container after %d leases", i)
+		if mustPrefix(t, a).Addr() == aux {
+			t.Fatalf("aux address handed to a container after %d leases", leased)
 		}
+		if leased++; leased > 254 {
+			t.Fatalf("%d leases from a /24", leased)
+		}
+	}
+	if leased != 253 {
+		t.Fatalf("%d addresses leased from 198.19.7.0/24, want 253 (its 254 host addresses less the aux one)", leased)
 	}
 	for _, m := range []*IPAM{h1, h2} {
 		if err := m.ReleasePool(ctx, &ipamapi.ReleasePoolRequest{PoolID: id}); err != nil {

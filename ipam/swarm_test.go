@@ -2,6 +2,7 @@ package ipam
 
 import (
 	"context"
+	"net/netip"
 	"strings"
 	"testing"
 
@@ -32,6 +33,12 @@ func TestGlobalScopeSwarmFlow(t *testing.T) {
 	t2 := mustRequest(t, h1, id, "", serial).String()
 	if t1 == t2 {
 		t.Fatalf("task addresses %q %q", t1, t2)
+	}
+	subnet, gwAddr := netip.MustParsePrefix(req.Pool), netip.MustParseAddr("198.19.4.1")
+	for _, a := range []string{t1, t2} {
+		if p := mustPrefix(t, a); !subnet.Contains(p.Addr()) || p.Bits() != subnet.Bits() || p.Addr() == gwAddr || p.Addr() == subnet.Addr() {
+			t.Fatalf("task address %s: want a host address of %s other than the gateway", a, subnet)
+		}
 	}
 	addr := func(p string) string { return mustPrefix(t, p).Addr().String() }
 	// nodes: the manager for task 1, the worker for task 2, each creating

@@ -4,6 +4,10 @@ import (
 	"errors"
 	"flag"
 	"io"
+	"net"
+	"net/netip"
+	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -30,7 +34,7 @@ func TestParseConfig(t *testing.T) {
 		{[]string{"--scope", "swarm"}, nil, `--scope "swarm"`},
 		{[]string{"--log-format", "xml"}, nil, `--log-format "xml"`},
 		{[]string{"--socket", "rel.sock"}, nil, "want an absolute path"},
-		{[]string{"--dead-after", "1s"}, nil, "dead-after"},
+		{[]string{"--dead-after", "1s"}, nil, "--heartbeat-interval 2s / --dead-after 1s: want"},
 		{[]string{"--forget-after", "30s"}, nil, "--forget-after 30s: want 0 (never) or at least 1m"},
 		{[]string{"--host-id", "a/b"}, nil, `--host-id: host ID "a/b"`},
 		{[]string{"--host-id-file", "rel"}, nil, `--host-id-file "rel": want an absolute path`},
@@ -47,8 +51,10 @@ func TestParseConfig(t *testing.T) {
 }
 
 // FuzzParseConfig: any command line and environment value either parses
-// into a configuration that passes validate, or fails with an error that
-// names the flag or variable; it never panics.
+// into a configuration inside the documented bounds (checked here, not by
+// validate) that the flags alone reproduce, or fails with an error that
+// names a flag or argument the input gave, or the variable set; it never
+// panics.
 func FuzzParseConfig(f *testing.F) {
 	for _, s := range []struct{ args, key, value string }{
 		{"--vxlan-port 4790", "VXNET_STORE", "consul://h:8500"},
@@ -56,6 +62,14 @@ func FuzzParseConfig(f *testing.F) {
 		{"--advertise-addr 198.18.0.11", "VXNET_HEARTBEAT_INTERVAL", "1ms"},
 		{"--reconcile-interval -1s", "VXNET_MTU", "x"},
 		{"extra", "VXNET_LOG_FORMAT", "json"},
+		{"--socket rel.sock", "VXNET_MTU", "1400"},
+		{"--heartbeat-interval 6s", "VXNET_FORGET_AFTER", "0"},
+		{"--mtu 575", "VXNET_SCOPE", "global"},
+		{"-", "VXNET_VXLAN_PORT", "65536"},
+		{"--metrics-addr=:9414 --forget-after 59s", "VXNET_HOST_ID", "a/b"},
+		{"-store=bolt:///x.db", "VXNET_HOST_ID_FILE", "rel"},
+		{"--", "VXNET_LOG_FORMAT", "xml"},
+		{"---mtu 1400", "VXNET_ADVERTISE_ADDR", "nope"},
 	} {
 		f.Add(s.args, s.key, s.value)
 	}
@@ -66,18 +80,102 @@ func FuzzParseConfig(f *testing.F) {
 			}
 			return ""
 		}
-		c, err := parseConfig(strings.Fields(args), env, io.Discard)
+		fields := strings.Fields(args)
+		c, err := parseConfig(fields, env, io.Discard)
 		if errors.Is(err, flag.ErrHelp) {
 			return // -h: serve prints the usage and exits 0
 		}
 		if err != nil {
-			if !strings.Contains(err.Error(), "-") && !strings.Contains(err.Error(), "VXNET_") && !strings.Contains(err.Error(), "argument") {
-				t.Fatalf("error names no flag or variable: %v", err)
+			if named := givenNames(fields, key, value); !namesAny(err.Error(), named) {
+				t.Fatalf("args %q, %s=%q: error names none of %q: %v", fields, key, value, named, err)
 			}
 			return
 		}
-		if err := c.validate(); err != nil {
-			t.Fatalf("parsed configuration does not validate: %v", err)
+		if bad := outOfBounds(c); len(bad) > 0 {
+			t.Fatalf("args %q, %s=%q parsed into %+v, out of bounds: %s", fields, key, value, c, strings.Join(bad, "; "))
+		}
+		again, err := parseConfig(asFlags(c), env0, io.Discard)
+		if err != nil || !reflect.DeepEqual(again, c) {
+			t.Fatalf("args %q, %s=%q: %+v does not round-trip through its flags %q: %+v, %v", fields, key, value, c, asFlags(c), again, err)
 		}
 	})
+}
+
+func env0(string) string { return "" }
+
+// givenNames are the words an error about this input may name: each
+// argument as given (or quoted), each flag name given (with one dash, as package flag
+// says it, and with two), and the variable with its flag when it is set.
+func givenNames(args []string, key, value string) []string {
+	var out []string
+	for _, a := range args {
+		out = append(out, a, strconv.Quote(a))
+		if name, _, _ := strings.Cut(strings.TrimLeft(a, "-"), "="); strings.HasPrefix(a, "-") && name != "" {
+			out = append(out, "-"+name, "--"+name)
+		}
+	}
+	if value != "" && strings.HasPrefix(key, "VXNET_") {
+		flagName := strings.ToLower(strings.ReplaceAll(strings.TrimPrefix(key, "VXNET_"), "_", "-"))
+		out = append(out, key, "--"+flagName)
+	}
+	return out
+}
+
+// namesAny tells whether msg holds one of names as a word of its own (not
+// followed by a letter, digit, '-' or '_', so "-m" is not found in "-mtu").
+func namesAny(msg string, names []string) bool {
+	for _, n := range names {
+		for i := strings.Index(msg, n); i >= 0; {
+			end := i + len(n)
+			if end == len(msg) || !strings.ContainsRune("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_", rune(msg[end])) {
+				return true
+			}
+			j := strings.Index(msg[i+1:], n)
+			if j < 0 {
+				break
+			}
+			i += 1 + j
+		}
+	}
+	return false
+}
+
+// outOfBounds checks a parsed configuration against the bounds the flags'
+// help and the README give, written out again here so that a check dropped
+// from validate shows.
+func outOfBounds(c *config) []string {
+	var bad []string
+	check := func(ok bool, what string) {
+		if !ok {
+			bad = append(bad, what)
+		}
+	}
+	check(c.VXLANPort >= 1 && c.VXLANPort <= 65535, "vxlan port outside 1..65535")
+	check(c.MTU == 0 || (c.MTU >= 576 && c.MTU <= 65535), "mtu neither 0 nor in 576..65535")
+	_, aerr := netip.ParseAddr(c.AdvertiseAddr)
+	check(c.AdvertiseAddr == "" || aerr == nil, "advertise address not an IP address")
+	check(c.Scope == "local" || c.Scope == "global", "scope neither local nor global")
+	check(c.LogFormat == "text" || c.LogFormat == "json", "log format neither text nor json")
+	check(c.ReconcileInterval >= 0, "negative reconcile interval")
+	check(c.HeartbeatInterval >= 100*time.Millisecond, "heartbeat interval under 100ms")
+	check(c.DeadAfter >= 2*c.HeartbeatInterval, "dead-after under twice the heartbeat interval")
+	check(c.ForgetAfter == 0 || c.ForgetAfter >= time.Minute, "forget-after neither 0 nor at least 1m")
+	check(c.HostID == "" || validHostID(c.HostID) == nil, "invalid host ID")
+	check(c.HostIDFile == "" || strings.HasPrefix(c.HostIDFile, "/"), "relative host ID file")
+	check(strings.HasPrefix(c.Socket, "/"), "relative socket path")
+	if c.MetricsAddr != "" {
+		_, port, err := net.SplitHostPort(c.MetricsAddr)
+		check(err == nil && port != "", "metrics address not host:port")
+	}
+	return bad
+}
+
+// asFlags is c as a command line giving every flag.
+func asFlags(c *config) []string {
+	var shadow config
+	fs := newFlagSet(&shadow, io.Discard)
+	shadow = *c // the flag values point into shadow: they show c now
+	var out []string
+	fs.VisitAll(func(f *flag.Flag) { out = append(out, "--"+f.Name+"="+f.Value.String()) })
+	return out
 }

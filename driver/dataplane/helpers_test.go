@@ -15,6 +15,8 @@ import (
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
+
+	"github.com/vxnet/vxnet/internal/testenv"
 )
 
 // Every kernel test runs against a throwaway network namespace standing in
@@ -73,13 +75,9 @@ func leakSnapshot() []string {
 // skipped kernel test would hide that nothing ran.
 func requireRoot(t *testing.T) {
 	t.Helper()
-	if os.Geteuid() == 0 {
-		return
+	if os.Geteuid() != 0 {
+		testenv.Missing(t, "kernel tests need root (netns, bind mounts, links)")
 	}
-	if os.Getenv("CI") == "true" {
-		t.Fatal("kernel tests need root (CI=true: refusing to skip)")
-	}
-	t.Skip("kernel tests need root (netns, bind mounts, links)")
 }
 
 type testWriter struct{ t *testing.T }

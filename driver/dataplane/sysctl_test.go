@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/vxnet/vxnet/internal/testenv"
 )
 
 func TestNewRejectsBadSysctlDir(t *testing.T) {
@@ -43,7 +45,7 @@ func TestSysctlDirElsewhere(t *testing.T) {
 	enterNS(t, h.ns)
 	const key = "/proc/sys/net/ipv6/conf/default/accept_dad"
 	if _, err := os.Stat(key); errors.Is(err, os.ErrNotExist) {
-		t.Skip("kernel without IPv6")
+		testenv.Missing(t, "kernel without IPv6: no %s", key)
 	}
 	hostBefore := readSysctl(t, key)
 	c := testNetwork(4111)

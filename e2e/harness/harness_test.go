@@ -71,13 +71,11 @@ const (
 	helperConsulEnv = "VXE2E_KILLED_RUN_CONSUL"
 )
 
-// TestKilledRunHelper is the run TestCleanupAfterKill kills: one host with
-// a container and a process (and the Consul node, when there is a Consul
-// binary), then it waits to be killed.
-func TestKilledRunHelper(t *testing.T) {
-	if os.Getenv(helperEnv) != "1" {
-		return // the subprocess entry point of TestCleanupAfterKill, not a test of its own
-	}
+// killedRun is the run TestCleanupAfterKill kills, in a subprocess of the
+// test binary running TestCleanupAfterKill with helperEnv set: one host
+// with a container and a process (and the Consul node, when there is a
+// Consul binary), then it waits to be killed.
+func killedRun(t *testing.T) {
 	c := Start(t, 1)
 	if os.Getenv(helperConsulEnv) == "1" {
 		c.StartConsul(t)
@@ -93,6 +91,9 @@ func TestKilledRunHelper(t *testing.T) {
 // TestCleanupAfterKill SIGKILLs a test process with a cluster up, so no
 // teardown runs, and checks that Cleanup removes what it left.
 func TestCleanupAfterKill(t *testing.T) {
+	if os.Getenv(helperEnv) == "1" {
+		killedRun(t) // the subprocess: never returns, it is killed
+	}
 	Require(t)
 	env := []string{helperEnv + "=1"}
 	if _, err := ConsulBinary(); err == nil {
@@ -100,7 +101,7 @@ func TestCleanupAfterKill(t *testing.T) {
 	} else {
 		t.Logf("no Consul binary, the killed run has no Consul node: %v", err)
 	}
-	line := RunKilled(t, "TestKilledRunHelper", env, 2*time.Minute, func(line string) bool {
+	line := RunKilled(t, t.Name(), env, 2*time.Minute, func(line string) bool {
 		f := strings.Fields(line)
 		return len(f) == 5 && f[0] == "VXE2E-READY"
 	})

@@ -11,11 +11,14 @@ import (
 	"time"
 )
 
-// RunKilled simulates a test run killed in the middle: it runs the test
-// helper of the current test binary with env added, reads its output until
-// ready accepts a line, then SIGKILLs it, so none of its teardown runs. It
+// RunKilled simulates a test run killed in the middle: it runs test helper
+// of the current test binary with env added, reads its output until ready
+// accepts a line, then SIGKILLs it, so none of its teardown runs. It
 // returns the accepted line; the test fails, showing the helper's output,
-// when the helper ends or timeout passes first.
+// when the helper ends or timeout passes first. The helper is the calling
+// test itself (t.Name()), which does the killed run's part when env says
+// so: a helper of its own would be a test that passes having checked
+// nothing.
 func RunKilled(t *testing.T, helper string, env []string, timeout time.Duration, ready func(line string) bool) string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)

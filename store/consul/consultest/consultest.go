@@ -24,6 +24,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/consul/api"
+
+	"github.com/vxnet/vxnet/internal/testenv"
 )
 
 // consulScript builds and caches the Consul binary the tests run: the
@@ -46,10 +48,7 @@ func Addr(t *testing.T) string {
 	}
 	bin, err := cachedConsul()
 	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("no Consul for the store test (run hack/consul.sh first, or set VXNET_TEST_CONSUL): %v", err)
-		}
-		t.Skipf("skipping: no Consul (run hack/consul.sh to build it, or set VXNET_TEST_CONSUL=host:port): %v", err)
+		testenv.Missing(t, "no Consul for the store test (run hack/consul.sh to build it, or set VXNET_TEST_CONSUL=host:port): %v", err)
 	}
 	return Start(t, bin)
 }
@@ -62,10 +61,7 @@ func Binary(t *testing.T) string {
 	if err == nil {
 		return bin
 	}
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("no Consul binary (run hack/consul.sh first): %v", err)
-	}
-	t.Skipf("skipping: no Consul binary (run hack/consul.sh to build it): %v", err)
+	testenv.Missing(t, "no Consul binary (run hack/consul.sh to build it): %v", err)
 	return ""
 }
 
