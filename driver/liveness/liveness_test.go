@@ -16,6 +16,7 @@ import (
 
 	"github.com/vxnet/vxnet/store"
 	"github.com/vxnet/vxnet/store/bolt"
+	"github.com/vxnet/vxnet/store/keys"
 )
 
 // flaky is a store whose Watch and Put fail while down is set.
@@ -291,7 +292,7 @@ func TestSilentHostGoneOnlyWhenUnderlayStops(t *testing.T) {
 func waitBeat(t *testing.T, s store.Store, host string) {
 	t.Helper()
 	index := func() uint64 {
-		kv, err := s.Get(context.Background(), Prefix+host)
+		kv, err := s.Get(context.Background(), keys.Heartbeat(host))
 		if err != nil {
 			return 0
 		}
