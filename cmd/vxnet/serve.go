@@ -125,7 +125,7 @@ func runServe(ctx context.Context, c *config, log *logrus.Entry) error {
 	drv, err := driver.New(driver.Options{
 		Store: st, Plane: plane, HostID: c.HostID, VTEP: ul.Addr,
 		Port: c.VXLANPort, MTU: mtu, Scope: c.Scope, MultiHost: multiHost(c.Store), Log: log, Reclaim: ip.Reclaim, SetupDone: ip.SetupDone, PoolState: ip.PoolState,
-		ObserveLag: met.ObservePropagation,
+		ObserveLag: met.ObservePropagation, Admit: swarmGuard(ctx, c, st, log),
 	})
 	if err != nil {
 		return err
