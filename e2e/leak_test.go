@@ -31,7 +31,8 @@ import (
 //     endpoints need: network, VNI and per-host references, endpoint
 //     records and the hosts' copies, one MAC key per endpoint
 //     (macs/<key>/<mac>), IPAM pools, their subnet index and one lease per
-//     endpoint address and --aux-address, heartbeats of running plugins.
+//     endpoint address and --aux-address, heartbeats of running plugins,
+//     the swarm census's record of each swarm service (swarm/services/).
 //     Missing keys are reported as lost, extra ones as leaked; the
 //     driver's subnet claims (subnets) exist only while a create runs, so
 //     any is a leak.
@@ -219,6 +220,9 @@ func (lc *leakChecker) checkStore(v *dockerView) (map[string]netRecord, error) {
 		if lc.running(p) {
 			want["alive/"+p.hostID()] = true
 		}
+	}
+	for _, id := range lc.swarmServices(have) {
+		want["swarm/services/"+id] = true
 	}
 	errs := append(lc.checkMembers(v, have), checkAddresses(v, have))
 	var lost, leaked []string
@@ -521,4 +525,23 @@ func keys(m map[string]bool) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// swarmServices lists the IDs of the swarm's services, asked of the hosts'
+// managers only when the store holds census records (package swarm).
+func (lc *leakChecker) swarmServices(have map[string][]byte) []string {
+	asked := false
+	for k := range have {
+		asked = asked || strings.HasPrefix(k, "swarm/services/")
+	}
+	if !asked {
+		return nil
+	}
+	var ids []string
+	for _, p := range lc.plugins {
+		if out, err := p.h.Docker("service", "ls", "--format", "{{.ID}}"); err == nil { // a worker refuses
+			ids = append(ids, strings.Fields(out)...)
+		}
+	}
+	return ids
 }
