@@ -72,6 +72,7 @@ func TestSwarmStack(t *testing.T) {
 	if err := os.WriteFile(file, []byte(stackFile), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	began := time.Now()
 	mgr.MustDocker(t, "stack", "deploy", "--resolve-image", "never", "-c", file, stackName)
 	removed := false
 	t.Cleanup(func() {
@@ -81,6 +82,7 @@ func TestSwarmStack(t *testing.T) {
 	})
 	web := serviceTasks(t, sw.c, stackName+"_web", 1)
 	api := serviceTasks(t, sw.c, stackName+"_api", 2)
+	t.Logf("stack deployed, web and api tasks running after %s", time.Since(began).Round(time.Millisecond))
 	if len(web[mgr]) != 1 || len(api[mgr]) != 0 {
 		t.Fatalf("placement: web %v, api %v; want web on the manager %s alone", web, api, mgr.Name)
 	}
@@ -102,7 +104,7 @@ func TestSwarmStack(t *testing.T) {
 		}
 		return false, out
 	})
-	t.Logf("docker service ps --no-trunc %s_vip: %s", stackName, refusal)
+	t.Logf("%s after the deploy, docker service ps --no-trunc %s_vip: %s", time.Since(began).Round(time.Millisecond), stackName, refusal)
 	for _, s := range []string{`service "` + stackName + `_vip"`, "endpoint mode vip", `network "` + stackNet + `"`} {
 		if !strings.Contains(refusal, s) {
 			t.Errorf("refusal does not name %s: %s", s, refusal)
@@ -117,6 +119,7 @@ func TestSwarmStack(t *testing.T) {
 		t.Errorf("%d service records for the stack's 3 services: %v", len(keys), keys)
 	}
 
+	began = time.Now()
 	mgr.MustDocker(t, "stack", "rm", stackName)
 	removed = true
 	sw.checkGone(t, stackNet, base)
@@ -124,6 +127,7 @@ func TestSwarmStack(t *testing.T) {
 		keys := swarmKeys(t, sw.consul, sw.prefix+"/swarm/services/")
 		return len(keys) == 0, fmt.Sprint(keys)
 	})
+	t.Logf("stack removed, nothing left on the nodes after %s", time.Since(began).Round(time.Millisecond))
 	sw.checkStoreEmpty(t)
 }
 
