@@ -24,6 +24,7 @@ plugin: build
 	rm -rf ./$(PLUGIN_DIR)
 	mkdir -p $(addprefix $(PLUGIN_DIR)/rootfs/,run/docker/plugins run/vxnet var/lib/vxnet host/proc etc tmp)
 	install -m 0755 bin/vxnet $(PLUGIN_DIR)/rootfs/vxnet
+	touch $(PLUGIN_DIR)/rootfs/run/docker.sock
 	install -m 0644 plugin-config/config.json $(PLUGIN_DIR)/config.json
 
 # PLUGIN_SETTINGS are `docker plugin set` arguments applied before the first

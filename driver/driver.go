@@ -63,6 +63,9 @@ type Options struct {
 	// how long after its record was written this host first programmed
 	// it (by the two hosts' clocks).
 	ObserveLag func(time.Duration)
+	// Admit, if set, may refuse an endpoint before anything is written
+	// (swarm.Guard.Admit: tasks of VIP-mode services).
+	Admit func(ctx context.Context, dockerNet string, addrs []netip.Prefix) error
 	// MultiHost: the store is shared by several hosts (Consul). Docker's
 	// default IPAM then hands out the same addresses on every host, so a
 	// local-scope network must use vxnet's IPAM.

@@ -36,6 +36,11 @@ func (d *Driver) CreateEndpoint(ctx context.Context, r *network.CreateEndpointRe
 	if err != nil {
 		return nil, err
 	}
+	if d.o.Admit != nil {
+		if err := d.o.Admit(ctx, r.NetworkID, ep.Addrs); err != nil {
+			return nil, err
+		}
+	}
 	if err := d.takeMAC(ctx, ep); err != nil {
 		return nil, err
 	}

@@ -15,7 +15,7 @@ import (
 func TestLeakCheckerStoreKeys(t *testing.T) {
 	nothing := &dockerView{nets: map[*plugin][]dockerNet{}}
 	for kind, key := range keys.Examples() {
-		_, err := storeDiff(nothing, map[string][]byte{key: []byte("{}")}, nil)
+		_, err := storeDiff(nothing, map[string][]byte{key: []byte("{}")}, nil, nil)
 		if err == nil || !strings.Contains(err.Error(), "no Docker network or endpoint needs: "+kind+" "+key) {
 			t.Errorf("a leaked %s key %q: checker says %v", kind, key, err)
 		}
@@ -25,7 +25,7 @@ func TestLeakCheckerStoreKeys(t *testing.T) {
 	addr := netip.MustParsePrefix("198.19.1.2/24")
 	net := keys.PoolID(addr.Masked())
 	ep := endpointView{host: p, net: net, id: "0123456789ab", mac: "02:42:c6:13:01:02", addrs: []netip.Prefix{addr}, name: "c1"}
-	_, err := storeDiff(&dockerView{nets: map[*plugin][]dockerNet{}, eps: []endpointView{ep}}, map[string][]byte{}, map[*plugin]bool{p: true})
+	_, err := storeDiff(&dockerView{nets: map[*plugin][]dockerNet{}, eps: []endpointView{ep}}, map[string][]byte{}, map[*plugin]bool{p: true}, nil)
 	for _, key := range []string{
 		keys.Endpoint(net, ep.id), keys.HostEndpoint(p.hostID(), ep.id), keys.MAC(net, ep.mac), keys.Lease(net, addr.Addr()),
 	} {

@@ -32,7 +32,8 @@ import (
 //     endpoints need: network, VNI and per-host references, endpoint
 //     records and the hosts' copies, one MAC key per endpoint
 //     (macs/<key>/<mac>), IPAM pools, their subnet index and one lease per
-//     endpoint address and --aux-address, heartbeats of running plugins.
+//     endpoint address and --aux-address, heartbeats of running plugins,
+//     the swarm census's record of each swarm service (swarm/services/).
 //     Missing keys are reported as lost, extra ones as leaked; the
 //     driver's subnet claims (subnets) exist only while a create runs, so
 //     any is a leak.
@@ -184,13 +185,13 @@ func (lc *leakChecker) checkStore(v *dockerView) (map[string]netRecord, error) {
 	for _, p := range lc.plugins {
 		running[p] = lc.running(p)
 	}
-	return storeDiff(v, have, running)
+	return storeDiff(v, have, running, lc.swarmServices(have))
 }
 
 // storeDiff compares the store's keys and values (have) with what the
-// Docker view needs, given which plugins run, and returns the record of
-// every cluster network found.
-func storeDiff(v *dockerView, have map[string][]byte, running map[*plugin]bool) (map[string]netRecord, error) {
+// Docker view needs, given which plugins run and the swarm's service IDs,
+// and returns the record of every cluster network found.
+func storeDiff(v *dockerView, have map[string][]byte, running map[*plugin]bool, services []string) (map[string]netRecord, error) {
 	want := map[string]bool{}
 	vnis := map[string]netRecord{}
 	for p, nets := range v.nets {
@@ -230,6 +231,9 @@ func storeDiff(v *dockerView, have map[string][]byte, running map[*plugin]bool) 
 		if run {
 			want[keys.Heartbeat(p.hostID())] = true
 		}
+	}
+	for _, id := range services {
+		want[keys.SwarmService(id)] = true
 	}
 	errs := append(checkMembers(v, have), checkAddresses(v, have))
 	var lost, leaked []string
@@ -533,4 +537,23 @@ func sortedKeys(m map[string]bool) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// swarmServices lists the IDs of the swarm's services, asked of the hosts'
+// managers only when the store holds census records (package swarm).
+func (lc *leakChecker) swarmServices(have map[string][]byte) []string {
+	asked := false
+	for k := range have {
+		asked = asked || keys.Kind(k) == "swarm service"
+	}
+	if !asked {
+		return nil
+	}
+	var ids []string
+	for _, p := range lc.plugins {
+		if out, err := p.h.Docker("service", "ls", "--format", "{{.ID}}"); err == nil { // a worker refuses
+			ids = append(ids, strings.Fields(out)...)
+		}
+	}
+	return ids
 }

@@ -30,47 +30,9 @@ const (
 // every other across hosts, a scale-down and the service's removal leaving
 // nothing on any host or in Consul.
 func TestSwarm(t *testing.T) {
-	c := harness.Start(t, 3)
-	consul := c.StartConsul(t)
-	prefix := "vxe2e-" + randomHex(t, 4)
-	store := "consul://" + consul.Addr() + "/" + prefix
-	mps := make([]*managedPlugin, len(c.Hosts))
-	for i, h := range c.Hosts {
-		mps[i] = installManaged(t, h, "VXNET_SCOPE=global", "VXNET_STORE="+store)
-	}
-	for _, m := range mps {
-		if caps := m.h.MustDocker(t, "info", "-f", "{{json .Plugins.Network}}"); !strings.Contains(caps, managedName) {
-			t.Fatalf("%s: dockerd does not list the network plugin: %s", m.h.Name, caps)
-		}
-	}
-	mgr := c.Hosts[0]
-	mgr.MustDocker(t, "swarm", "init", "--advertise-addr", mgr.IP,
-		"--default-addr-pool", swarmAddrPool, "--default-addr-pool-mask-length", "24", "--task-history-limit", "0")
-	token := mgr.MustDocker(t, "swarm", "join-token", "-q", "worker")
-	for _, h := range c.Hosts[1:] {
-		h.MustDocker(t, "swarm", "join", "--token", token, "--advertise-addr", h.IP, mgr.IP+":2377")
-	}
-	swarmWait(t, "3 ready nodes", 60*time.Second, func() (bool, string) {
-		out, _ := mgr.Docker("node", "ls", "--format", "{{.Hostname}} {{.Status}}")
-		return strings.Count(out, "Ready") == 3, out
-	})
-	// Each node sets up the ingress sandbox after joining, asynchronously,
-	// with a veth on docker_gwbridge: wait for it before taking the links
-	// vxnet must leave as they are.
-	baseLinks := map[*harness.Host][]string{}
-	for _, h := range c.Hosts {
-		swarmWait(t, "ingress sandbox on "+h.Name, 60*time.Second, func() (bool, string) {
-			out, _ := h.Docker("network", "inspect", "-f", "{{json .Containers}}", "docker_gwbridge")
-			return strings.Contains(out, "gateway_ingress-sbox"), out
-		})
-	}
-	for _, h := range c.Hosts {
-		links, err := h.Links()
-		if err != nil {
-			t.Fatal(err)
-		}
-		baseLinks[h] = links
-	}
+	sw := startSwarm(t)
+	c, consul, prefix, mgr := sw.c, sw.consul, sw.prefix, sw.mgr
+	baseLinks := sw.links(t)
 
 	mgr.MustDocker(t, "network", "create", "-d", managedName, "--ipam-driver", managedName,
 		"--subnet", swarmSubnet, "--attachable", swarmNet)
@@ -128,23 +90,104 @@ func TestSwarm(t *testing.T) {
 	mgr.MustDocker(t, "service", "rm", swarmService)
 	swarmTasks(t, c, 0)
 	mgr.MustDocker(t, "network", "rm", swarmNet)
-	for _, h := range c.Hosts {
-		swarmWait(t, "network gone from "+h.Name, 30*time.Second, func() (bool, string) {
-			out, err := h.Docker("network", "ls", "-q", "--filter", "name=^"+swarmNet+"$")
-			return err == nil && out == "", out
-		})
-		if err := mps[h.Index-1].kernelLeaks(); err != nil {
-			t.Errorf("%s: %v", h.Name, err)
-		}
-		if links, err := h.Links(); err != nil || strings.Join(links, " ") != strings.Join(baseLinks[h], " ") {
-			t.Errorf("%s: links %v, before the network %v (%v)", h.Name, links, baseLinks[h], err)
-		}
+	sw.checkGone(t, swarmNet, baseLinks)
+	sw.checkStoreEmpty(t)
+}
+
+// swarmSetup is a default three-node swarm (ingress network included)
+// whose nodes run vxnet as a global-scope managed plugin on one Consul.
+type swarmSetup struct {
+	c      *harness.Cluster
+	consul *harness.Consul
+	prefix string // the plugins' Consul key prefix
+	mps    []*managedPlugin
+	mgr    *harness.Host
+}
+
+func startSwarm(t *testing.T) *swarmSetup {
+	t.Helper()
+	c := harness.Start(t, 3)
+	consul := c.StartConsul(t)
+	prefix := "vxe2e-" + randomHex(t, 4)
+	store := "consul://" + consul.Addr() + "/" + prefix
+	mps := make([]*managedPlugin, len(c.Hosts))
+	for i, h := range c.Hosts {
+		mps[i] = installManaged(t, h, "VXNET_SCOPE=global", "VXNET_STORE="+store)
 	}
 	for _, m := range mps {
-		m.disable(t, false) // its heartbeat key goes with it
+		if caps := m.h.MustDocker(t, "info", "-f", "{{json .Plugins.Network}}"); !strings.Contains(caps, managedName) {
+			t.Fatalf("%s: dockerd does not list the network plugin: %s", m.h.Name, caps)
+		}
 	}
-	if keys := swarmKeys(t, consul, prefix+"/"); len(keys) != 0 {
-		t.Errorf("consul keys left under %s/:\n%s", prefix, strings.Join(keys, "\n"))
+	mgr := c.Hosts[0]
+	mgr.MustDocker(t, "swarm", "init", "--advertise-addr", mgr.IP,
+		"--default-addr-pool", swarmAddrPool, "--default-addr-pool-mask-length", "24", "--task-history-limit", "0")
+	token := mgr.MustDocker(t, "swarm", "join-token", "-q", "worker")
+	for _, h := range c.Hosts[1:] {
+		h.MustDocker(t, "swarm", "join", "--token", token, "--advertise-addr", h.IP, mgr.IP+":2377")
+	}
+	swarmWait(t, "3 ready nodes", 60*time.Second, func() (bool, string) {
+		out, _ := mgr.Docker("node", "ls", "--format", "{{.Hostname}} {{.Status}}")
+		return strings.Count(out, "Ready") == 3, out
+	})
+	return &swarmSetup{c: c, consul: consul, prefix: prefix, mps: mps, mgr: mgr}
+}
+
+// links waits for every node's ingress sandbox, which each node sets up
+// after joining, asynchronously, with a veth on docker_gwbridge, and then
+// returns the links vxnet must leave as they are.
+func (sw *swarmSetup) links(t *testing.T) map[*harness.Host][]string {
+	t.Helper()
+	for _, h := range sw.c.Hosts {
+		swarmWait(t, "ingress sandbox on "+h.Name, 60*time.Second, func() (bool, string) {
+			out, _ := h.Docker("network", "inspect", "-f", "{{json .Containers}}", "docker_gwbridge")
+			return strings.Contains(out, "gateway_ingress-sbox"), out
+		})
+	}
+	base := map[*harness.Host][]string{}
+	for _, h := range sw.c.Hosts {
+		links, err := h.Links()
+		if err != nil {
+			t.Fatal(err)
+		}
+		base[h] = links
+	}
+	return base
+}
+
+// checkGone waits until network is gone from every node, and vxnet's
+// kernel state of it with it: no namespace, no link left behind.
+func (sw *swarmSetup) checkGone(t *testing.T, network string, baseLinks map[*harness.Host][]string) {
+	t.Helper()
+	for _, h := range sw.c.Hosts {
+		swarmWait(t, "network gone from "+h.Name, 30*time.Second, func() (bool, string) {
+			out, err := h.Docker("network", "ls", "-q", "--filter", "name=^"+network+"$")
+			return err == nil && out == "", out
+		})
+		// Docker lists the network as gone before its DeleteNetwork
+		// to vxnet has returned
+		swarmWait(t, "kernel state of the network gone from "+h.Name, 15*time.Second, func() (bool, string) {
+			if err := sw.mps[h.Index-1].kernelLeaks(); err != nil {
+				return false, err.Error()
+			}
+			links, err := h.Links()
+			if err != nil || strings.Join(links, " ") != strings.Join(baseLinks[h], " ") {
+				return false, fmt.Sprintf("links %v, before the network %v (%v)", links, baseLinks[h], err)
+			}
+			return true, ""
+		})
+	}
+}
+
+// checkStoreEmpty disables every plugin (their heartbeat keys go with
+// them) and checks that nothing is left in Consul.
+func (sw *swarmSetup) checkStoreEmpty(t *testing.T) {
+	t.Helper()
+	for _, m := range sw.mps {
+		m.disable(t, false)
+	}
+	if keys := swarmKeys(t, sw.consul, sw.prefix+"/"); len(keys) != 0 {
+		t.Errorf("consul keys left under %s/:\n%s", sw.prefix, strings.Join(keys, "\n"))
 	}
 }
 
@@ -152,14 +195,21 @@ func TestSwarm(t *testing.T) {
 // returns them by host.
 func swarmTasks(t *testing.T, c *harness.Cluster, n int) map[*harness.Host][]string {
 	t.Helper()
+	return serviceTasks(t, c, swarmService, n)
+}
+
+// serviceTasks waits until exactly n containers of service run, and
+// returns them by host.
+func serviceTasks(t *testing.T, c *harness.Cluster, service string, n int) map[*harness.Host][]string {
+	t.Helper()
 	var byHost map[*harness.Host][]string
 	swarmWait(t, fmt.Sprintf("%d running tasks", n), 90*time.Second, func() (bool, string) {
 		byHost = map[*harness.Host][]string{}
 		total, all := 0, 0
 		var desc []string
 		for _, h := range c.Hosts {
-			running, err1 := h.Docker("ps", "-q", "--filter", "label=com.docker.swarm.service.name="+swarmService)
-			every, err2 := h.Docker("ps", "-aq", "--filter", "label=com.docker.swarm.service.name="+swarmService)
+			running, err1 := h.Docker("ps", "-q", "--filter", "label=com.docker.swarm.service.name="+service)
+			every, err2 := h.Docker("ps", "-aq", "--filter", "label=com.docker.swarm.service.name="+service)
 			if err1 != nil || err2 != nil {
 				return false, fmt.Sprint(err1, err2)
 			}

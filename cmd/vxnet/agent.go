@@ -42,6 +42,8 @@ type agentOptions struct {
 	// Probe tells whether a silent host's VTEP answers (liveness.Ping on
 	// the kernel).
 	Probe func(ctx context.Context, a netip.Addr) bool
+	// Admit may refuse an endpoint (driver.Options.Admit); nil admits all.
+	Admit func(ctx context.Context, dockerNet string, addrs []netip.Prefix) error
 }
 
 // startAgent builds the agent, reconciles once and starts its loops, which

@@ -34,6 +34,7 @@ type config struct {
 	DeadAfter         time.Duration
 	ForgetAfter       time.Duration
 	MetricsAddr       string
+	DockerSocket      string
 }
 
 func newFlagSet(c *config, out io.Writer) *flag.FlagSet {
@@ -56,6 +57,7 @@ func newFlagSet(c *config, out io.Writer) *flag.FlagSet {
 	fs.DurationVar(&c.DeadAfter, "dead-after", 10*time.Second, "a host whose heartbeat has not moved for this long is silent and probed: if its underlay stops answering, its FDB/neighbour entries are left out until it answers (its addresses stay leased)")
 	fs.DurationVar(&c.ForgetAfter, "forget-after", 24*time.Hour, "a host silent for this long is forgotten as by `vxnet host forget`: its records, memberships and addresses are released (0 = never)")
 	fs.StringVar(&c.MetricsAddr, "metrics-addr", "", "serve Prometheus /metrics and /healthz on this host:port, e.g. 127.0.0.1:9414 (default off)")
+	fs.StringVar(&c.DockerSocket, "docker-socket", "/run/docker.sock", "the local Docker API socket; in global scope (swarm) vxnet reads services' endpoint modes there and refuses tasks of VIP-mode services, which it cannot balance")
 	return fs
 }
 
@@ -124,6 +126,9 @@ func (c *config) validate() error {
 		if _, port, err := net.SplitHostPort(c.MetricsAddr); err != nil || port == "" {
 			errs = append(errs, fmt.Errorf("--metrics-addr %q: want host:port, e.g. 127.0.0.1:9414", c.MetricsAddr))
 		}
+	}
+	if !strings.HasPrefix(c.DockerSocket, "/") {
+		errs = append(errs, fmt.Errorf("--docker-socket %q: want an absolute path", c.DockerSocket))
 	}
 	if !strings.HasPrefix(c.Socket, "/") {
 		errs = append(errs, fmt.Errorf("--socket %q: want an absolute path", c.Socket))

@@ -129,6 +129,7 @@ func runServe(ctx context.Context, c *config, log *logrus.Entry) error {
 		ReconcileInterval: c.ReconcileInterval, HeartbeatInterval: c.HeartbeatInterval,
 		DeadAfter: c.DeadAfter, ForgetAfter: c.ForgetAfter,
 		Probe: func(ctx context.Context, a netip.Addr) bool { return liveness.Ping(ctx, a, probeTimeout) },
+		Admit: swarmGuard(ctx, c, st, log),
 	})
 	if err != nil {
 		return err

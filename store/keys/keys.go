@@ -17,6 +17,7 @@
 //	ipam/subnets                         the IPAM's index: every pool's subnet and its claimants
 //	ipam/pools/<pool>                    ipam.Pool: subnet, range, gateway, hosts using it
 //	ipam/addrs/<pool>/<address>          ipam.Lease: which host holds the address
+//	swarm/services/<service id>          swarm.Record: a swarm service's endpoint mode, from the census
 //
 // <net> is the pool ID (PoolID) of the network's first subnet: on
 // standalone hosts Docker never sends a network's name, so the same subnet
@@ -43,6 +44,8 @@ const (
 	IPAM         = "ipam/"
 	Pools        = IPAM + "pools/"
 	AllLeases    = IPAM + "addrs/"
+	// SwarmServices holds the swarm census's records (package swarm).
+	SwarmServices = "swarm/services/"
 )
 
 // Single keys.
@@ -55,6 +58,9 @@ const (
 
 // Network is the cluster record of network net.
 func Network(net string) string { return Networks + net }
+
+// SwarmService is the census record of swarm service id.
+func SwarmService(id string) string { return SwarmServices + id }
 
 // VNI is the record of who holds vni.
 func VNI(vni uint32) string { return VNIs + strconv.FormatUint(uint64(vni), 10) }
@@ -157,6 +163,7 @@ var kinds = []struct {
 	{"pool index", []string{"ipam", "subnets"}},
 	{"pool", []string{"ipam", "pools", "*"}},
 	{"lease", []string{"ipam", "addrs", "*", "*"}},
+	{"swarm service", []string{"swarm", "services", "*"}},
 }
 
 func matches(seg, shape []string) bool {
@@ -184,5 +191,6 @@ func Examples() map[string]string {
 		"pool index":    PoolIndex,
 		"pool":          Pool(net),
 		"lease":         Lease(net, netip.MustParseAddr("198.19.1.2")),
+		"swarm service": SwarmService("x2mqkd5yd3f7lq6fmzpxw3m3s"),
 	}
 }
