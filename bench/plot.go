@@ -126,7 +126,8 @@ func (r *Result) Write(dir, name string) error {
 	return png.Encode(f, r.plot())
 }
 
-// plot draws one horizontal bar per series (median), with p90 as a tick.
+// plot draws one horizontal bar per series (median), with p90 as a tick;
+// negative figures are drawn as 0.
 func (r *Result) plot() image.Image {
 	const w, rowH, left, top = 680, 40, 210, 40
 	h := top + rowH*len(r.Series) + 30
@@ -142,8 +143,8 @@ func (r *Result) plot() image.Image {
 	for i, s := range r.Series {
 		y := top + i*rowH
 		label(img, 10, y+18, s.Name)
-		draw.Draw(img, image.Rect(left, y+4, left+int(s.Median*scale), y+rowH-12), &image.Uniform{bar}, image.Point{}, draw.Src)
-		x := left + int(s.P90*scale)
+		draw.Draw(img, image.Rect(left, y+4, left+int(maxf(s.Median, 0)*scale), y+rowH-12), &image.Uniform{bar}, image.Point{}, draw.Src)
+		x := left + int(maxf(s.P90, 0)*scale)
 		draw.Draw(img, image.Rect(x, y, x+2, y+rowH-8), image.Black, image.Point{}, draw.Src)
 		label(img, x+6, y+18, fmt.Sprintf("%.1f", s.Median))
 	}
