@@ -52,9 +52,7 @@ func benchScale(t *testing.T, b *benchEnv) {
 	}
 	b.add(t, "scale-rss", rss)
 	b.removeGrown(t, g)
-	if err := removeNetwork(h1, scaleNet); err != nil {
-		t.Fatal(err)
-	}
+	removeEmptied(t, h1, scaleNet)
 	maxRSS := g.rss[len(g.rss)-1][0]
 	b.target(fmt.Sprintf("plugin RSS at %d endpoints", n), "≤50 MB", fmt.Sprintf("%.1f MB", maxRSS), maxRSS <= 50)
 	first, last := bench.Series{Samples: g.joins[0]}, bench.Series{Samples: g.joins[len(g.joins)-1]}
@@ -85,6 +83,9 @@ func benchScale(t *testing.T, b *benchEnv) {
 	}
 	b.add(t, "scale-spread-join", sj)
 	b.removeGrown(t, sg)
+	for _, h := range b.c.Hosts {
+		removeEmptied(t, h, spreadNet)
+	}
 }
 
 // growth is what grow measured, per block: samples[i] for block i.
@@ -187,6 +188,21 @@ func (b *benchEnv) removeGrown(t *testing.T, g *growth) {
 	}
 	wg.Wait()
 	g.names = map[*harness.Host][]string{}
+}
+
+// removeEmptied removes network net of h once dockerd has released the
+// endpoints of its removed containers, which takes a while after hundreds.
+func removeEmptied(t *testing.T, h *harness.Host, net string) {
+	t.Helper()
+	if _, err := poll(2*time.Minute, 500*time.Millisecond, func() (bool, error) {
+		n, err := h.Docker("network", "inspect", "-f", "{{len .Containers}}", net)
+		return err == nil && n == "0", err
+	}); err != nil {
+		t.Fatalf("%s: endpoints of removed containers still on %s: %v", h.Name, net, err)
+	}
+	if err := removeNetwork(h, net); err != nil {
+		t.Fatal(err)
+	}
 }
 
 var tookRE = regexp.MustCompile(`took="?([0-9.]+[µnm]?s)"?`)

@@ -185,15 +185,7 @@ func (b *benchEnv) finish(t *testing.T) {
 // swarm, and runs the harness's (links) and vxnet's (kernel, Consul) leak
 // checks.
 func (b *benchEnv) leakCheck(t *testing.T) {
-	b.eachHost(t, func(h *harness.Host) error {
-		out, err := h.Docker("ps", "-aq")
-		if err != nil || out == "" {
-			return err
-		}
-		_, err = h.Docker(append([]string{"rm", "-f"}, strings.Fields(out)...)...)
-		return err
-	})
-	b.eachHost(t, func(h *harness.Host) error { return removeNetwork(h, benchVX) })
+	b.eachHost(t, removeAll)
 	if err := removeNetwork(b.host(1), benchSwarm); err != nil {
 		t.Error(err)
 	}
