@@ -84,7 +84,8 @@ clean:
 # Benchmarks (issue #13): throughput, start latency, convergence, scale and
 # failure purge, side by side with Docker's bridge and swarm overlay in one
 # run; results (JSON + PNG) go to bench/results/, and the README section
-# generated from them to bench/results/README-section.md. Scale with
+# generated from them to bench/results/README-section.md (again any time:
+# go run ./bench/readme). Scale with
 # VXNET_BENCH_ENDPOINTS (1000) and VXNET_BENCH_SPREAD (300 per host).
 bench: deps
 	CI=true $(GO) test -tags bench -count=1 -timeout 40m -v -run '^TestBench$$' ./e2e/ 2>&1 | tee bench.log | grep -vE '^=== (RUN|NAME)'; exit $${PIPESTATUS[0]}
