@@ -129,7 +129,12 @@ func (r *Result) Write(dir, name string) error {
 // plot draws one horizontal bar per series (median), with p90 as a tick;
 // negative figures are drawn as 0.
 func (r *Result) plot() image.Image {
-	const w, rowH, left, top = 680, 40, 210, 40
+	const rowH, top, charW = 40, 40, 7 // basicfont.Face7x13 is 7 px wide
+	left := 210
+	for _, s := range r.Series {
+		left = max(left, 20+charW*len([]rune(s.Name)))
+	}
+	w := left + 470
 	h := top + rowH*len(r.Series) + 30
 	img := image.NewRGBA(image.Rect(0, 0, w, h))
 	draw.Draw(img, img.Bounds(), image.White, image.Point{}, draw.Src)
