@@ -65,8 +65,9 @@ const (
 type benchEnv struct {
 	*multiHost
 	lc      *leakChecker
-	dir     string // results directory
-	docker  string // dockerd --version of the hosts
+	t       *testing.T // TestBench's, for writing the summary
+	dir     string     // results directory
+	docker  string     // dockerd --version of the hosts
 	results []*bench.Result
 	targets []bench.Target
 }
@@ -81,7 +82,7 @@ func startBench(t *testing.T) *benchEnv {
 		e.plugins = append(e.plugins, startPlugin(t, h, e.storeURI(), "--advertise-addr", h.IP, "--metrics-addr", metricsAddr))
 	}
 	c.AddLeakCheck("vxnet kernel objects", func(h *harness.Host) error { return e.plugin(h).kernelLeaks() })
-	b := &benchEnv{multiHost: e, lc: &leakChecker{plugins: e.plugins, consul: e.consul.Addr(), prefix: e.prefix}}
+	b := &benchEnv{multiHost: e, t: t, lc: &leakChecker{plugins: e.plugins, consul: e.consul.Addr(), prefix: e.prefix}}
 	b.dir = os.Getenv("VXNET_BENCH_DIR")
 	if b.dir == "" {
 		b.dir = filepath.Join("..", "bench", "results")
@@ -147,6 +148,7 @@ func (b *benchEnv) add(t *testing.T, file string, r *bench.Result) {
 // target records one goal of the issue against its figure.
 func (b *benchEnv) target(what, goal, figure string, met bool) {
 	b.targets = append(b.targets, bench.Target{What: what, Goal: goal, Figure: figure, Met: met})
+	b.writeSummary(b.t)
 }
 
 // writeSummary writes summary.json for the results so far, so a run cut
