@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 
 	"golang.org/x/image/font"
@@ -132,7 +133,7 @@ func (r *Result) plot() image.Image {
 	const rowH, top, charW = 40, 40, 7 // basicfont.Face7x13 is 7 px wide
 	left := 210
 	for _, s := range r.Series {
-		left = max(left, 20+charW*len([]rune(s.Name)))
+		left = max(left, 20+charW*len(asciiLabel.Replace(s.Name)))
 	}
 	w := left + 470
 	h := top + rowH*len(r.Series) + 30
@@ -156,9 +157,13 @@ func (r *Result) plot() image.Image {
 	return img
 }
 
+// asciiLabel spells the non-ASCII characters of names in ASCII, the only
+// ones basicfont draws.
+var asciiLabel = strings.NewReplacer("–", "-", "↔", "<->", "→", "->", "×", "x", "≤", "<=", "≥", ">=")
+
 func label(img draw.Image, x, y int, s string) {
 	d := font.Drawer{Dst: img, Src: image.Black, Face: basicfont.Face7x13, Dot: fixed.P(x, y)}
-	d.DrawString(s)
+	d.DrawString(asciiLabel.Replace(s))
 }
 
 func maxf(a, b float64) float64 {
