@@ -80,16 +80,21 @@ faults: deps
 	VXNET_FAULTS=full VXNET_FUZZ_RESULTS=$(CURDIR)/bench/results/fuzz.json $(GO) test -count=1 -timeout 90m -v -run '^TestFaults$$' ./e2e/ 2>&1 | tee faults.log | grep -E '^(=== RUN|--- |    --- |PASS|FAIL|ok|panic)|_test.go:[0-9]+:'; exit $${PIPESTATUS[0]}
 
 clean:
-	rm -rf bin build e2e.log e2e-26.log faults.log
+	rm -rf bin build e2e.log e2e-26.log faults.log bench.log
 
-# Benchmarks: ratios measured side by side in one run; results (JSON + PNG)
-# go to bench/results/, the table is printed for the README.
-bench:
-	$(GO) test -tags bench -count=1 -timeout 30m -v -run 'TestBench' ./e2e/ 2>&1 | grep -vE '^=== (RUN|NAME)'
+# Benchmarks (issue #13): throughput, start latency, convergence, scale and
+# failure purge, side by side with Docker's bridge and swarm overlay in one
+# run; results (JSON + PNG) go to bench/results/, and the README section
+# generated from them to bench/results/README-section.md (again any time:
+# go run ./bench/readme). Scale with
+# VXNET_BENCH_ENDPOINTS (1000) and VXNET_BENCH_SPREAD (300 per host).
+bench: deps
+	CI=true $(GO) test -tags bench -count=1 -timeout 40m -v -run '^TestBench$$' ./e2e/ 2>&1 | tee bench.log | grep -vE '^=== (RUN|NAME)'; exit $${PIPESTATUS[0]}
 
-# Scale-out, simulated: SCALE_HOSTS hosts (one run each) with the plugin's
-# own agent on a recording data plane, against a three-server Consul
-# cluster on loopback; results in bench/results/scale.json and a plot.
+# Scale-out, simulated (issue #16): SCALE_HOSTS hosts (one run each) with
+# the plugin's own agent on a recording data plane, against a three-server
+# Consul cluster on loopback; results in bench/results/scale-out.json and
+# scale-out-propagation.png.
 SCALE_HOSTS ?= 10,50,100,200
 scale: build
 	hack/scale.sh --hosts $(SCALE_HOSTS) --out bench/results $(SCALE_ARGS)

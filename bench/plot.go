@@ -1,5 +1,6 @@
 // Package bench writes benchmark results: a JSON file with every sample and
-// a PNG bar chart of the medians, side by side, under bench/results/.
+// a PNG bar chart of the medians, side by side, under bench/results/; and
+// reads them back to print the README's table (report.go).
 package bench
 
 import (
@@ -12,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 
 	"golang.org/x/image/font"
@@ -25,6 +27,7 @@ type Series struct {
 	Samples []float64 `json:"samples"`
 	Median  float64   `json:"median"`
 	P90     float64   `json:"p90"`
+	P99     float64   `json:"p99"`
 	Min     float64   `json:"min"`
 	Max     float64   `json:"max"`
 }
@@ -36,7 +39,15 @@ type Result struct {
 	When    time.Time `json:"when"`
 	Command string    `json:"command"`
 	Note    string    `json:"note,omitempty"`
-	Series  []Series  `json:"series"`
+	// Ratio says what the ratio column of Table divides by: "" for the
+	// first series' median; "none" for no ratio column.
+	Ratio  string   `json:"ratio,omitempty"`
+	Series []Series `json:"series"`
+	// Figures are single numbers measured beside the series (Consul
+	// writes per endpoint, neighbour overflows...), by name.
+	Figures map[string]float64 `json:"figures,omitempty"`
+	// File is the base name the result was written under (not stored).
+	File string `json:"-"`
 }
 
 // Summarize fills in the statistics of every series.
@@ -49,6 +60,7 @@ func (r *Result) Summarize() {
 		}
 		r.Series[i].Median = quantile(s, 0.5)
 		r.Series[i].P90 = quantile(s, 0.9)
+		r.Series[i].P99 = quantile(s, 0.99)
 		r.Series[i].Min, r.Series[i].Max = s[0], s[len(s)-1]
 	}
 }
@@ -62,14 +74,36 @@ func quantile(sorted []float64, q float64) float64 {
 	return sorted[lo] + (pos-float64(lo))*(sorted[lo+1]-sorted[lo])
 }
 
-// Table is the result as a markdown table (for the README).
+// Table is the result as a markdown table (for the README): the ratio
+// column divides each median by the first series' median.
 func (r *Result) Table() string {
-	out := fmt.Sprintf("| %s | median (%s) | p90 | min | max | ratio to first |\n|---|---|---|---|---|---|\n", r.Name, r.Unit)
+	out := fmt.Sprintf("| %s | n | median (%s) | p90 | p99 | min | max |", r.Name, r.Unit)
+	sep := "|---|---|---|---|---|---|---|"
+	if r.Ratio != "none" && len(r.Series) > 0 {
+		out += " ratio to " + r.Series[0].Name + " |"
+		sep += "---|"
+	}
+	out += "\n" + sep + "\n"
 	for _, s := range r.Series {
-		ratio := s.Median / r.Series[0].Median
-		out += fmt.Sprintf("| %s | %.1f | %.1f | %.1f | %.1f | %.2f |\n", s.Name, s.Median, s.P90, s.Min, s.Max, ratio)
+		out += fmt.Sprintf("| %s | %d | %s | %s | %s | %s | %s |", s.Name, len(s.Samples), num(s.Median), num(s.P90), num(s.P99), num(s.Min), num(s.Max))
+		if r.Ratio != "none" {
+			out += fmt.Sprintf(" %.2f× |", s.Median/r.Series[0].Median)
+		}
+		out += "\n"
 	}
 	return out
+}
+
+// num prints a figure with three significant digits or more.
+func num(v float64) string {
+	switch {
+	case v >= 100 || v <= -100:
+		return fmt.Sprintf("%.0f", v)
+	case v >= 10 || v <= -10:
+		return fmt.Sprintf("%.1f", v)
+	default:
+		return fmt.Sprintf("%.2f", v)
+	}
 }
 
 // Write stores dir/<name>.json and dir/<name>.png.
@@ -84,6 +118,7 @@ func (r *Result) Write(dir, name string) error {
 	if err := os.WriteFile(filepath.Join(dir, name+".json"), append(b, '\n'), 0o644); err != nil {
 		return err
 	}
+	r.File = name
 	f, err := os.Create(filepath.Join(dir, name+".png"))
 	if err != nil {
 		return err
@@ -92,9 +127,15 @@ func (r *Result) Write(dir, name string) error {
 	return png.Encode(f, r.plot())
 }
 
-// plot draws one horizontal bar per series (median), with p90 as a tick.
+// plot draws one horizontal bar per series (median), with p90 as a tick;
+// negative figures are drawn as 0.
 func (r *Result) plot() image.Image {
-	const w, rowH, left, top = 680, 40, 210, 40
+	const rowH, top, charW = 40, 40, 7 // basicfont.Face7x13 is 7 px wide
+	left := 210
+	for _, s := range r.Series {
+		left = max(left, 20+charW*len(asciiLabel.Replace(s.Name)))
+	}
+	w := left + 470
 	h := top + rowH*len(r.Series) + 30
 	img := image.NewRGBA(image.Rect(0, 0, w, h))
 	draw.Draw(img, img.Bounds(), image.White, image.Point{}, draw.Src)
@@ -108,17 +149,21 @@ func (r *Result) plot() image.Image {
 	for i, s := range r.Series {
 		y := top + i*rowH
 		label(img, 10, y+18, s.Name)
-		draw.Draw(img, image.Rect(left, y+4, left+int(s.Median*scale), y+rowH-12), &image.Uniform{bar}, image.Point{}, draw.Src)
-		x := left + int(s.P90*scale)
+		draw.Draw(img, image.Rect(left, y+4, left+int(maxf(s.Median, 0)*scale), y+rowH-12), &image.Uniform{bar}, image.Point{}, draw.Src)
+		x := left + int(maxf(s.P90, 0)*scale)
 		draw.Draw(img, image.Rect(x, y, x+2, y+rowH-8), image.Black, image.Point{}, draw.Src)
 		label(img, x+6, y+18, fmt.Sprintf("%.1f", s.Median))
 	}
 	return img
 }
 
+// asciiLabel spells the non-ASCII characters of names in ASCII, the only
+// ones basicfont draws.
+var asciiLabel = strings.NewReplacer("–", "-", "↔", "<->", "→", "->", "×", "x", "≤", "<=", "≥", ">=")
+
 func label(img draw.Image, x, y int, s string) {
 	d := font.Drawer{Dst: img, Src: image.Black, Face: basicfont.Face7x13, Dot: fixed.P(x, y)}
-	d.DrawString(s)
+	d.DrawString(asciiLabel.Replace(s))
 }
 
 func maxf(a, b float64) float64 {

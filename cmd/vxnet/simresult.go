@@ -92,7 +92,7 @@ func simTable(runs []simResult) string {
 	return b.String()
 }
 
-// writeSimResults writes dir/scale.json and the propagation plot.
+// writeSimResults writes dir/scale-out.json and the propagation plot.
 func writeSimResults(dir string, runs []simResult) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
@@ -101,7 +101,7 @@ func writeSimResults(dir string, runs []simResult) error {
 	if err != nil {
 		return err
 	}
-	if err := os.WriteFile(filepath.Join(dir, "scale.json"), append(b, '\n'), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "scale-out.json"), append(b, '\n'), 0o644); err != nil {
 		return err
 	}
 	p := bench.Result{Name: "propagation to every host by cluster size", Unit: "ms", When: time.Now().UTC(), Command: "make scale"}
@@ -109,7 +109,7 @@ func writeSimResults(dir string, runs []simResult) error {
 		p.Series = append(p.Series, bench.Series{Name: fmt.Sprintf("%d hosts, %d endpoints", r.Hosts, r.Endpoints), Samples: r.PropagationSamples})
 	}
 	p.Summarize()
-	return p.Write(dir, "scale-propagation")
+	return p.Write(dir, "scale-out-propagation")
 }
 
 // deletePrefix removes a run's keys from Consul.
