@@ -53,7 +53,7 @@ func parseSimConfig(args []string, stderr io.Writer) (*simConfig, error) {
 	fs.Float64Var(&c.Kill, "kill", 0.1, "share of hosts switched off (store and underlay gone) to measure the purge")
 	fs.Float64Var(&c.Silent, "silent", 0.05, "share of hosts cut off from Consul with their underlay answering: their entries must stay")
 	fs.IntVar(&c.Parallel, "parallel", 32, "hosts sending Docker requests at once")
-	fs.StringVar(&c.Out, "out", "", "write scale.json and scale-*.png to this directory")
+	fs.StringVar(&c.Out, "out", "", "write scale-out.json and scale-out-propagation.png to this directory")
 	fs.StringVar(&c.LogLevel, "log-level", "error", "agents' log level")
 	fs.DurationVar(&c.Quiet, "quiet", 10*time.Second, "idle window in which background store traffic is measured")
 	fs.DurationVar(&c.Propagate, "propagate-timeout", time.Minute, "bound on waiting for every host to program every endpoint")
