@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what `make test` needs on a fresh Debian machine, when missing:
-# Docker (dockerd 20.10 from Debian), docker-compose, iptables, iproute2, busybox (the test
+# Docker (dockerd 20.10 from Debian), iptables, iproute2, busybox (the test
 # image is built from it) and iperf3; then builds and caches Consul and
 # fetches and caches Docker 26.1's dockerd (the e2e tests run on both).
 set -euo pipefail
@@ -12,9 +12,6 @@ command -v ip >/dev/null || need+=(iproute2)
 if [ ! -x /bin/busybox ] || ldd /bin/busybox >/dev/null 2>&1; then need+=(busybox-static); fi
 command -v iperf3 >/dev/null || need+=(iperf3)
 command -v nsenter >/dev/null || need+=(util-linux)
-# e2e TestCompose: Debian 12's docker-compose 1.29 (Docker API 1.38, served by
-# dockerd 20.10 and 26.1 alike)
-command -v docker-compose >/dev/null || need+=(docker-compose)
 if [ ${#need[@]} -gt 0 ]; then
   echo "deps: installing ${need[*]}"
   export DEBIAN_FRONTEND=noninteractive
