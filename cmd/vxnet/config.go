@@ -32,6 +32,8 @@ type config struct {
 	DeadAfter         time.Duration
 	ForgetAfter       time.Duration
 	MetricsAddr       string
+	DockerHost        string
+	DNSAddr           string
 }
 
 func newFlagSet(c *config, out io.Writer) *flag.FlagSet {
@@ -54,6 +56,8 @@ func newFlagSet(c *config, out io.Writer) *flag.FlagSet {
 	fs.DurationVar(&c.DeadAfter, "dead-after", 10*time.Second, "a host whose heartbeat has not moved for this long is silent and probed: if its underlay stops answering, its FDB/neighbour entries are left out until it answers (its addresses stay leased)")
 	fs.DurationVar(&c.ForgetAfter, "forget-after", 24*time.Hour, "a host silent for this long is forgotten as by `vxnet host forget`: its records, memberships and addresses are released (0 = never)")
 	fs.StringVar(&c.MetricsAddr, "metrics-addr", "", "serve Prometheus /metrics and /healthz on this host:port, e.g. 127.0.0.1:9414 (default off)")
+	fs.StringVar(&c.DockerHost, "docker-host", "unix:///var/run/docker.sock", "the local Docker API, where container names come from (unix:///path or tcp://host:port)")
+	fs.StringVar(&c.DNSAddr, "dns-addr", defaultDNSAddr, "address of the name server for containers of other hosts, on the dummy link vxnet-dns; dockerd's --dns lists it first (\"\" disables; see `vxnet dns config`)")
 	return fs
 }
 
@@ -121,6 +125,11 @@ func (c *config) validate() error {
 	if c.MetricsAddr != "" {
 		if _, port, err := net.SplitHostPort(c.MetricsAddr); err != nil || port == "" {
 			errs = append(errs, fmt.Errorf("--metrics-addr %q: want host:port, e.g. 127.0.0.1:9414", c.MetricsAddr))
+		}
+	}
+	if c.DNSAddr != "" {
+		if _, err := netip.ParseAddr(c.DNSAddr); err != nil {
+			errs = append(errs, fmt.Errorf("--dns-addr %q is not an IP address", c.DNSAddr))
 		}
 	}
 	if !strings.HasPrefix(c.Socket, "/") {

@@ -1,7 +1,8 @@
 // Command vxnet is the vxnet Docker network plugin: `vxnet serve` runs the
 // network and IPAM driver on one plugin socket; `vxnet host forget` releases
 // a host gone for good; `vxnet status` shows the cluster and this host's
-// drift from it; `vxnet version` prints the version.
+// drift from it; `vxnet dns config` prints dockerd's DNS setting; `vxnet
+// version` prints the version.
 package main
 
 import (
@@ -28,6 +29,8 @@ func run(args []string) int {
 		return hostCmd(args[1:], os.Getenv, os.Stdout, os.Stderr)
 	case "status":
 		return statusCmd(args[1:], os.Getenv, os.Stdout, os.Stderr)
+	case "dns":
+		return dnsCmd(args[1:], os.Stdout, os.Stderr)
 	case "version", "--version":
 		fmt.Println("vxnet", version)
 		return 0
@@ -51,6 +54,9 @@ commands:
   status [network NAME|SUBNET] [--json]
             hosts, networks, endpoints from the store, and this host's
             kernel checked against it (exit 3 on drift)
+  dns config [--dns-addr ADDR] [--resolv-conf FILE]
+            print the daemon.json "dns" setting that makes container names
+            resolve across hosts
   version   print the version
 `)
 }

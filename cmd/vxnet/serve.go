@@ -122,10 +122,11 @@ func runServe(ctx context.Context, c *config, log *logrus.Entry) error {
 		}
 	}
 	ip := ipam.New(ipam.Options{Store: st, HostID: c.HostID, Scope: c.Scope, Log: log})
+	nm := newNames(c, log)
 	drv, err := driver.New(driver.Options{
 		Store: st, Plane: plane, HostID: c.HostID, VTEP: ul.Addr,
 		Port: c.VXLANPort, MTU: mtu, Scope: c.Scope, MultiHost: multiHost(c.Store), Log: log, Reclaim: ip.Reclaim, SetupDone: ip.SetupDone, PoolState: ip.PoolState,
-		ObserveLag: met.ObservePropagation,
+		ObserveLag: met.ObservePropagation, OnEndpoints: nm.feed(),
 	})
 	if err != nil {
 		return err
@@ -135,6 +136,9 @@ func runServe(ctx context.Context, c *config, log *logrus.Entry) error {
 		log.WithError(err).Error("reconcile at start found problems; serving anyway")
 	}
 	go reconcileLoop(ctx, drv, ip, met, c.ReconcileInterval, log)
+	if err := nm.start(ctx, drv); err != nil {
+		return err
+	}
 	live, stopLive := context.WithCancel(ctx)
 	liveDone := make(chan struct{})
 	defer func() { <-liveDone }() // its heartbeat key goes before the store closes

@@ -1,0 +1,89 @@
+package driver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/vxnet/vxnet/store"
+)
+
+// Names of containers (package names): the endpoint's host writes them
+// into the endpoint record; every host hands the records it programs to
+// OnEndpoints. These are the driver's hooks for it.
+
+// feedNames gives OnEndpoints the listed endpoints of network key (never
+// nil, maybe empty).
+func (d *Driver) feedNames(key string, kvs []store.KV) {
+	if d.o.OnEndpoints == nil {
+		return
+	}
+	eps := make([]Endpoint, 0, len(kvs))
+	for _, kv := range kvs {
+		var ep Endpoint
+		if store.Decode(kv, &ep) == nil {
+			eps = append(eps, ep)
+		}
+	}
+	d.o.OnEndpoints(key, eps)
+}
+
+// dropNames tells OnEndpoints that network key is no longer watched here.
+func (d *Driver) dropNames(key string) {
+	if d.o.OnEndpoints != nil {
+		d.o.OnEndpoints(key, nil)
+	}
+}
+
+// LocalNetworks maps this host's Docker network IDs of vxnet networks to
+// their cluster keys.
+func (d *Driver) LocalNetworks(ctx context.Context) (map[string]string, error) {
+	kvs, _, err := d.o.Store.List(ctx, d.localPrefix())
+	if err != nil {
+		return nil, fmt.Errorf("list this host's networks: %w", err)
+	}
+	out := make(map[string]string, len(kvs))
+	for _, kv := range kvs {
+		var ref LocalRef
+		if err := store.Decode(kv, &ref); err != nil {
+			return nil, err
+		}
+		out[strings.TrimPrefix(kv.Key, d.localPrefix())] = ref.Network
+	}
+	return out, nil
+}
+
+// SetNames writes names into the record of this host's endpoint on Docker
+// network dockerNet. An endpoint already gone is not an error.
+func (d *Driver) SetNames(ctx context.Context, dockerNet, endpoint string, names []string) error {
+	if err := validID("endpoint", endpoint); err != nil {
+		return err
+	}
+	ref, _, err := store.GetJSON[LocalRef](ctx, d.o.Store, d.localKey(dockerNet))
+	if errors.Is(err, store.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("set names of endpoint %q: look up network %q: %w", endpoint, dockerNet, err)
+	}
+	_, err = store.Update(ctx, d.o.Store, endpointKey(ref.Network, endpoint), func(cur *Endpoint) (*Endpoint, error) {
+		if cur == nil || slices.Equal(cur.Names, names) {
+			return cur, errUnchanged
+		}
+		if cur.Host != d.o.HostID {
+			return nil, fmt.Errorf("endpoint %q belongs to host %s", endpoint, cur.Host)
+		}
+		next := *cur
+		next.Names = slices.Clone(names)
+		return &next, nil
+	})
+	if err != nil && !errors.Is(err, errUnchanged) {
+		return fmt.Errorf("set names of endpoint %q in network %s: %w", endpoint, ref.Network, err)
+	}
+	return nil
+}
+
+// errUnchanged ends an Update that has nothing to write.
+var errUnchanged = errors.New("unchanged")
