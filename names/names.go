@@ -17,10 +17,14 @@
 //     vxnet networks of that container.
 //
 // Invariants: a name is answered only from the networks the querying
-// container is on (Table.Lookup); anything else (unknown client, unknown
-// name, other query types) gets REFUSED, on which Docker's resolver (20.10
-// and 26.1), glibc and musl go on to the next server at once, so unknown
-// names resolve exactly as before. Endpoints of gone hosts never reach the
+// container is on (Table.Lookup); anything else such a container asks
+// (unknown name, other query types) gets REFUSED, on which Docker's
+// resolver (20.10 and 26.1, libnetwork resolver.go) goes on to the next
+// server at once. Other clients (default-bridge containers, whose
+// resolv.conf lists vxnet's address first) get their query relayed to the
+// host's own name servers (Forwarder): glibc and musl would move on after
+// REFUSED too, but busybox nslookup and dig ask the first server only.
+// Either way unknown names resolve exactly as before. Endpoints of gone hosts never reach the
 // Table (the driver leaves them out), and of several live claimants of one
 // name on one network the newest record wins. No Docker API call is made
 // per query: an unknown client asks for a refresh at a bounded rate.

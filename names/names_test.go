@@ -92,12 +92,12 @@ func TestAnswer(t *testing.T) {
 		{"unknown name", client, query("example.com", dns.TypeA), dns.RcodeRefused, nil},
 		{"name with a search domain", client, query("test1.example.com", dns.TypeA), dns.RcodeRefused, nil},
 		{"other query type", client, query("test1", dns.TypeMX), dns.RcodeRefused, nil},
-		{"default-bridge client", bridged, query("test1", dns.TypeA), dns.RcodeRefused, nil},
-		{"unknown client on the gateway network", netip.MustParseAddr("172.18.0.77"), query("test1", dns.TypeA), dns.RcodeRefused, nil},
+		{"default-bridge client, no upstream", bridged, query("test1", dns.TypeA), dns.RcodeRefused, nil},
+		{"unknown client on the gateway network, no upstream", netip.MustParseAddr("172.18.0.77"), query("test1", dns.TypeA), dns.RcodeRefused, nil},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			m := r.Answer(context.Background(), tc.src, tc.q)
+			m := r.Answer(context.Background(), tc.src, "udp", tc.q)
 			if m.Rcode != tc.rcode {
 				t.Fatalf("rcode %s, want %s", dns.RcodeToString[m.Rcode], dns.RcodeToString[tc.rcode])
 			}
@@ -120,7 +120,7 @@ func TestAnswerMalformed(t *testing.T) {
 	chaos := query("test1", dns.TypeA)
 	chaos.Question[0].Qclass = dns.ClassCHAOS
 	for name, q := range map[string]*dns.Msg{"two questions": two, "update": update, "class CHAOS": chaos} {
-		if m := r.Answer(context.Background(), client, q); m.Rcode != dns.RcodeRefused || len(m.Answer) != 0 {
+		if m := r.Answer(context.Background(), client, "udp", q); m.Rcode != dns.RcodeRefused || len(m.Answer) != 0 {
 			t.Errorf("%s: rcode %s with %d answers, want REFUSED and none", name, dns.RcodeToString[m.Rcode], len(m.Answer))
 		}
 	}
@@ -183,7 +183,7 @@ func TestClientsRefreshOnMiss(t *testing.T) {
 		refreshes.Add(1)
 		go r.Clients.Replace(map[netip.Addr][]string{newcomer: {"prod"}}, []netip.Prefix{gwNet})
 	}
-	m := r.Answer(context.Background(), newcomer, query("test1", dns.TypeA))
+	m := r.Answer(context.Background(), newcomer, "udp", query("test1", dns.TypeA))
 	if m.Rcode != dns.RcodeSuccess || len(m.Answer) != 1 {
 		t.Fatalf("newcomer: rcode %s, %d answers; want its refresh to let it resolve test1", dns.RcodeToString[m.Rcode], len(m.Answer))
 	}
@@ -192,7 +192,7 @@ func TestClientsRefreshOnMiss(t *testing.T) {
 	refreshes.Store(0)
 	start := time.Now()
 	for range 5 {
-		if m := r.Answer(context.Background(), stranger, query("test1", dns.TypeA)); m.Rcode != dns.RcodeRefused {
+		if m := r.Answer(context.Background(), stranger, "udp", query("test1", dns.TypeA)); m.Rcode != dns.RcodeRefused {
 			t.Fatalf("stranger: rcode %s, want REFUSED", dns.RcodeToString[m.Rcode])
 		}
 	}
@@ -204,7 +204,7 @@ func TestClientsRefreshOnMiss(t *testing.T) {
 	}
 	refreshes.Store(0)
 	for range 5 {
-		r.Answer(context.Background(), bridged, query("test1", dns.TypeA))
+		r.Answer(context.Background(), bridged, "udp", query("test1", dns.TypeA))
 	}
 	if n := refreshes.Load(); n != 0 {
 		t.Errorf("default-bridge queries asked for %d refreshes, want 0", n)

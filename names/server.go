@@ -17,10 +17,12 @@ import (
 const TTL = 5
 
 // Resolver answers A and AAAA queries for the names of the vxnet networks
-// the querying container is on, and REFUSED for everything else.
+// the querying container is on, and REFUSED for everything else such a
+// container asks; queries of other clients go to Forward.
 type Resolver struct {
 	Table   *Table
 	Clients *Clients
+	Forward *Forwarder
 	Log     *logrus.Entry
 	// Timeout bounds the wait of one query for its client's refresh.
 	Timeout time.Duration
@@ -28,32 +30,26 @@ type Resolver struct {
 
 // ServeDNS implements dns.Handler.
 func (r *Resolver) ServeDNS(w dns.ResponseWriter, q *dns.Msg) {
-	resp := r.Answer(context.Background(), sourceOf(w.RemoteAddr()), q)
+	resp := r.Answer(context.Background(), sourceOf(w.RemoteAddr()), w.RemoteAddr().Network(), q)
 	if err := w.WriteMsg(resp); err != nil {
 		r.Log.WithError(err).Debug("names: write answer")
 	}
 }
 
-// Answer builds the reply to q from src.
-func (r *Resolver) Answer(ctx context.Context, src netip.Addr, q *dns.Msg) *dns.Msg {
+// Answer builds the reply to q from src over proto ("udp" or "tcp").
+func (r *Resolver) Answer(ctx context.Context, src netip.Addr, proto string, q *dns.Msg) *dns.Msg {
 	resp := new(dns.Msg)
 	if len(q.Question) != 1 || q.Opcode != dns.OpcodeQuery {
 		return resp.SetRcode(q, dns.RcodeRefused)
 	}
 	qq := q.Question[0]
+	if len(r.networks(ctx, src)) == 0 {
+		return r.Forward.Forward(ctx, q, proto)
+	}
 	if qq.Qclass != dns.ClassINET || (qq.Qtype != dns.TypeA && qq.Qtype != dns.TypeAAAA) {
 		return resp.SetRcode(q, dns.RcodeRefused)
 	}
-	if r.Timeout > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, r.Timeout)
-		defer cancel()
-	}
-	nets := r.Clients.Networks(ctx, src)
-	if len(nets) == 0 {
-		return resp.SetRcode(q, dns.RcodeRefused)
-	}
-	addrs, found := r.Table.Lookup(qq.Name, nets)
+	addrs, found := r.Table.Lookup(qq.Name, r.networks(ctx, src))
 	if !found {
 		return resp.SetRcode(q, dns.RcodeRefused)
 	}
@@ -69,6 +65,17 @@ func (r *Resolver) Answer(ctx context.Context, src netip.Addr, q *dns.Msg) *dns.
 		}
 	}
 	return resp
+}
+
+// networks are the vxnet networks of the container at src, waiting at most
+// Timeout for a refresh of the clients.
+func (r *Resolver) networks(ctx context.Context, src netip.Addr) []string {
+	if r.Timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, r.Timeout)
+		defer cancel()
+	}
+	return r.Clients.Networks(ctx, src)
 }
 
 func sourceOf(a net.Addr) netip.Addr {

@@ -34,6 +34,7 @@ type config struct {
 	MetricsAddr       string
 	DockerHost        string
 	DNSAddr           string
+	DNSUpstream       string
 }
 
 func newFlagSet(c *config, out io.Writer) *flag.FlagSet {
@@ -58,6 +59,7 @@ func newFlagSet(c *config, out io.Writer) *flag.FlagSet {
 	fs.StringVar(&c.MetricsAddr, "metrics-addr", "", "serve Prometheus /metrics and /healthz on this host:port, e.g. 127.0.0.1:9414 (default off)")
 	fs.StringVar(&c.DockerHost, "docker-host", "unix:///var/run/docker.sock", "the local Docker API, where container names come from (unix:///path or tcp://host:port)")
 	fs.StringVar(&c.DNSAddr, "dns-addr", defaultDNSAddr, "address of the name server for containers of other hosts, on the dummy link vxnet-dns; dockerd's --dns lists it first (\"\" disables; see `vxnet dns config`)")
+	fs.StringVar(&c.DNSUpstream, "dns-upstream", "", "name servers that queries of other clients (default-bridge containers) are relayed to, comma-separated: those dockerd's --dns lists after vxnet's (default: the host's resolv.conf, as `vxnet dns config` prints)")
 	return fs
 }
 
@@ -131,6 +133,9 @@ func (c *config) validate() error {
 		if _, err := netip.ParseAddr(c.DNSAddr); err != nil {
 			errs = append(errs, fmt.Errorf("--dns-addr %q is not an IP address", c.DNSAddr))
 		}
+	}
+	if _, err := parseUpstreams(c.DNSUpstream); err != nil {
+		errs = append(errs, err)
 	}
 	if !strings.HasPrefix(c.Socket, "/") {
 		errs = append(errs, fmt.Errorf("--socket %q: want an absolute path", c.Socket))

@@ -84,18 +84,23 @@ func (f *namesFeature) start(ctx context.Context, drv *driver.Driver) error {
 	if err != nil {
 		return err
 	}
+	ups, err := upstreams(f.c.DNSUpstream)
+	if err != nil {
+		return fmt.Errorf("names: %w", err)
+	}
 	if err := names.EnsureLink(addr); err != nil {
 		return fmt.Errorf("names: %w", err)
 	}
 	var sy *names.Syncer
 	clients := names.NewClients(func() { sy.Kick() }, time.Second)
 	sy = names.NewSyncer(names.SyncerOptions{Docker: dk, Driver: drv, Clients: clients, Log: f.log, Every: 30 * time.Second, MinGap: 500 * time.Millisecond})
-	res := &names.Resolver{Table: f.table, Clients: clients, Log: f.log, Timeout: time.Second}
+	res := &names.Resolver{Table: f.table, Clients: clients, Log: f.log, Timeout: time.Second,
+		Forward: &names.Forwarder{Upstreams: ups, Timeout: 2 * time.Second}}
 	if err := res.Serve(ctx, addr); err != nil {
 		return err
 	}
 	go sy.Run(ctx)
-	f.log.WithFields(logrus.Fields{"dns": addr, "docker": f.c.DockerHost}).Info("names: serving container names of other hosts; dockerd needs --dns " + addr.String() + " first (vxnet dns config)")
+	f.log.WithFields(logrus.Fields{"dns": addr, "upstreams": ups, "docker": f.c.DockerHost}).Info("names: serving container names of other hosts; dockerd needs --dns " + addr.String() + " first (vxnet dns config)")
 	return nil
 }
 
@@ -133,20 +138,57 @@ func dnsConfig(addr, resolvConf string, warn io.Writer) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("--dns-addr %q is not an IP address", addr)
 	}
-	ups, err := nameservers(resolvConf)
+	ups, err := hostUpstreams(resolvConf)
 	if err != nil {
 		return "", err
-	}
-	if len(ups) == 0 && resolvConf == "/etc/resolv.conf" {
-		if ups, err = nameservers("/run/systemd/resolve/resolv.conf"); err != nil && !errors.Is(err, os.ErrNotExist) {
-			return "", err
-		}
 	}
 	if len(ups) == 0 {
 		fmt.Fprintf(warn, "vxnet dns config: %s lists no non-loopback name server: add your upstream servers after %s\n", resolvConf, a)
 	}
 	b, err := json.MarshalIndent(map[string][]string{"dns": append([]string{a.String()}, ups...)}, "", "  ")
 	return string(b), err
+}
+
+// hostUpstreams are the host's own name servers: resolvConf's, else (for
+// the host's /etc/resolv.conf listing only loopback servers)
+// systemd-resolved's upstream list, as dockerd does.
+func hostUpstreams(resolvConf string) ([]string, error) {
+	ups, err := nameservers(resolvConf)
+	if err != nil || len(ups) > 0 || resolvConf != "/etc/resolv.conf" {
+		return ups, err
+	}
+	ups, err = nameservers("/run/systemd/resolve/resolv.conf")
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	return ups, err
+}
+
+// upstreams parses --dns-upstream, or reads the host's name servers when
+// it is empty.
+func upstreams(flagValue string) ([]netip.AddrPort, error) {
+	if strings.TrimSpace(flagValue) != "" {
+		return parseUpstreams(flagValue)
+	}
+	list, err := hostUpstreams("/etc/resolv.conf")
+	if err != nil {
+		return nil, err
+	}
+	return parseUpstreams(strings.Join(list, ","))
+}
+
+// parseUpstreams parses a comma-separated list of name server addresses.
+func parseUpstreams(v string) ([]netip.AddrPort, error) {
+	list := strings.FieldsFunc(v, func(r rune) bool { return r == ',' || r == ' ' })
+	var out []netip.AddrPort
+	for _, s := range list {
+		a, err := netip.ParseAddr(s)
+		if err != nil {
+			return nil, fmt.Errorf("--dns-upstream: %q is not an IP address", s)
+		}
+		out = append(out, netip.AddrPortFrom(a, 53))
+	}
+	return out, nil
 }
 
 // nameservers lists the non-loopback name servers of a resolv.conf.
