@@ -19,11 +19,13 @@ PLUGIN_DIR  := build/plugin
 build:
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/vxnet ./cmd/vxnet
 
-# The rootfs is the static binary and the mount points config.json names.
+# The rootfs is the static binary and the mount points config.json names
+# (run/docker.sock: the host's Docker socket is bound onto a file).
 plugin: build
 	rm -rf ./$(PLUGIN_DIR)
 	mkdir -p $(addprefix $(PLUGIN_DIR)/rootfs/,run/docker/plugins run/vxnet var/lib/vxnet host/proc etc tmp)
 	install -m 0755 bin/vxnet $(PLUGIN_DIR)/rootfs/vxnet
+	touch $(PLUGIN_DIR)/rootfs/run/docker.sock
 	install -m 0644 plugin-config/config.json $(PLUGIN_DIR)/config.json
 
 # PLUGIN_SETTINGS are `docker plugin set` arguments applied before the first
@@ -53,7 +55,7 @@ unit:
 # dockerd 20.10 (from PATH; log e2e.log), then the core suites E2E_26_TESTS
 # on Docker 26.1 (Debian 13's dockerd from hack/docker26.sh, which make deps
 # caches; log e2e-26.log). Both always run; either failing fails the target.
-E2E_26_TESTS ?= ^(TestHarnessSmoke|TestSingleHost|TestMultiHost|TestManagedPlugin|TestSwarm)$$
+E2E_26_TESTS ?= ^(TestHarnessSmoke|TestSingleHost|TestMultiHost|TestManagedPlugin|TestSwarm|TestNames)$$
 E2E_SHOW     := grep -E '^(=== RUN|--- |    --- |PASS|FAIL|ok|panic)|_test.go:[0-9]+:'
 e2e: build
 	@d26=$$(hack/docker26.sh) || exit 1; \

@@ -86,19 +86,7 @@ func testHostFailure(t *testing.T, e *multiHost) {
 	ip2, _ := endpoint(t, e.host(2), pinger(e.host(2)), prodNet)
 
 	// Whatever fails below, host 3 is up again for the next subtests.
-	t.Cleanup(func() {
-		if err := h3.SetUnderlay(true); err != nil {
-			t.Error(err)
-		}
-		if p3.proc.Exited() {
-			p3.start(t)
-		}
-		if h3.DockerdPid() == 0 {
-			if err := h3.StartDockerd(); err != nil {
-				t.Error(err)
-			}
-		}
-	})
+	t.Cleanup(func() { bringBack(t, h3, p3) })
 	switchOff(t, e, h3, ip, mac)
 	waitPeerOn(t, survivors, e.prodVNI, pgIP, pgMAC, false, 100*time.Millisecond, 5*time.Second)
 	// The survivors still talk to each other.
@@ -242,6 +230,23 @@ func switchOff(t *testing.T, e *multiHost, h *harness.Host, ip, mac string) {
 		h.Name, ip, gone.Round(time.Millisecond), kills.Round(time.Millisecond))
 	if gone > hostPurgeBound {
 		t.Errorf("%s's entries took %s to go, want at most %s", h.Name, gone.Round(time.Millisecond), hostPurgeBound)
+	}
+}
+
+// bringBack switches host h on again as far as it is off: underlay link,
+// plugin p, dockerd.
+func bringBack(t *testing.T, h *harness.Host, p *plugin) {
+	t.Helper()
+	if err := h.SetUnderlay(true); err != nil {
+		t.Error(err)
+	}
+	if p.proc.Exited() {
+		p.start(t)
+	}
+	if h.DockerdPid() == 0 {
+		if err := h.StartDockerd(); err != nil {
+			t.Error(err)
+		}
 	}
 }
 

@@ -37,8 +37,8 @@ type namesFeature struct {
 func newNames(c *config, log *logrus.Entry) *namesFeature {
 	why := ""
 	switch {
-	case c.DNSAddr == "":
-		why = "--dns-addr is empty"
+	case c.DNSAddr == "" || c.DNSAddr == "off":
+		why = "--dns-addr is off"
 	case !multiHost(c.Store):
 		why = "the store is a single host's (Docker's own DNS resolves its containers)"
 	default:
