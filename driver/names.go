@@ -56,19 +56,23 @@ func (d *Driver) LocalNetworks(ctx context.Context) (map[string]string, error) {
 }
 
 // SetNames writes names into the record of this host's endpoint on Docker
-// network dockerNet. An endpoint already gone is not an error.
-func (d *Driver) SetNames(ctx context.Context, dockerNet, endpoint string, names []string) error {
+// network dockerNet, and tells whether the record holds them now: an
+// endpoint (or network) without a record here is not an error, it is
+// written on a later call.
+func (d *Driver) SetNames(ctx context.Context, dockerNet, endpoint string, names []string) (bool, error) {
 	if err := validID("endpoint", endpoint); err != nil {
-		return err
+		return false, err
 	}
 	ref, _, err := store.GetJSON[LocalRef](ctx, d.o.Store, d.localKey(dockerNet))
 	if errors.Is(err, store.ErrNotFound) {
-		return nil
+		return false, nil
 	}
 	if err != nil {
-		return fmt.Errorf("set names of endpoint %q: look up network %q: %w", endpoint, dockerNet, err)
+		return false, fmt.Errorf("set names of endpoint %q: look up network %q: %w", endpoint, dockerNet, err)
 	}
+	found := false
 	_, err = store.Update(ctx, d.o.Store, endpointKey(ref.Network, endpoint), func(cur *Endpoint) (*Endpoint, error) {
+		found = cur != nil
 		if cur == nil || slices.Equal(cur.Names, names) {
 			return cur, errUnchanged
 		}
@@ -80,9 +84,9 @@ func (d *Driver) SetNames(ctx context.Context, dockerNet, endpoint string, names
 		return &next, nil
 	})
 	if err != nil && !errors.Is(err, errUnchanged) {
-		return fmt.Errorf("set names of endpoint %q in network %s: %w", endpoint, ref.Network, err)
+		return false, fmt.Errorf("set names of endpoint %q in network %s: %w", endpoint, ref.Network, err)
 	}
-	return nil
+	return found, nil
 }
 
 // errUnchanged ends an Update that has nothing to write.

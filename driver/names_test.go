@@ -68,17 +68,17 @@ func TestNamesTravel(t *testing.T) {
 	}
 	key := nets[net1]
 	seen.wait(t, key, "aaa:")
-	if err := e1.d.SetNames(ctx, net1, ep1, []string{"test1", "web"}); err != nil {
-		t.Fatal(err)
+	if ok, err := e1.d.SetNames(ctx, net1, ep1, []string{"test1", "web"}); !ok || err != nil {
+		t.Fatalf("SetNames = %v, %v; want written", ok, err)
 	}
 	seen.wait(t, key, "aaa:test1,web")
-	if err := e1.d.SetNames(ctx, net1, ep1, []string{"test1", "web"}); err != nil {
-		t.Fatalf("rewriting the same names: %v", err)
+	if ok, err := e1.d.SetNames(ctx, net1, ep1, []string{"test1", "web"}); !ok || err != nil {
+		t.Fatalf("rewriting the same names: %v, %v; want true, nil", ok, err)
 	}
-	err = e2.d.SetNames(ctx, net2, ep1, []string{"stolen"})
+	_, err = e2.d.SetNames(ctx, net2, ep1, []string{"stolen"})
 	wantErr(t, err, "belongs to host h1")
-	if err := e1.d.SetNames(ctx, net1, ep2, []string{"x"}); err != nil {
-		t.Fatalf("names of an endpoint gone meanwhile: %v, want nil", err)
+	if ok, err := e1.d.SetNames(ctx, net1, ep2, []string{"x"}); ok || err != nil {
+		t.Fatalf("names of an endpoint without a record: %v, %v; want false, nil", ok, err)
 	}
 	if slices.ContainsFunc(e1.keys(), func(k string) bool { return strings.HasSuffix(k, ep2) }) {
 		t.Fatal("SetNames of a missing endpoint created its record")

@@ -16,8 +16,9 @@ type Driver interface {
 	// LocalNetworks maps this host's Docker network IDs of vxnet networks
 	// to their cluster keys.
 	LocalNetworks(ctx context.Context) (map[string]string, error)
-	// SetNames writes the names of a local endpoint into its record.
-	SetNames(ctx context.Context, dockerNet, endpoint string, names []string) error
+	// SetNames writes the names of a local endpoint into its record and
+	// tells whether the record holds them (false: no record yet).
+	SetNames(ctx context.Context, dockerNet, endpoint string, names []string) (bool, error)
 }
 
 // SyncerOptions configure a Syncer.
@@ -216,7 +217,8 @@ func (s *Syncer) write(ctx context.Context, dockerNet, endpoint string, names []
 	if w, ok := s.written[endpoint]; ok && slices.Equal(w, names) {
 		return nil
 	}
-	if err := s.o.Driver.SetNames(ctx, dockerNet, endpoint, names); err != nil {
+	ok, err := s.o.Driver.SetNames(ctx, dockerNet, endpoint, names)
+	if err != nil || !ok {
 		return err
 	}
 	s.written[endpoint] = names

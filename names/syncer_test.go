@@ -43,14 +43,15 @@ func fakeDocker(t *testing.T) *Docker {
 }
 
 type fakeDriver struct {
-	nets map[string]string
-	sets []string
+	nets     map[string]string
+	sets     []string
+	noRecord bool // SetNames finds no record
 }
 
 func (f *fakeDriver) LocalNetworks(context.Context) (map[string]string, error) { return f.nets, nil }
-func (f *fakeDriver) SetNames(_ context.Context, net, ep string, names []string) error {
+func (f *fakeDriver) SetNames(_ context.Context, net, ep string, names []string) (bool, error) {
 	f.sets = append(f.sets, net+"/"+ep+"="+strings.Join(names, ","))
-	return nil
+	return !f.noRecord, nil
 }
 
 // A pass writes each local endpoint's names once, maps the container's
@@ -79,5 +80,20 @@ func TestSyncerPass(t *testing.T) {
 	}
 	if len(drv.sets) != 1 {
 		t.Errorf("a second pass wrote unchanged names again: %v", drv.sets)
+	}
+}
+
+// Names of an endpoint whose record is not there yet are tried again at
+// the next pass, not taken as written.
+func TestSyncerRetriesMissingRecord(t *testing.T) {
+	drv := &fakeDriver{nets: map[string]string{"net1": "prod"}, noRecord: true}
+	s := NewSyncer(SyncerOptions{Docker: fakeDocker(t), Driver: drv, Clients: NewClients(func() {}, 0), Log: logrus.NewEntry(logrus.New())})
+	for range 2 {
+		if err := s.pass(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(drv.sets) != 2 {
+		t.Errorf("names of an endpoint without a record written %d times in 2 passes, want 2: %v", len(drv.sets), drv.sets)
 	}
 }
