@@ -164,6 +164,11 @@ func (s *Syncer) pass(ctx context.Context) error {
 	if err != nil {
 		errs = append(errs, err)
 	}
+	if watch == nil && len(nets) > 0 {
+		// No gateway network yet: the first container of a vxnet network
+		// is about to make it, and its first query must wait for a pass.
+		watch = []netip.Prefix{netip.MustParsePrefix("0.0.0.0/0"), netip.MustParsePrefix("::/0")}
+	}
 	s.o.Clients.Replace(byAddr, watch)
 	return errors.Join(errs...)
 }

@@ -15,7 +15,7 @@ import (
 
 // fakeDocker serves the few Docker API reads the Syncer makes, in the
 // shape dockerd 20.10 and 26.1 answer them.
-func fakeDocker(t *testing.T) *Docker {
+func fakeDocker(t *testing.T, missing ...string) *Docker {
 	t.Helper()
 	pages := map[string]string{
 		"/networks/net1": `{"Id":"net1","Name":"prod","Containers":{
@@ -25,6 +25,9 @@ func fakeDocker(t *testing.T) *Docker {
 			"c9":{"Name":"gateway_c9","EndpointID":"g9","IPv4Address":"172.18.0.9/16"}}}`,
 		"/containers/c1/json": `{"Id":"c1","Name":"/test1","NetworkSettings":{"Networks":{
 			"prod":{"NetworkID":"net1","EndpointID":"e1","Aliases":["web"],"DNSNames":["test1","web","c1"]}}}}`,
+	}
+	for _, m := range missing {
+		delete(pages, m)
 	}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		page, ok := pages[r.URL.Path]
@@ -95,5 +98,24 @@ func TestSyncerRetriesMissingRecord(t *testing.T) {
 	}
 	if len(drv.sets) != 2 {
 		t.Errorf("names of an endpoint without a record written %d times in 2 passes, want 2: %v", len(drv.sets), drv.sets)
+	}
+}
+
+// Before Docker made its gateway network (the first container of a vxnet
+// network on the host is starting), every unknown source waits for a
+// pass; with no vxnet network here, none does.
+func TestSyncerNoGatewayYet(t *testing.T) {
+	for _, tc := range []struct {
+		nets  map[string]string
+		watch int
+	}{{map[string]string{"net1": "prod"}, 2}, {map[string]string{}, 0}} {
+		cl := NewClients(func() {}, 0)
+		s := NewSyncer(SyncerOptions{Docker: fakeDocker(t, "/networks/docker_gwbridge"), Driver: &fakeDriver{nets: tc.nets}, Clients: cl, Log: logrus.NewEntry(logrus.New())})
+		if err := s.pass(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if len(cl.watch) != tc.watch {
+			t.Errorf("%d vxnet networks, no gateway network: watched %v, want %d prefixes", len(tc.nets), cl.watch, tc.watch)
+		}
 	}
 }
