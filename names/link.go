@@ -8,11 +8,13 @@ import (
 	"github.com/vishvananda/netlink"
 )
 
-// LinkName is the dummy link holding the resolver's address.
+// LinkName is the link holding the resolver's address.
 const LinkName = "vxnet-dns"
 
-// EnsureLink makes the dummy link LinkName with addr/32 (/128) and sets it
-// up; an existing one is kept, with addr added if missing. The link stays
+// EnsureLink makes the link LinkName with addr/32 (/128) and sets it up;
+// an existing one is kept, with addr added if missing. It is a bridge
+// without ports, not a dummy: vxnet needs bridges anyway, while some
+// kernels (Firecracker's) have no dummy driver. The link stays
 // when vxnet stops: queries then fail at once (port unreachable) and
 // Docker's resolver goes on to the next server, where without it they
 // would leave by the default route and time out.
@@ -22,7 +24,7 @@ func EnsureLink(addr netip.Addr) error {
 	if errors.As(err, &nf) {
 		la := netlink.NewLinkAttrs()
 		la.Name = LinkName
-		if err := netlink.LinkAdd(&netlink.Dummy{LinkAttrs: la}); err != nil {
+		if err := netlink.LinkAdd(&netlink.Bridge{LinkAttrs: la}); err != nil {
 			return fmt.Errorf("create link %q: %w", LinkName, err)
 		}
 		l, err = netlink.LinkByName(LinkName)
@@ -30,8 +32,8 @@ func EnsureLink(addr netip.Addr) error {
 	if err != nil {
 		return fmt.Errorf("find link %q: %w", LinkName, err)
 	}
-	if l.Type() != "dummy" {
-		return fmt.Errorf("link %q exists as a %s device, want dummy", LinkName, l.Type())
+	if l.Type() != "bridge" && l.Type() != "dummy" {
+		return fmt.Errorf("link %q exists as a %s device, want a bridge (or dummy)", LinkName, l.Type())
 	}
 	bits := addr.BitLen()
 	a, err := netlink.ParseAddr(netip.PrefixFrom(addr, bits).String())

@@ -10,7 +10,7 @@
 //     and writes them into that endpoint's store record; the records reach
 //     every host through the driver's endpoint watch;
 //   - serves them on a fixed address of its own (Server, 169.254.53.53 on
-//     the dummy link vxnet-dns by default), which dockerd lists first among
+//     the link vxnet-dns by default), which dockerd lists first among
 //     its upstream servers (`--dns`). Docker's resolver forwards names it
 //     does not know from the container's namespace, so the query's source
 //     is the container's docker_gwbridge address: Clients maps it to the

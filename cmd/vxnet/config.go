@@ -58,7 +58,7 @@ func newFlagSet(c *config, out io.Writer) *flag.FlagSet {
 	fs.DurationVar(&c.ForgetAfter, "forget-after", 24*time.Hour, "a host silent for this long is forgotten as by `vxnet host forget`: its records, memberships and addresses are released (0 = never)")
 	fs.StringVar(&c.MetricsAddr, "metrics-addr", "", "serve Prometheus /metrics and /healthz on this host:port, e.g. 127.0.0.1:9414 (default off)")
 	fs.StringVar(&c.DockerHost, "docker-host", "unix:///var/run/docker.sock", "the local Docker API, where container names come from (unix:///path or tcp://host:port)")
-	fs.StringVar(&c.DNSAddr, "dns-addr", defaultDNSAddr, "address of the name server for containers of other hosts, on the dummy link vxnet-dns; dockerd's --dns lists it first (\"\" or off disables; see `vxnet dns config`)")
+	fs.StringVar(&c.DNSAddr, "dns-addr", defaultDNSAddr, "address of the name server for containers of other hosts, on the link vxnet-dns; dockerd's --dns lists it first (\"\" or off disables; see `vxnet dns config`)")
 	fs.StringVar(&c.DNSUpstream, "dns-upstream", "", "name servers that queries of other clients (default-bridge containers) are relayed to, comma-separated: those dockerd's --dns lists after vxnet's (default: the host's resolv.conf, as `vxnet dns config` prints)")
 	return fs
 }
