@@ -233,21 +233,14 @@ func testNameHostGone(t *testing.T, e *multiHost) {
 	h3.MustDocker(t, append([]string{"run", "-d", "--name", "far", "--network", prodNet}, sleeper...)...)
 	ip, mac := endpoint(t, h3, "far", prodNet)
 	waitName(t, h1, pinger(h1), "far", []string{ip})
-	p3 := e.plugin(h3)
-	t.Cleanup(func() { bringBack(t, h3, p3) })
+	t.Cleanup(func() { bringBack(t, e, h3) })
 	off := time.Now()
 	switchOff(t, e, h3, ip, mac)
 	for _, h := range []*harness.Host{h1, h2} {
 		waitName(t, h, pinger(h), "far", nil)
 	}
 	t.Logf("host 3 switched off: its container's name gone on hosts 1 and 2 %s after", time.Since(off).Round(time.Millisecond))
-	if err := h3.SetUnderlay(true); err != nil {
-		t.Fatal(err)
-	}
-	p3.start(t)
-	if err := h3.StartDockerd(); err != nil {
-		t.Fatal(err)
-	}
+	bringBack(t, e, h3)
 	if _, err := h3.Docker("rm", "-f", "far"); err != nil {
 		t.Error(err)
 	}

@@ -44,7 +44,7 @@ func fixture(t *testing.T) (*Resolver, *atomic.Int32) {
 	tbl.Set("ops", []Record{{Endpoint: "e5", Host: "h1", Names: []string{"secret"}, Addrs: addrs("198.19.4.10"), Created: t0}})
 	var refreshes atomic.Int32
 	cl := NewClients(func() { refreshes.Add(1) }, 50*time.Millisecond)
-	cl.Replace(map[netip.Addr][]string{client: {"prod", "dev"}, client2: {"dev"}}, []netip.Prefix{gwNet})
+	cl.Replace(map[netip.Addr][]string{client: {"prod", "dev"}, client2: {"dev"}}, []netip.Prefix{gwNet}, time.Now())
 	return &Resolver{Table: tbl, Clients: cl, Log: logrus.NewEntry(logrus.New())}, &refreshes
 }
 
@@ -181,7 +181,7 @@ func TestClientsRefreshOnMiss(t *testing.T) {
 	newcomer := netip.MustParseAddr("172.18.0.40")
 	r.Clients.refresh = func() {
 		refreshes.Add(1)
-		go r.Clients.Replace(map[netip.Addr][]string{newcomer: {"prod"}}, []netip.Prefix{gwNet})
+		go r.Clients.Replace(map[netip.Addr][]string{newcomer: {"prod"}}, []netip.Prefix{gwNet}, time.Now())
 	}
 	m := r.Answer(context.Background(), newcomer, "udp", query("test1", dns.TypeA))
 	if m.Rcode != dns.RcodeSuccess || len(m.Answer) != 1 {
@@ -208,6 +208,37 @@ func TestClientsRefreshOnMiss(t *testing.T) {
 	}
 	if n := refreshes.Load(); n != 0 {
 		t.Errorf("default-bridge queries asked for %d refreshes, want 0", n)
+	}
+}
+
+// A pass that was under way when the query came (it started before) does
+// not end the wait: the container may have started after it listed the
+// gateway network; the pass the query asked for does.
+func TestClientsWaitForAFreshPass(t *testing.T) {
+	r, _ := fixture(t)
+	r.Clients.wait = 5 * time.Second
+	newcomer := netip.MustParseAddr("172.18.0.41")
+	before := time.Now()
+	r.Clients.refresh = func() {
+		go func() {
+			r.Clients.Replace(map[netip.Addr][]string{}, []netip.Prefix{gwNet}, before) // the pass under way
+			time.Sleep(20 * time.Millisecond)
+			r.Clients.Replace(map[netip.Addr][]string{newcomer: {"prod"}}, []netip.Prefix{gwNet}, time.Now())
+		}()
+	}
+	if m := r.Answer(context.Background(), newcomer, "udp", query("test1", dns.TypeA)); m.Rcode != dns.RcodeSuccess || len(m.Answer) != 1 {
+		t.Fatalf("newcomer: rcode %s, %d answers; want the fresh pass to let it resolve test1", dns.RcodeToString[m.Rcode], len(m.Answer))
+	}
+	stranger := netip.MustParseAddr("172.18.0.42")
+	r.Clients.refresh = func() {
+		go r.Clients.Replace(map[netip.Addr][]string{}, []netip.Prefix{gwNet}, time.Now())
+	}
+	start := time.Now()
+	if m := r.Answer(context.Background(), stranger, "udp", query("test1", dns.TypeA)); m.Rcode != dns.RcodeRefused {
+		t.Fatalf("stranger: rcode %s, want REFUSED", dns.RcodeToString[m.Rcode])
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("a stranger waited %s: a fresh pass without it must end the wait", d)
 	}
 }
 

@@ -124,6 +124,7 @@ func (s *Syncer) follow(ctx context.Context) {
 func (s *Syncer) pass(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
+	started := time.Now()
 	nets, err := s.o.Driver.LocalNetworks(ctx)
 	if err != nil {
 		return err
@@ -169,7 +170,7 @@ func (s *Syncer) pass(ctx context.Context) error {
 		// is about to make it, and its first query must wait for a pass.
 		watch = []netip.Prefix{netip.MustParsePrefix("0.0.0.0/0"), netip.MustParsePrefix("::/0")}
 	}
-	s.o.Clients.Replace(byAddr, watch)
+	s.o.Clients.Replace(byAddr, watch, started)
 	return errors.Join(errs...)
 }
 
