@@ -21,7 +21,7 @@ ARG VERSION=dev
 RUN go build -trimpath -ldflags "-s -w -X main.version=${VERSION}" -o /out/vxnet ./cmd/vxnet \
  && mkdir -p /out/root/run/docker/plugins /out/root/var/lib/vxnet /out/root/host/run \
              /out/root/host/proc /out/root/etc /out/root/tmp \
- && touch /out/root/run/docker.sock && chmod 1777 /out/root/tmp \
+ && chmod 1777 /out/root/tmp \
  && mv /out/vxnet /out/root/vxnet
 
 # scratch: the static binary and the mount points plugin-config/config.json

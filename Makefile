@@ -19,13 +19,11 @@ PLUGIN_DIR  := build/plugin
 build:
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/vxnet ./cmd/vxnet
 
-# The rootfs is the static binary and the mount points config.json names
-# (run/docker.sock: the host's Docker socket is bound onto a file).
+# The rootfs is the static binary and the mount points config.json names.
 plugin: build
 	rm -rf ./$(PLUGIN_DIR)
 	mkdir -p $(addprefix $(PLUGIN_DIR)/rootfs/,run/docker/plugins run/vxnet var/lib/vxnet host/proc etc tmp)
 	install -m 0755 bin/vxnet $(PLUGIN_DIR)/rootfs/vxnet
-	touch $(PLUGIN_DIR)/rootfs/run/docker.sock
 	install -m 0644 plugin-config/config.json $(PLUGIN_DIR)/config.json
 
 # PLUGIN_SETTINGS are `docker plugin set` arguments applied before the first

@@ -56,15 +56,6 @@ func buildPluginDir(dir string) error {
 		points = append(points, m.Destination)
 	}
 	for _, p := range points {
-		if strings.HasSuffix(p, ".sock") { // a socket bound onto a file
-			if err := os.MkdirAll(filepath.Join(rootfs, filepath.Dir(p)), 0o755); err != nil {
-				return err
-			}
-			if err := os.WriteFile(filepath.Join(rootfs, p), nil, 0o644); err != nil {
-				return err
-			}
-			continue
-		}
 		if err := os.MkdirAll(filepath.Join(rootfs, p), 0o755); err != nil {
 			return err
 		}
@@ -93,7 +84,6 @@ func installManaged(t *testing.T, h *harness.Host, settings ...string) *managedP
 	h.MustExec(t, "sh", "-c", fmt.Sprintf("mkdir -p %[1]s && mount --bind %[1]s %[1]s && mount --make-shared %[1]s", m.hostRun))
 	h.MustDocker(t, "plugin", "create", managedName, dir)
 	set := append([]string{"plugin", "set", managedName, "run.source=" + m.hostRun,
-		"docker.source=" + strings.TrimPrefix(h.Socket(), "unix://"), "VXNET_DNS_ADDR=off",
 		"VXNET_ADVERTISE_ADDR=" + h.IP, "VXNET_LOG_LEVEL=debug"}, settings...)
 	h.MustDocker(t, set...)
 	m.id = h.MustDocker(t, "plugin", "inspect", "-f", "{{.Id}}", managedName)
