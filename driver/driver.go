@@ -70,6 +70,10 @@ type Options struct {
 	// default IPAM then hands out the same addresses on every host, so a
 	// local-scope network must use vxnet's IPAM.
 	MultiHost bool
+	// OnEndpoints, if set, is given the endpoint records of a network as
+	// the peer watcher programs them (gone hosts left out), and nil when
+	// the network's watcher stops (names.Table).
+	OnEndpoints func(network string, eps []Endpoint)
 }
 
 // DefaultVNIOffset is the first VNI vxnet hands out, 0x100000: Docker's
@@ -130,6 +134,9 @@ type Endpoint struct {
 	// Created is when the endpoint's host wrote the record, by its clock:
 	// other hosts measure how long it took to reach them (ObserveLag).
 	Created time.Time `json:"created,omitzero"`
+	// Names are the container's name and aliases on the network, written
+	// by the endpoint's host from its Docker API (SetNames).
+	Names []string `json:"names,omitempty"`
 }
 
 // New returns a Driver. Call Reconcile before serving.

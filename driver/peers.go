@@ -25,6 +25,7 @@ const resyncEvery = 5 * time.Second
 type watcher struct {
 	cancel context.CancelFunc
 	done   chan struct{}
+	key    string
 	vni    uint32
 
 	mu    sync.Mutex
@@ -50,7 +51,7 @@ func (d *Driver) startWatch(n *Network) {
 		return
 	}
 	ctx, cancel := context.WithCancel(d.life)
-	w := &watcher{cancel: cancel, done: make(chan struct{}), vni: n.VNI, logged: map[string]bool{}, lagged: map[string]bool{}}
+	w := &watcher{cancel: cancel, done: make(chan struct{}), key: n.Key, vni: n.VNI, logged: map[string]bool{}, lagged: map[string]bool{}}
 	d.watchers[n.Key] = w
 	go func() {
 		defer close(w.done)
@@ -67,6 +68,7 @@ func (d *Driver) stopWatch(key string) {
 	if ok {
 		w.cancel()
 		<-w.done
+		d.dropNames(key)
 	}
 }
 
@@ -158,7 +160,9 @@ func (d *Driver) program(w *watcher, kvs []store.KV, fresh bool) error {
 	if !w.read {
 		return nil
 	}
-	if err := d.o.Plane.SetPeers(w.vni, d.peers(d.withoutGone(w.kvs), w.logged)); err != nil {
+	live := d.withoutGone(w.kvs)
+	d.feedNames(w.key, live)
+	if err := d.o.Plane.SetPeers(w.vni, d.peers(live, w.logged)); err != nil {
 		return err
 	}
 	if fresh {

@@ -336,7 +336,9 @@ func (lc *leakChecker) checkKernel(p *plugin, v *dockerView, vnis map[string]net
 		return err
 	}
 	for _, l := range links {
-		if strings.HasPrefix(l, "vx") {
+		// vxnet-dns holds the names resolver's address for as long as
+		// the host runs vxnet (TestNames removes it at the end).
+		if strings.HasPrefix(l, "vx") && l != "vxnet-dns" {
 			errs = append(errs, fmt.Errorf("%s: link %s in the host namespace", p.h.Name, l))
 		}
 	}

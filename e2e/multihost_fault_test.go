@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"net"
 	"sync"
 	"testing"
 	"time"
@@ -86,19 +87,7 @@ func testHostFailure(t *testing.T, e *multiHost) {
 	ip2, _ := endpoint(t, e.host(2), pinger(e.host(2)), prodNet)
 
 	// Whatever fails below, host 3 is up again for the next subtests.
-	t.Cleanup(func() {
-		if err := h3.SetUnderlay(true); err != nil {
-			t.Error(err)
-		}
-		if p3.proc.Exited() {
-			p3.start(t)
-		}
-		if h3.DockerdPid() == 0 {
-			if err := h3.StartDockerd(); err != nil {
-				t.Error(err)
-			}
-		}
-	})
+	t.Cleanup(func() { bringBack(t, e, h3) })
 	switchOff(t, e, h3, ip, mac)
 	waitPeerOn(t, survivors, e.prodVNI, pgIP, pgMAC, false, 100*time.Millisecond, 5*time.Second)
 	// The survivors still talk to each other.
@@ -245,6 +234,32 @@ func switchOff(t *testing.T, e *multiHost, h *harness.Host, ip, mac string) {
 		h.Name, ip, gone.Round(time.Millisecond), kills.Round(time.Millisecond))
 	if gone > hostPurgeBound {
 		t.Errorf("%s's entries took %s to go, want at most %s", h.Name, gone.Round(time.Millisecond), hostPurgeBound)
+	}
+}
+
+// bringBack switches host h on again as far as it is off: underlay link,
+// plugin, dockerd. The plugin starts once the host reaches Consul again
+// (its neighbour entries went FAILED while the link was down, and vxnet
+// serve exits when its store does not answer at start).
+func bringBack(t *testing.T, e *multiHost, h *harness.Host) {
+	t.Helper()
+	if err := h.SetUnderlay(true); err != nil {
+		t.Error(err)
+	}
+	if p := e.plugin(h); p.proc.Exited() {
+		consulIP, _, _ := net.SplitHostPort(e.consul.Addr())
+		if _, err := poll(20*time.Second, 200*time.Millisecond, func() (bool, error) {
+			_, err := h.Exec("busybox", "ping", "-c1", "-W1", consulIP)
+			return err == nil, err
+		}); err != nil {
+			t.Errorf("%s back: Consul at %s unreachable: %v", h.Name, consulIP, err)
+		}
+		p.start(t)
+	}
+	if h.DockerdPid() == 0 {
+		if err := h.StartDockerd(); err != nil {
+			t.Error(err)
+		}
 	}
 }
 

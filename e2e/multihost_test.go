@@ -74,12 +74,13 @@ func TestMultiHost(t *testing.T) {
 }
 
 // startSocketPlugins starts Consul and a socket-plugin vxnet on every host
-// of c, on a fresh Consul prefix, and registers the kernel leak check.
-func startSocketPlugins(t *testing.T, c *harness.Cluster) (*multiHost, *leakChecker) {
+// of c (with the extra flags), on a fresh Consul prefix, and registers the
+// kernel leak check.
+func startSocketPlugins(t *testing.T, c *harness.Cluster, extra ...string) (*multiHost, *leakChecker) {
 	e := &multiHost{c: c, consul: c.StartConsul(t), prefix: "vxe2e-" + randomHex(t, 4), driver: "vxnet"}
 	storeURI := "consul://" + e.consul.Addr() + "/" + e.prefix
 	for _, h := range c.Hosts {
-		e.plugins = append(e.plugins, startPlugin(t, h, storeURI, "--advertise-addr", h.IP))
+		e.plugins = append(e.plugins, startPlugin(t, h, storeURI, append([]string{"--advertise-addr", h.IP}, extra...)...))
 	}
 	c.AddLeakCheck("vxnet kernel objects", func(h *harness.Host) error { return e.plugin(h).kernelLeaks() })
 	t.Logf("store %s", storeURI)

@@ -39,7 +39,8 @@ func startPlugin(t *testing.T, h *harness.Host, storeURI string, extra ...string
 	}
 	p.args = append([]string{vxnetBin, "serve", "--store", p.store, "--netns-dir", p.netnsDir,
 		"--log-level", "debug", "--reconcile-interval", "2s",
-		"--host-id-file", filepath.Join(h.RunDir(), "vxnet", "host-id")}, extra...)
+		"--host-id-file", filepath.Join(h.RunDir(), "vxnet", "host-id"),
+		"--docker-host", h.Socket(), "--dns-addr", "off"}, extra...) // names: on in TestNames only
 	p.start(t)
 	return p
 }

@@ -44,6 +44,9 @@ type agentOptions struct {
 	Probe func(ctx context.Context, a netip.Addr) bool
 	// Admit may refuse an endpoint (driver.Options.Admit); nil admits all.
 	Admit func(ctx context.Context, dockerNet string, addrs []netip.Prefix) error
+	// OnEndpoints is told each network's endpoint records
+	// (driver.Options.OnEndpoints: the names); nil for none.
+	OnEndpoints func(network string, eps []driver.Endpoint)
 }
 
 // startAgent builds the agent, reconciles once and starts its loops, which

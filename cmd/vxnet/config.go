@@ -35,6 +35,9 @@ type config struct {
 	ForgetAfter       time.Duration
 	MetricsAddr       string
 	DockerSocket      string
+	DockerHost        string
+	DNSAddr           string
+	DNSUpstream       string
 }
 
 func newFlagSet(c *config, out io.Writer) *flag.FlagSet {
@@ -58,6 +61,9 @@ func newFlagSet(c *config, out io.Writer) *flag.FlagSet {
 	fs.DurationVar(&c.ForgetAfter, "forget-after", 24*time.Hour, "a host silent for this long is forgotten as by `vxnet host forget`: its records, memberships and addresses are released (0 = never)")
 	fs.StringVar(&c.MetricsAddr, "metrics-addr", "", "serve Prometheus /metrics and /healthz on this host:port, e.g. 127.0.0.1:9414 (default off)")
 	fs.StringVar(&c.DockerSocket, "docker-socket", "/run/docker.sock", "the local Docker API socket; in global scope (swarm) vxnet reads services' endpoint modes there and refuses tasks of VIP-mode services, which it cannot balance")
+	fs.StringVar(&c.DockerHost, "docker-host", "unix:///var/run/docker.sock", "the local Docker API, where container names come from (unix:///path or tcp://host:port)")
+	fs.StringVar(&c.DNSAddr, "dns-addr", defaultDNSAddr, "address of the name server for containers of other hosts, on the link vxnet-dns; dockerd's --dns lists it first (\"\" or off disables; see `vxnet dns config`)")
+	fs.StringVar(&c.DNSUpstream, "dns-upstream", "", "name servers that queries of other clients (default-bridge containers) are relayed to, comma-separated: those dockerd's --dns lists after vxnet's (default: the host's resolv.conf, as `vxnet dns config` prints)")
 	return fs
 }
 
@@ -129,6 +135,14 @@ func (c *config) validate() error {
 	}
 	if !strings.HasPrefix(c.DockerSocket, "/") {
 		errs = append(errs, fmt.Errorf("--docker-socket %q: want an absolute path", c.DockerSocket))
+	}
+	if c.DNSAddr != "" && c.DNSAddr != "off" {
+		if _, err := netip.ParseAddr(c.DNSAddr); err != nil {
+			errs = append(errs, fmt.Errorf("--dns-addr %q is not an IP address", c.DNSAddr))
+		}
+	}
+	if _, err := parseUpstreams(c.DNSUpstream); err != nil {
+		errs = append(errs, err)
 	}
 	if !strings.HasPrefix(c.Socket, "/") {
 		errs = append(errs, fmt.Errorf("--socket %q: want an absolute path", c.Socket))

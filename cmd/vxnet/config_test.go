@@ -23,6 +23,11 @@ func TestParseConfig(t *testing.T) {
 	if err != nil || c.Store != "consul://h:8500" || c.VXLANPort != 4790 || c.DeadAfter != 30*time.Second {
 		t.Fatalf("env and flags: %+v, %v", c, err)
 	}
+	for _, off := range []string{"off", ""} {
+		if c, err := parseConfig([]string{"--dns-addr", off, "--dns-upstream", "198.18.0.1, fd00::53"}, env(nil), io.Discard); err != nil || c.DNSAddr != off {
+			t.Fatalf("--dns-addr %q: %+v, %v; want it accepted (names off)", off, c, err)
+		}
+	}
 	for _, tt := range []struct {
 		args []string
 		env  map[string]string
@@ -41,6 +46,8 @@ func TestParseConfig(t *testing.T) {
 		{[]string{"extra"}, nil, `unexpected argument "extra"`},
 		{nil, map[string]string{"VXNET_METRICS_ADDR": "9414"}, `--metrics-addr "9414": want host:port`},
 		{[]string{"--bogus"}, nil, "flag provided but not defined"},
+		{[]string{"--dns-addr", "nope"}, nil, `--dns-addr "nope" is not an IP address`},
+		{nil, map[string]string{"VXNET_DNS_UPSTREAM": "198.18.0.1,x"}, `--dns-upstream: "x" is not an IP address`},
 		{nil, map[string]string{"VXNET_VXLAN_PORT": "x"}, `environment VXNET_VXLAN_PORT="x"`},
 	} {
 		_, err := parseConfig(tt.args, env(tt.env), io.Discard)

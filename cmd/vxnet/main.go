@@ -1,7 +1,8 @@
 // Command vxnet is the vxnet Docker network plugin: `vxnet serve` runs the
 // network and IPAM driver on one plugin socket; `vxnet host forget` releases
 // a host gone for good; `vxnet status` shows the cluster and this host's
-// drift from it; `vxnet version` prints the version.
+// drift from it; `vxnet dns config` prints dockerd's DNS setting; `vxnet
+// version` prints the version.
 package main
 
 import (
@@ -30,6 +31,8 @@ func run(args []string) int {
 		return statusCmd(args[1:], os.Getenv, os.Stdout, os.Stderr)
 	case "simulate":
 		return simulateCmd(args[1:], os.Stdout, os.Stderr)
+	case "dns":
+		return dnsCmd(args[1:], os.Stdout, os.Stderr)
 	case "version", "--version":
 		fmt.Println("vxnet", version)
 		return 0
@@ -57,6 +60,9 @@ commands:
             run many simulated hosts (the plugin's agent on a recording data
             plane) against a Consul cluster and measure propagation, store
             traffic, purge of switched-off hosts (make scale)
+  dns config [--dns-addr ADDR] [--resolv-conf FILE]
+            print the daemon.json "dns" setting that makes container names
+            resolve across hosts
   version   print the version
 `)
 }

@@ -123,19 +123,23 @@ func runServe(ctx context.Context, c *config, log *logrus.Entry) error {
 			return err
 		}
 	}
+	nm := newNames(c, log)
 	a, err := startAgent(ctx, agentOptions{
 		Store: st, Plane: plane, HostID: c.HostID, VTEP: ul.Addr, Port: c.VXLANPort, MTU: mtu,
 		Scope: scope.Scope(c.Scope), MultiHost: multiHost(c.Store), Log: log, Met: met,
 		ReconcileInterval: c.ReconcileInterval, HeartbeatInterval: c.HeartbeatInterval,
 		DeadAfter: c.DeadAfter, ForgetAfter: c.ForgetAfter,
 		Probe: func(ctx context.Context, a netip.Addr) bool { return liveness.Ping(ctx, a, probeTimeout) },
-		Admit: swarmGuard(ctx, c, st, log),
+		Admit: swarmGuard(ctx, c, st, log), OnEndpoints: nm.feed(),
 	})
 	if err != nil {
 		return err
 	}
 	defer a.stop()
 	drv, ip := a.drv, a.ip
+	if err := nm.start(ctx, drv); err != nil {
+		return err
+	}
 	jn, err := journal.Open(journalDir(c.NetnsDir), log)
 	if err != nil {
 		return err
