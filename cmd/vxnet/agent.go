@@ -56,7 +56,7 @@ func startAgent(ctx context.Context, o agentOptions) (*agent, error) {
 	drv, err := driver.New(driver.Options{
 		Store: o.Store, Plane: o.Plane, HostID: o.HostID, VTEP: o.VTEP,
 		Port: o.Port, MTU: o.MTU, Scope: o.Scope, MultiHost: o.MultiHost, Log: o.Log,
-		Pools:      ip,
+		Pools: ip, Admit: o.Admit, OnEndpoints: o.OnEndpoints,
 		ObserveLag: o.Met.ObservePropagation,
 	})
 	if err != nil {
