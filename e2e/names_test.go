@@ -1,10 +1,3 @@
-//go:build names
-
-// TestNames is behind the build tag names (go test -tags names) until it
-// has passed on both Docker versions in the harness: its first run found
-// two bugs, fixed since, and the e2e lock gave it no second slot before the
-// deadline.
-
 package e2e
 
 import (
