@@ -149,8 +149,10 @@ type outageReport struct {
 	Seconds        float64      `json:"outage_seconds"`
 	PingSent       int          `json:"pings_during_sent"`
 	PingRecv       int          `json:"pings_during_received"`
+	PingLost       int          `json:"pings_during_lost"`
 	AfterSent      int          `json:"pings_after_sent"`
 	AfterRecv      int          `json:"pings_after_received"`
+	AfterLost      int          `json:"pings_after_lost"`
 	Calls          []callTiming `json:"plugin_calls"`
 	MaxCall        float64      `json:"max_plugin_call_seconds"`
 	Docker         []callTiming `json:"docker_commands"`
@@ -162,9 +164,9 @@ type outageReport struct {
 }
 
 func (r *outageReport) String() string {
-	return fmt.Sprintf("2. consul outage: all servers down %.1fs under traffic: pings %d/%d during, %d/%d in the 12s after; %d plugin callbacks failed in ≤%.2fs each, "+
+	return fmt.Sprintf("2. consul outage: all servers down %.1fs under traffic: pings %d/%d during (%d lost), %d/%d in the 12s after (%d lost); %d plugin callbacks failed in ≤%.2fs each, "+
 		"%d docker commands answered in ≤%.2fs (docker ps %.2fs), %d without a clear reason; docker run works again %.1fs after consul is back; matched Docker %.1fs after cleanup",
-		r.Seconds, r.PingRecv, r.PingSent, r.AfterRecv, r.AfterSent, len(r.Calls), r.MaxCall, len(r.Docker), r.MaxDocker, r.DockerPs, r.NoClearReasons, r.Recovery, r.LeakSeconds)
+		r.Seconds, r.PingRecv, r.PingSent, r.PingLost, r.AfterRecv, r.AfterSent, r.AfterLost, len(r.Calls), r.MaxCall, len(r.Docker), r.MaxDocker, r.DockerPs, r.NoClearReasons, r.Recovery, r.LeakSeconds)
 }
 
 // outageCalls are plugin requests that all need the store. A failed

@@ -30,19 +30,61 @@ func startPing(t *testing.T, h *harness.Host, container, ip, tag string) *bgPing
 	return b
 }
 
-// stop ends the ping and returns packets sent and received.
-func (b *bgPing) stop() (sent, recv int, err error) {
-	out, err := b.h.Docker("exec", b.container, "sh", "-c", fmt.Sprintf("kill -INT $(cat %s.pid); sleep 1; cat %s.log", b.file, b.file))
-	if err != nil {
-		return 0, 0, err
+// pingResult is what a stopped background ping saw. Lost counts only
+// packets a later packet overtook: sequence numbers never answered below
+// the last one sent. The last packet may still be in flight when the
+// ping is stopped (its reply racing the interrupt), so it is neither
+// received nor lost.
+type pingResult struct {
+	Sent, Recv, Lost int
+	Missing          []int // the lost sequence numbers, for the log
+}
+
+func (r pingResult) String() string {
+	if r.Lost == 0 {
+		return fmt.Sprintf("%d sent, %d received, none lost", r.Sent, r.Recv)
 	}
+	return fmt.Sprintf("%d sent, %d received, %d lost (seq %v)", r.Sent, r.Recv, r.Lost, r.Missing)
+}
+
+var pingReply = regexp.MustCompile(`(?m)^\d+ bytes from .*: seq=(\d+) `)
+
+// parsePing reads busybox ping's output: the replies and the summary.
+func parsePing(out string) (pingResult, error) {
 	m := pingStats.FindStringSubmatch(out)
 	if m == nil {
-		return 0, 0, fmt.Errorf("no ping statistics in %s: %.300s", b.container, out)
+		return pingResult{}, fmt.Errorf("no ping statistics in: %.300s", out)
 	}
-	sent, _ = strconv.Atoi(m[1])
-	recv, _ = strconv.Atoi(m[2])
-	return sent, recv, nil
+	var r pingResult
+	r.Sent, _ = strconv.Atoi(m[1])
+	r.Recv, _ = strconv.Atoi(m[2])
+	answered := map[int]bool{}
+	for _, rm := range pingReply.FindAllStringSubmatch(out, -1) {
+		seq, _ := strconv.Atoi(rm[1])
+		answered[seq] = true
+	}
+	for seq := 0; seq < r.Sent-1; seq++ {
+		if !answered[seq] {
+			r.Lost++
+			if len(r.Missing) < 20 {
+				r.Missing = append(r.Missing, seq)
+			}
+		}
+	}
+	return r, nil
+}
+
+// stop ends the ping and returns what it saw.
+func (b *bgPing) stop() (pingResult, error) {
+	out, err := b.h.Docker("exec", b.container, "sh", "-c", fmt.Sprintf("kill -INT $(cat %s.pid); sleep 1; cat %s.log", b.file, b.file))
+	if err != nil {
+		return pingResult{}, err
+	}
+	r, err := parsePing(out)
+	if err != nil {
+		return r, fmt.Errorf("ping in %s: %w", b.container, err)
+	}
+	return r, nil
 }
 
 // pingAcross pings ip from container count times, five a second, runs
