@@ -11,6 +11,7 @@ import (
 	"github.com/docker/go-plugins-helpers/network"
 
 	"github.com/vxnet/vxnet/errkind"
+	"github.com/vxnet/vxnet/internal/pause"
 	"github.com/vxnet/vxnet/store"
 	"github.com/vxnet/vxnet/store/keys"
 )
@@ -141,7 +142,7 @@ func (d *Driver) join(ctx context.Context, want *Network, dockerID string, ownIP
 			}
 			if errors.Is(err, errCreating) {
 				waited = err
-				sleep(ctx, 10*retryPause())
+				pause.For(ctx, 10*retryPause())
 				continue
 			}
 			return n, err
@@ -160,7 +161,7 @@ func (d *Driver) join(ctx context.Context, want *Network, dockerID string, ownIP
 		next := *cur
 		next.Hosts = copyWith(cur.Hosts, d.o.HostID, dockerID)
 		if err := store.CASJSON(ctx, d.o.Store, keys.Network(want.Key), &next, idx); errors.Is(err, store.ErrConflict) {
-			sleep(ctx, backoffPause(attempt))
+			pause.For(ctx, backoffPause(attempt))
 			continue
 		} else if err != nil {
 			return nil, fmt.Errorf("join network %s: %w", want.Key, err)

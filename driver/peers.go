@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/vxnet/vxnet/driver/dataplane"
+	"github.com/vxnet/vxnet/internal/pause"
 	"github.com/vxnet/vxnet/store"
 	"github.com/vxnet/vxnet/store/keys"
 )
@@ -120,7 +121,7 @@ func (d *Driver) watchPeers(ctx context.Context, key string, w *watcher) {
 				log.WithError(err).Warn("peer update failed; keeping current entries and retrying")
 			}
 			failing = true
-			sleep(ctx, time.Second)
+			pause.For(ctx, time.Second)
 			go d.nextEndpoints(ctx, key, 0, lists)
 			continue
 		}
@@ -316,13 +317,4 @@ func (d *Driver) logConflict(c peerConflict) {
 		"kept":    fmt.Sprintf("endpoint %s host %s vtep %s mac %s addrs %v (index %d)", c.kept.ep.ID, c.kept.ep.Host, c.kept.vtep, c.kept.mac, c.kept.ep.Addrs, c.kept.index),
 		"dropped": fmt.Sprintf("endpoint %s host %s vtep %s mac %s addrs %v (index %d)", c.dropped.ep.ID, c.dropped.ep.Host, c.dropped.vtep, c.dropped.mac, c.dropped.ep.Addrs, c.dropped.index),
 	}).Error("conflicting endpoint records: programming the earlier one, dropping the later one on every host")
-}
-
-func sleep(ctx context.Context, d time.Duration) {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-	case <-t.C:
-	}
 }

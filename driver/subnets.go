@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/vxnet/vxnet/errkind"
+	"github.com/vxnet/vxnet/internal/pause"
 	"github.com/vxnet/vxnet/store"
 	"github.com/vxnet/vxnet/store/keys"
 )
@@ -138,7 +139,7 @@ func (d *Driver) updateClaims(ctx context.Context, fn func(Claims) error) error 
 		default:
 			return fmt.Errorf("write subnet claims: %w", err)
 		}
-		sleep(ctx, retryPause())
+		pause.For(ctx, retryPause())
 	}
 	return errkind.New(errkind.Conflict, "write subnet claims: too many concurrent changes")
 }

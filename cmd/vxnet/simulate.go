@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/sirupsen/logrus"
+	"github.com/vxnet/vxnet/internal/pause"
 	"golang.org/x/sync/errgroup"
 )
 
@@ -270,7 +271,7 @@ func (s *sim) addEndpoints(ctx context.Context, r *simResult) error {
 		if r.PropagationMissing == 0 || time.Now().After(deadline) || ctx.Err() != nil {
 			break
 		}
-		sleepCtx(ctx, 100*time.Millisecond)
+		pause.For(ctx, 100*time.Millisecond)
 	}
 	r.PropagationMs = summarize(lags)
 	r.PropagationSamples = lags
@@ -291,7 +292,7 @@ func (s *sim) addEndpoints(ctx context.Context, r *simResult) error {
 // measureQuiet counts the store traffic of an idle cluster.
 func (s *sim) measureQuiet(ctx context.Context, r *simResult) {
 	before, kinds := s.counts.snapshot(), s.counts.kinds()
-	sleepCtx(ctx, s.c.Quiet)
+	pause.For(ctx, s.c.Quiet)
 	d := s.counts.snapshot().minus(before)
 	r.IdleBytesByKind = map[string]float64{}
 	for k, v := range s.counts.kinds() {
@@ -316,14 +317,14 @@ func (s *sim) silentHosts(ctx context.Context, r *simResult) error {
 	for _, h := range silent {
 		h.cut(true, false)
 	}
-	sleepCtx(ctx, simAgentTimes.DeadAfter+6*time.Second)
+	pause.For(ctx, simAgentTimes.DeadAfter+6*time.Second)
 	r.SilentHosts = len(silent)
 	r.SilentEntriesDropped = s.dropped(silent, s.survivors(silent))
 	for _, h := range silent {
 		h.cut(false, false)
 	}
 	// Their heartbeats go through again before the next phase.
-	sleepCtx(ctx, 2*simAgentTimes.HeartbeatInterval)
+	pause.For(ctx, 2*simAgentTimes.HeartbeatInterval)
 	return nil
 }
 
@@ -345,7 +346,7 @@ func (s *sim) killHosts(ctx context.Context, r *simResult) {
 			r.PurgeSeconds = time.Since(t).Seconds()
 			return
 		}
-		sleepCtx(ctx, 100*time.Millisecond)
+		pause.For(ctx, 100*time.Millisecond)
 	}
 	r.PurgeSeconds = -1 // not within a minute
 }
@@ -445,15 +446,6 @@ func (s *sim) eachHost(ctx context.Context, fn func(context.Context, *simHost) e
 		g.Go(func() error { return fn(gctx, h) })
 	}
 	return g.Wait()
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-	case <-t.C:
-	}
 }
 
 func cpuTime() time.Duration {

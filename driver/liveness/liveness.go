@@ -36,6 +36,7 @@ import (
 
 	"github.com/sirupsen/logrus"
 
+	"github.com/vxnet/vxnet/internal/pause"
 	"github.com/vxnet/vxnet/store"
 	"github.com/vxnet/vxnet/store/keys"
 )
@@ -205,7 +206,7 @@ func (m *monitor) run(ctx context.Context) {
 					m.o.Log.WithError(err).Warn("watching heartbeats failed; calling no host silent until it works")
 				}
 				index = 0
-				sleep(ctx, time.Second)
+				pause.For(ctx, time.Second)
 			}
 			continue
 		}
@@ -215,7 +216,7 @@ func (m *monitor) run(ctx context.Context) {
 		// every Interval/2 keeps a host's reads at its size per
 		// Interval/2 (not one listing per heartbeat of every host, N²
 		// over the cluster), at a cost of Interval/2 in noticing silence.
-		sleep(ctx, m.o.Interval/2)
+		pause.For(ctx, m.o.Interval/2)
 	}
 }
 
@@ -442,13 +443,4 @@ func (m *monitor) gone() map[string]bool {
 		}
 	}
 	return out
-}
-
-func sleep(ctx context.Context, d time.Duration) {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-	case <-t.C:
-	}
 }
