@@ -54,7 +54,7 @@ unit:
 # dockerd 20.10 (from PATH; log e2e.log), then the core suites E2E_26_TESTS
 # on Docker 26.1 (Debian 13's dockerd from hack/docker26.sh, which make deps
 # caches; log e2e-26.log). Both always run; either failing fails the target.
-E2E_26_TESTS ?= ^(TestHarnessSmoke|TestSingleHost|TestMultiHost|TestManagedPlugin|TestSwarm|TestSwarmStack|TestNames)$$
+E2E_26_TESTS ?= ^(TestHarnessSmoke|TestSingleHost|TestMultiHost|TestManagedPlugin|TestSwarm|TestSwarmStack|TestNames|TestCompose|TestManagedNames)$$
 E2E_SHOW     := grep -E '^(=== RUN|--- |    --- |PASS|FAIL|ok|panic)|_test.go:[0-9]+:'
 e2e: build
 	@d26=$$(hack/docker26.sh) || exit 1; \

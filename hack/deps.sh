@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what `make test` needs on a fresh Debian machine, when missing:
-# Docker (dockerd 20.10 from Debian), iptables, iproute2, busybox (the test
-# image is built from it) and iperf3; then builds and caches Consul and
-# fetches and caches Docker 26.1's dockerd (the e2e tests run on both).
+# Docker (dockerd 20.10 from Debian), docker-compose 1.29 (e2e TestCompose),
+# iptables, iproute2, busybox (the test image is built from it) and iperf3;
+# then builds and caches Consul and fetches and caches Docker 26.1's dockerd
+# (the e2e tests run on both).
 set -euo pipefail
 need=()
 command -v dockerd >/dev/null || need+=(docker.io)
@@ -12,6 +13,7 @@ command -v ip >/dev/null || need+=(iproute2)
 if [ ! -x /bin/busybox ] || ldd /bin/busybox >/dev/null 2>&1; then need+=(busybox-static); fi
 command -v iperf3 >/dev/null || need+=(iperf3)
 command -v nsenter >/dev/null || need+=(util-linux)
+command -v docker-compose >/dev/null || need+=(docker-compose)
 if [ ${#need[@]} -gt 0 ]; then
   echo "deps: installing ${need[*]}"
   export DEBIAN_FRONTEND=noninteractive

@@ -11,6 +11,8 @@ import (
 	"testing"
 
 	"github.com/sirupsen/logrus"
+
+	"github.com/vxnet/vxnet/dockerapi"
 )
 
 // fakeDocker serves the few Docker API reads the Syncer makes, in the
@@ -38,11 +40,11 @@ func fakeDocker(t *testing.T, missing ...string) *Docker {
 		fmt.Fprint(w, page)
 	}))
 	t.Cleanup(srv.Close)
-	d, err := NewDocker("tcp://" + strings.TrimPrefix(srv.URL, "http://"))
+	api, err := dockerapi.New("tcp://" + strings.TrimPrefix(srv.URL, "http://"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	return d
+	return NewDocker(api)
 }
 
 type fakeDriver struct {

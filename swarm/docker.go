@@ -3,60 +3,29 @@ package swarm
 import (
 	"context"
 	"encoding/json"
-	"fmt"
-	"io"
-	"net"
-	"net/http"
 	"net/url"
 	"time"
+
+	"github.com/vxnet/vxnet/dockerapi"
 )
 
 // Docker is the little of the local Docker Engine API this package reads:
-// GET /info, /services and /containers/json. Paths carry no API version, so
-// the daemon answers in its own (20.10 and 26.1 alike).
-type Docker struct {
-	socket string
-	hc     *http.Client
-}
+// GET /info, /services and /containers/json (package dockerapi holds the
+// client).
+type Docker struct{ api *dockerapi.Client }
 
-// NewDocker talks to the Docker API on the unix socket at path.
-func NewDocker(path string) *Docker {
-	tr := &http.Transport{
-		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			var d net.Dialer
-			return d.DialContext(ctx, "unix", path)
-		},
-		MaxIdleConns: 2,
-	}
-	return &Docker{socket: path, hc: &http.Client{Transport: tr, Timeout: 3 * time.Second}}
-}
+// NewDocker returns this package's reads through api.
+func NewDocker(api *dockerapi.Client) *Docker { return &Docker{api: api} }
+
+// callTimeout bounds each read: Guard asks inside CreateEndpoint, which
+// dockerd waits for.
+const callTimeout = 3 * time.Second
 
 // get decodes the JSON answer to GET path?query into v.
 func (d *Docker) get(ctx context.Context, path string, query url.Values, v any) error {
-	u := "http://docker" + path
-	if len(query) > 0 {
-		u += "?" + query.Encode()
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-	if err != nil {
-		return err
-	}
-	resp, err := d.hc.Do(req)
-	if err != nil {
-		return fmt.Errorf("docker API %s on %s: %w", path, d.socket, err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
-	if err != nil {
-		return fmt.Errorf("docker API %s on %s: %w", path, d.socket, err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("docker API %s on %s: %s: %s", path, d.socket, resp.Status, body)
-	}
-	if err := json.Unmarshal(body, v); err != nil {
-		return fmt.Errorf("docker API %s on %s: decode: %w", path, d.socket, err)
-	}
-	return nil
+	ctx, cancel := context.WithTimeout(ctx, callTimeout)
+	defer cancel()
+	return d.api.Get(ctx, path, query, v)
 }
 
 // IsManager tells whether this daemon is a swarm manager (it then answers

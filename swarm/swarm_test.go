@@ -16,6 +16,7 @@ import (
 
 	"github.com/sirupsen/logrus"
 
+	"github.com/vxnet/vxnet/dockerapi"
 	"github.com/vxnet/vxnet/store"
 	"github.com/vxnet/vxnet/store/bolt"
 )
@@ -73,7 +74,17 @@ func startFake(t *testing.T) (*fakeDocker, *Docker, store.Store) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	return f, NewDocker(sock), st
+	return f, testDocker(t, sock), st
+}
+
+// testDocker is the package's Docker reads on the unix socket sock.
+func testDocker(t *testing.T, sock string) *Docker {
+	t.Helper()
+	api, err := dockerapi.New("unix://" + sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return NewDocker(api)
 }
 
 func testLog() *logrus.Entry {
@@ -236,7 +247,7 @@ func TestGuardWaitsForTheCensus(t *testing.T) {
 
 func TestGuardWithoutDocker(t *testing.T) {
 	_, _, st := startFake(t)
-	g := &Guard{Store: st, Docker: NewDocker(filepath.Join(t.TempDir(), "none.sock")), Log: testLog()}
+	g := &Guard{Store: st, Docker: testDocker(t, filepath.Join(t.TempDir(), "none.sock")), Log: testLog()}
 	if err := g.Admit(context.Background(), "n1", []netip.Prefix{netip.MustParsePrefix("198.19.4.5/24")}); err != nil {
 		t.Fatalf("refused without a Docker API to ask: %v", err)
 	}

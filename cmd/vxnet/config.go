@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/vxnet/vxnet/dockerapi"
 	"github.com/vxnet/vxnet/scope"
 )
 
@@ -34,7 +35,6 @@ type config struct {
 	DeadAfter         time.Duration
 	ForgetAfter       time.Duration
 	MetricsAddr       string
-	DockerSocket      string
 	DockerHost        string
 	DNSAddr           string
 	DNSUpstream       string
@@ -60,8 +60,7 @@ func newFlagSet(c *config, out io.Writer) *flag.FlagSet {
 	fs.DurationVar(&c.DeadAfter, "dead-after", 10*time.Second, "a host whose heartbeat has not moved for this long is silent and probed: if its underlay stops answering, its FDB/neighbour entries are left out until it answers (its addresses stay leased)")
 	fs.DurationVar(&c.ForgetAfter, "forget-after", 24*time.Hour, "a host silent for this long is forgotten as by `vxnet host forget`: its records, memberships and addresses are released (0 = never)")
 	fs.StringVar(&c.MetricsAddr, "metrics-addr", "", "serve Prometheus /metrics and /healthz on this host:port, e.g. 127.0.0.1:9414 (default off)")
-	fs.StringVar(&c.DockerSocket, "docker-socket", "/run/docker.sock", "the local Docker API socket; in global scope (swarm) vxnet reads services' endpoint modes there and refuses tasks of VIP-mode services, which it cannot balance")
-	fs.StringVar(&c.DockerHost, "docker-host", "unix:///var/run/docker.sock", "the local Docker API, where container names come from (unix:///path or tcp://host:port)")
+	fs.StringVar(&c.DockerHost, "docker-host", dockerapi.DefaultHost, "the local Docker API (unix:///path or tcp://host:port): container names come from there and, in global scope (swarm), services' endpoint modes, to refuse tasks of VIP-mode services, which vxnet cannot balance")
 	fs.StringVar(&c.DNSAddr, "dns-addr", defaultDNSAddr, "address of the name server for containers of other hosts, on the link vxnet-dns; dockerd's --dns lists it first (\"\" or off disables; see `vxnet dns config`)")
 	fs.StringVar(&c.DNSUpstream, "dns-upstream", "", "name servers that queries of other clients (default-bridge containers) are relayed to, comma-separated: those dockerd's --dns lists after vxnet's (default: the host's resolv.conf, as `vxnet dns config` prints)")
 	return fs
@@ -133,8 +132,8 @@ func (c *config) validate() error {
 			errs = append(errs, fmt.Errorf("--metrics-addr %q: want host:port, e.g. 127.0.0.1:9414", c.MetricsAddr))
 		}
 	}
-	if !strings.HasPrefix(c.DockerSocket, "/") {
-		errs = append(errs, fmt.Errorf("--docker-socket %q: want an absolute path", c.DockerSocket))
+	if _, _, err := dockerapi.ParseHost(c.DockerHost); err != nil {
+		errs = append(errs, fmt.Errorf("--docker-host: %w", err))
 	}
 	if c.DNSAddr != "" && c.DNSAddr != "off" {
 		if _, err := netip.ParseAddr(c.DNSAddr); err != nil {

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"net/url"
 	"reflect"
 	"strconv"
 	"strings"
@@ -16,7 +17,7 @@ import (
 func TestParseConfig(t *testing.T) {
 	env := func(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
 	c, err := parseConfig(nil, env(nil), io.Discard)
-	if err != nil || c.Store != "bolt:///var/lib/vxnet/vxnet.db" || c.Socket != "/run/docker/plugins/vxnet.sock" || c.VXLANPort != 4789 || c.Scope != "local" || c.SysctlDir != "/proc/sys" {
+	if err != nil || c.Store != "bolt:///var/lib/vxnet/vxnet.db" || c.Socket != "/run/docker/plugins/vxnet.sock" || c.VXLANPort != 4789 || c.Scope != "local" || c.SysctlDir != "/proc/sys" || c.DockerHost != "unix:///run/docker.sock" {
 		t.Fatalf("defaults: %+v, %v", c, err)
 	}
 	c, err = parseConfig([]string{"--vxlan-port", "4790"}, env(map[string]string{"VXNET_STORE": "consul://h:8500", "VXNET_VXLAN_PORT": "5000", "VXNET_DEAD_AFTER": "30s"}), io.Discard)
@@ -49,6 +50,9 @@ func TestParseConfig(t *testing.T) {
 		{[]string{"--dns-addr", "nope"}, nil, `--dns-addr "nope" is not an IP address`},
 		{nil, map[string]string{"VXNET_DNS_UPSTREAM": "198.18.0.1,x"}, `--dns-upstream: "x" is not an IP address`},
 		{nil, map[string]string{"VXNET_VXLAN_PORT": "x"}, `environment VXNET_VXLAN_PORT="x"`},
+		{[]string{"--docker-host", "/run/docker.sock"}, nil, `--docker-host: docker host "/run/docker.sock": want unix:///path/docker.sock or tcp://host:port`},
+		{nil, map[string]string{"VXNET_DOCKER_HOST": "tcp://h"}, `--docker-host: docker host "tcp://h"`},
+		{[]string{"--docker-socket", "/run/docker.sock"}, nil, "flag provided but not defined: -docker-socket"},
 	} {
 		_, err := parseConfig(tt.args, env(tt.env), io.Discard)
 		if err == nil || !strings.Contains(err.Error(), tt.want) {
@@ -77,6 +81,7 @@ func FuzzParseConfig(f *testing.F) {
 		{"-store=bolt:///x.db", "VXNET_HOST_ID_FILE", "rel"},
 		{"--", "VXNET_LOG_FORMAT", "xml"},
 		{"---mtu 1400", "VXNET_ADVERTISE_ADDR", "nope"},
+		{"--docker-host tcp://127.0.0.1:2375", "VXNET_DOCKER_HOST", "unix://rel.sock"},
 	} {
 		f.Add(s.args, s.key, s.value)
 	}
@@ -170,6 +175,9 @@ func outOfBounds(c *config) []string {
 	check(c.HostID == "" || validHostID(c.HostID) == nil, "invalid host ID")
 	check(c.HostIDFile == "" || strings.HasPrefix(c.HostIDFile, "/"), "relative host ID file")
 	check(strings.HasPrefix(c.Socket, "/"), "relative socket path")
+	if u, err := url.Parse(c.DockerHost); err != nil || !(u.Scheme == "unix" && strings.HasPrefix(u.Path, "/") || u.Scheme == "tcp" && u.Port() != "") {
+		check(false, "docker host neither unix:///path nor tcp://host:port")
+	}
 	if c.MetricsAddr != "" {
 		_, port, err := net.SplitHostPort(c.MetricsAddr)
 		check(err == nil && port != "", "metrics address not host:port")

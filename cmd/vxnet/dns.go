@@ -9,13 +9,13 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
-	"net/url"
 	"os"
 	"strings"
 	"time"
 
 	"github.com/sirupsen/logrus"
 
+	"github.com/vxnet/vxnet/dockerapi"
 	"github.com/vxnet/vxnet/driver"
 	"github.com/vxnet/vxnet/names"
 )
@@ -26,15 +26,16 @@ const defaultDNSAddr = "169.254.53.53"
 
 // namesFeature wires package names into serve: a nil one is off.
 type namesFeature struct {
-	c     *config
-	log   *logrus.Entry
-	table *names.Table
+	c      *config
+	docker *dockerapi.Client
+	log    *logrus.Entry
+	table  *names.Table
 }
 
 // newNames returns the feature, or nil (logged once) when it is off: no
 // --dns-addr, a single-host store (Docker's own DNS knows every
 // container), or no Docker socket.
-func newNames(c *config, log *logrus.Entry) *namesFeature {
+func newNames(c *config, docker *dockerapi.Client, log *logrus.Entry) *namesFeature {
 	why := ""
 	switch {
 	case c.DNSAddr == "" || c.DNSAddr == "off":
@@ -42,9 +43,9 @@ func newNames(c *config, log *logrus.Entry) *namesFeature {
 	case !multiHost(c.Store):
 		why = "the store is a single host's (Docker's own DNS resolves its containers)"
 	default:
-		if u, err := url.Parse(c.DockerHost); err == nil && u.Scheme == "unix" {
-			if _, err := os.Stat(u.Path); err != nil {
-				why = fmt.Sprintf("no Docker socket at %s (%v)", u.Path, err)
+		if socket, _, err := dockerapi.ParseHost(c.DockerHost); err == nil && socket != "" {
+			if _, err := os.Stat(socket); err != nil {
+				why = fmt.Sprintf("no Docker socket at %s (--docker-host): %v", socket, err)
 			}
 		}
 	}
@@ -52,7 +53,8 @@ func newNames(c *config, log *logrus.Entry) *namesFeature {
 		log.WithField("reason", why).Info("names: cross-host container names are off")
 		return nil
 	}
-	return &namesFeature{c: c, log: log, table: names.NewTable()}
+	log.WithField("docker", c.DockerHost).Info("names: cross-host container names are on")
+	return &namesFeature{c: c, docker: docker, log: log, table: names.NewTable()}
 }
 
 // feed is the driver's OnEndpoints: endpoint records into the Table.
@@ -80,10 +82,6 @@ func (f *namesFeature) start(ctx context.Context, drv *driver.Driver) error {
 		return nil
 	}
 	addr := netip.MustParseAddr(f.c.DNSAddr) // validated
-	dk, err := names.NewDocker(f.c.DockerHost)
-	if err != nil {
-		return err
-	}
 	ups, err := upstreams(f.c.DNSUpstream)
 	if err != nil {
 		return fmt.Errorf("names: %w", err)
@@ -93,7 +91,7 @@ func (f *namesFeature) start(ctx context.Context, drv *driver.Driver) error {
 	}
 	var sy *names.Syncer
 	clients := names.NewClients(func() { sy.Kick() }, time.Second)
-	sy = names.NewSyncer(names.SyncerOptions{Docker: dk, Driver: drv, Clients: clients, Log: f.log, Every: 30 * time.Second, MinGap: 500 * time.Millisecond})
+	sy = names.NewSyncer(names.SyncerOptions{Docker: names.NewDocker(f.docker), Driver: drv, Clients: clients, Log: f.log, Every: 30 * time.Second, MinGap: 500 * time.Millisecond})
 	res := &names.Resolver{Table: f.table, Clients: clients, Log: f.log, Timeout: time.Second,
 		Forward: &names.Forwarder{Upstreams: ups, Timeout: 2 * time.Second}}
 	if err := res.Serve(ctx, addr); err != nil {

@@ -19,6 +19,7 @@ import (
 
 	"github.com/vxnet/vxnet/cmd/vxnet/journal"
 	"github.com/vxnet/vxnet/cmd/vxnet/server"
+	"github.com/vxnet/vxnet/dockerapi"
 	"github.com/vxnet/vxnet/driver"
 	"github.com/vxnet/vxnet/driver/dataplane"
 	"github.com/vxnet/vxnet/driver/liveness"
@@ -123,14 +124,18 @@ func runServe(ctx context.Context, c *config, log *logrus.Entry) error {
 			return err
 		}
 	}
-	nm := newNames(c, log)
+	docker, err := dockerapi.New(c.DockerHost) // names and swarm read the local Docker API
+	if err != nil {
+		return err
+	}
+	nm := newNames(c, docker, log)
 	a, err := startAgent(ctx, agentOptions{
 		Store: st, Plane: plane, HostID: c.HostID, VTEP: ul.Addr, Port: c.VXLANPort, MTU: mtu,
 		Scope: scope.Scope(c.Scope), MultiHost: multiHost(c.Store), Log: log, Met: met,
 		ReconcileInterval: c.ReconcileInterval, HeartbeatInterval: c.HeartbeatInterval,
 		DeadAfter: c.DeadAfter, ForgetAfter: c.ForgetAfter,
 		Probe: func(ctx context.Context, a netip.Addr) bool { return liveness.Ping(ctx, a, probeTimeout) },
-		Admit: swarmGuard(ctx, c, st, log), OnEndpoints: nm.feed(),
+		Admit: swarmGuard(ctx, c, docker, st, log), OnEndpoints: nm.feed(),
 	})
 	if err != nil {
 		return err
