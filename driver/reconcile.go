@@ -223,14 +223,29 @@ func (d *Driver) reconcileNetwork(ctx context.Context, n *Network, existed bool,
 			errs = append(errs, err)
 		}
 	}
+	return errors.Join(append(errs, d.removeUnknownPorts(n, ports, known))...)
+}
+
+// removeUnknownPorts deletes the bridge ports of n without an endpoint
+// record (known holds those with one), unless a running container uses
+// them. Which ports containers use is asked only when there are unknown
+// ones: it is a netlink lookup per port.
+func (d *Driver) removeUnknownPorts(n *Network, ports []string, known map[string]bool) error {
+	var unknown []string
+	for _, p := range ports {
+		if !known[dataplane.ShortID(p)] {
+			unknown = append(unknown, p)
+		}
+	}
+	if len(unknown) == 0 {
+		return nil
+	}
 	used, err := d.o.Plane.InUse(n.VNI)
 	if err != nil {
 		return err
 	}
-	for _, p := range ports {
-		if known[dataplane.ShortID(p)] {
-			continue
-		}
+	var errs []error
+	for _, p := range unknown {
 		if slices.Contains(used, p) {
 			errs = append(errs, fmt.Errorf("reconcile: network %s: port %q has no endpoint record but a running container uses it: left alone", n.Key, p))
 			continue

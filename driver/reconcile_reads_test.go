@@ -4,11 +4,13 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"sync/atomic"
 	"testing"
 
 	"github.com/docker/go-plugins-helpers/network"
 
+	"github.com/vxnet/vxnet/driver/dataplane"
 	"github.com/vxnet/vxnet/store"
 	"github.com/vxnet/vxnet/store/bolt"
 )
@@ -64,5 +66,43 @@ func TestReconcileReadsDoNotGrowWithEndpoints(t *testing.T) {
 	few, many := reads(2), reads(40)
 	if many != few {
 		t.Fatalf("reconcile made %d store reads with 2 endpoints, %d with 40: it reads per endpoint", few, many)
+	}
+}
+
+// A bridge port without an endpoint record (a Join cut short) goes; one a
+// running container uses stays, reported; ports with records are kept.
+func TestReconcileRemovesUnknownPortsOnly(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	if err := e.d.CreateNetwork(ctx, createReq(net1, "198.19.1.0/24", "", nil)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.d.CreateEndpoint(ctx, &network.CreateEndpointRequest{NetworkID: net1, EndpointID: ep1,
+		Interface: &network.EndpointInterface{Address: "198.19.1.5/24"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.d.Join(ctx, &network.JoinRequest{NetworkID: net1, EndpointID: ep1}); err != nil {
+		t.Fatal(err)
+	}
+	n, err := e.d.lookup(ctx, net1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cut, used := fmt.Sprintf("%064x", 1), fmt.Sprintf("%064x", 2)
+	for _, id := range []string{cut, used} {
+		if _, err := e.plane.EnsureEndpoint(dataplane.EndpointConfig{VNI: n.VNI, ID: id}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.plane.take(used)
+	wantErr(t, e.d.Reconcile(ctx), "a running container uses it")
+	ports, err := e.plane.Endpoints(n.VNI)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{dataplane.ShortID(used), dataplane.ShortID(ep1)}
+	slices.Sort(want)
+	if !slices.Equal(ports, want) {
+		t.Fatalf("ports after reconcile %v, want %v (the cut-short one gone)", ports, want)
 	}
 }
