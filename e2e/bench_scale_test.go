@@ -187,7 +187,9 @@ func (b *benchEnv) growBlock(t *testing.T, g *growth, hosts []*harness.Host, sta
 	split := max(start, end-g.real)
 	for _, h := range hosts {
 		each(h, start, split, endpointWorkers, func(i int) error {
-			e, err := addEndpoint(b.plugin(h), g.nets[h], fmt.Sprintf("%s%056x", g.prefix, i))
+			// Unique in its first 12 characters, which name the veths.
+			id := fmt.Sprintf("%s%02x%04x%052x", g.prefix[:6], h.Index, i, 0)
+			e, err := addEndpoint(b.plugin(h), g.nets[h], id)
 			mu.Lock()
 			defer mu.Unlock()
 			if e != nil && err == nil {
