@@ -262,7 +262,11 @@ func removeEmptied(t *testing.T, h *harness.Host, net string) {
 	}); err != nil {
 		t.Fatalf("%s: endpoints of removed containers still on %s: %v", h.Name, net, err)
 	}
-	if err := removeNetwork(h, net); err != nil {
+	// dockerd 20.10 can leave its endpoint count of a network one too
+	// high after hundreds of concurrent starts and removals ("Fixing
+	// inconsistent endpoint_cnt" when it restarts): the network then
+	// never stops having "active endpoints" until dockerd restarts.
+	if err := removeNetworkRecount(h, net); err != nil {
 		t.Fatal(err)
 	}
 }
