@@ -33,6 +33,8 @@ import (
 // the harness's invariants (every container answers, leak check), not the
 // figures: a missed target is reported, not failed.
 func TestBench(t *testing.T) {
+	steps := benchSteps(t, "Throughput", "StartLatency", "Convergence", "Purge", "Scale")
+	steps.partialResults(t)
 	b := startBench(t)
 	for _, m := range []struct {
 		name string
@@ -44,12 +46,21 @@ func TestBench(t *testing.T) {
 		{"Purge", benchPurge},
 		{"Scale", benchScale}, // the longest: last, after the summary has the others
 	} {
+		if !steps.run(m.name) {
+			t.Logf("%s skipped: not in VXNET_BENCH_STEPS", m.name)
+			continue
+		}
 		start := time.Now()
 		t.Run(m.name, func(t *testing.T) { m.fn(t, b) })
 		t.Logf("%s took %s", m.name, time.Since(start).Round(time.Second))
 	}
 	b.finish(t)
 }
+
+// benchPprofAddr is where each host's plugin serves /debug/pprof (in the
+// host's network namespace): `nsenter --net=<host netns> go tool pprof
+// http://127.0.0.1:6060/debug/pprof/profile` profiles it during a step.
+const benchPprofAddr = "127.0.0.1:6060"
 
 // Networks of the bench; subnets from 198.19.0.0/17 (Docker's own pool is
 // the upper half).
@@ -79,7 +90,7 @@ func startBench(t *testing.T) *benchEnv {
 	c := harness.StartWith(t, harness.Options{Hosts: 3, CommandTimeout: 5 * time.Minute})
 	e := &multiHost{c: c, consul: c.StartConsul(t), prefix: "vxbench-" + randomHex(t, 4), driver: "vxnet"}
 	for _, h := range c.Hosts {
-		e.plugins = append(e.plugins, startPlugin(t, h, e.storeURI(), "--advertise-addr", h.IP, "--metrics-addr", metricsAddr))
+		e.plugins = append(e.plugins, startPlugin(t, h, e.storeURI(), "--advertise-addr", h.IP, "--metrics-addr", metricsAddr, "--pprof-addr", benchPprofAddr))
 	}
 	c.AddLeakCheck("vxnet kernel objects", func(h *harness.Host) error { return e.plugin(h).kernelLeaks() })
 	b := &benchEnv{multiHost: e, t: t, lc: &leakChecker{plugins: e.plugins, consul: e.consul.Addr(), prefix: e.prefix}}

@@ -35,6 +35,7 @@ type config struct {
 	DeadAfter         time.Duration
 	ForgetAfter       time.Duration
 	MetricsAddr       string
+	PprofAddr         string
 	DockerHost        string
 	DNSAddr           string
 	DNSUpstream       string
@@ -60,6 +61,7 @@ func newFlagSet(c *config, out io.Writer) *flag.FlagSet {
 	fs.DurationVar(&c.DeadAfter, "dead-after", 10*time.Second, "a host whose heartbeat has not moved for this long is silent and probed: if its underlay stops answering, its FDB/neighbour entries are left out until it answers (its addresses stay leased)")
 	fs.DurationVar(&c.ForgetAfter, "forget-after", 24*time.Hour, "a host silent for this long is forgotten as by `vxnet host forget`: its records, memberships and addresses are released (0 = never)")
 	fs.StringVar(&c.MetricsAddr, "metrics-addr", "", "serve Prometheus /metrics and /healthz on this host:port, e.g. 127.0.0.1:9414 (default off)")
+	fs.StringVar(&c.PprofAddr, "pprof-addr", "", "serve Go's /debug/pprof on this host:port for profiling, e.g. 127.0.0.1:6060 (default off; keep it on loopback)")
 	fs.StringVar(&c.DockerHost, "docker-host", dockerapi.DefaultHost, "the local Docker API (unix:///path or tcp://host:port): container names come from there and, in global scope (swarm), services' endpoint modes, to refuse tasks of VIP-mode services, which vxnet cannot balance")
 	fs.StringVar(&c.DNSAddr, "dns-addr", defaultDNSAddr, "address of the name server for containers of other hosts, on the link vxnet-dns; dockerd's --dns lists it first (\"\" or off disables; see `vxnet dns config`)")
 	fs.StringVar(&c.DNSUpstream, "dns-upstream", "", "name servers that queries of other clients (default-bridge containers) are relayed to, comma-separated: those dockerd's --dns lists after vxnet's (default: the host's resolv.conf, as `vxnet dns config` prints)")
@@ -130,6 +132,11 @@ func (c *config) validate() error {
 	if c.MetricsAddr != "" {
 		if _, port, err := net.SplitHostPort(c.MetricsAddr); err != nil || port == "" {
 			errs = append(errs, fmt.Errorf("--metrics-addr %q: want host:port, e.g. 127.0.0.1:9414", c.MetricsAddr))
+		}
+	}
+	if c.PprofAddr != "" {
+		if _, port, err := net.SplitHostPort(c.PprofAddr); err != nil || port == "" {
+			errs = append(errs, fmt.Errorf("--pprof-addr %q: want host:port, e.g. 127.0.0.1:6060", c.PprofAddr))
 		}
 	}
 	if _, _, err := dockerapi.ParseHost(c.DockerHost); err != nil {

@@ -46,6 +46,7 @@ func TestParseConfig(t *testing.T) {
 		{[]string{"--host-id-file", "rel"}, nil, `--host-id-file "rel": want an absolute path`},
 		{[]string{"extra"}, nil, `unexpected argument "extra"`},
 		{nil, map[string]string{"VXNET_METRICS_ADDR": "9414"}, `--metrics-addr "9414": want host:port`},
+		{[]string{"--pprof-addr", "6060"}, nil, `--pprof-addr "6060": want host:port`},
 		{[]string{"--bogus"}, nil, "flag provided but not defined"},
 		{[]string{"--dns-addr", "nope"}, nil, `--dns-addr "nope" is not an IP address`},
 		{nil, map[string]string{"VXNET_DNS_UPSTREAM": "198.18.0.1,x"}, `--dns-upstream: "x" is not an IP address`},

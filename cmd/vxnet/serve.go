@@ -124,6 +124,11 @@ func runServe(ctx context.Context, c *config, log *logrus.Entry) error {
 			return err
 		}
 	}
+	if c.PprofAddr != "" {
+		if err := servePprof(ctx, c.PprofAddr, log); err != nil {
+			return err
+		}
+	}
 	docker, err := dockerapi.New(c.DockerHost) // names and swarm read the local Docker API
 	if err != nil {
 		return err
@@ -239,21 +244,26 @@ func reconcileLoop(ctx context.Context, drv *driver.Driver, ip *ipam.IPAM, met *
 // serveMetrics serves met's /metrics and /healthz on addr until ctx ends;
 // the address is taken before serve goes on, so a busy port fails at start.
 func serveMetrics(ctx context.Context, addr string, met *metrics.Metrics, log *logrus.Entry) error {
+	return serveTCP(ctx, "--metrics-addr", addr, met.Handler(), log.WithField("serves", "/metrics and /healthz"))
+}
+
+// serveTCP serves h on addr (the value of flag) until ctx ends.
+func serveTCP(ctx context.Context, flag, addr string, h http.Handler, log *logrus.Entry) error {
 	l, err := net.Listen("tcp", addr)
 	if err != nil {
-		return fmt.Errorf("--metrics-addr %q: %w", addr, err)
+		return fmt.Errorf("%s %q: %w", flag, addr, err)
 	}
-	srv := &http.Server{Handler: met.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		<-ctx.Done()
 		_ = srv.Close()
 	}()
 	go func() {
 		if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			log.WithError(err).Error("metrics server stopped")
+			log.WithError(err).Errorf("server of %s stopped", flag)
 		}
 	}()
-	log.WithField("metrics", l.Addr().String()).Info("serving /metrics and /healthz")
+	log.WithField("addr", l.Addr().String()).Info("serving HTTP")
 	return nil
 }
 
