@@ -40,6 +40,7 @@ type simConfig struct {
 	Prefix    string
 	Quiet     time.Duration // idle window measured for background traffic
 	Propagate time.Duration // bound on waiting for propagation
+	Budget    time.Duration // bound on all runs together; 0 none
 }
 
 func parseSimConfig(args []string, stderr io.Writer) (*simConfig, error) {
@@ -57,6 +58,7 @@ func parseSimConfig(args []string, stderr io.Writer) (*simConfig, error) {
 	fs.StringVar(&c.LogLevel, "log-level", "error", "agents' log level")
 	fs.DurationVar(&c.Quiet, "quiet", 10*time.Second, "idle window in which background store traffic is measured")
 	fs.DurationVar(&c.Propagate, "propagate-timeout", time.Minute, "bound on waiting for every host to program every endpoint")
+	fs.DurationVar(&c.Budget, "budget", 0, "bound on all runs together (0: none); a run cut off by it is recorded as failed")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -100,23 +102,35 @@ func simulateCmd(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
+	if c.Budget > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, c.Budget)
+		defer cancel()
+	}
 	var runs []simResult
+	failed := false
 	for _, n := range c.Hosts {
 		r, err := runSimulation(ctx, c, n, log)
 		if err != nil {
+			// A size that breaks is a result too: what broke, and in
+			// which phase, is kept with the sizes that worked.
 			fmt.Fprintf(stderr, "vxnet simulate: %d hosts: %v\n", n, err)
-			return 1
+			r.Error, failed = err.Error(), true
+		} else {
+			fmt.Fprintln(stdout, r.summary())
 		}
-		fmt.Fprintln(stdout, r.summary())
 		runs = append(runs, *r)
-	}
-	if c.Out != "" {
-		if err := writeSimResults(c.Out, runs); err != nil {
-			fmt.Fprintln(stderr, "vxnet simulate:", err)
-			return 1
+		if c.Out != "" {
+			if err := writeSimResults(c.Out, runs); err != nil {
+				fmt.Fprintln(stderr, "vxnet simulate:", err)
+				return 1
+			}
 		}
 	}
 	fmt.Fprint(stdout, simTable(runs))
+	if failed {
+		return 1
+	}
 	return 0
 }
 
@@ -156,25 +170,37 @@ func runSimulation(ctx context.Context, c *simConfig, n int, log *logrus.Entry) 
 	cpu0 := cpuTime()
 	start := time.Now()
 	defer s.cleanup(context.WithoutCancel(ctx))
+	defer func() {
+		wall := time.Since(start).Seconds()
+		r.CPUPerHost = (cpuTime() - cpu0).Seconds() / wall / float64(n)
+		r.Seconds = wall
+	}()
+	r.Phase = "start hosts"
 	if err := s.startHosts(ctx, n); err != nil {
-		return nil, err
+		return r, err
 	}
 	r.StartSeconds = time.Since(start).Seconds()
+	r.Phase = "create networks"
 	if err := s.createNetworks(ctx, r); err != nil {
-		return nil, err
+		return r, err
 	}
+	r.Phase = "add endpoints"
 	if err := s.addEndpoints(ctx, r); err != nil {
-		return nil, err
+		return r, err
 	}
+	r.Phase = "idle"
 	s.measureQuiet(ctx, r)
 	r.RSSBytesPerHost = rssBytes() / int64(n)
+	r.Phase = "silent hosts"
 	if err := s.silentHosts(ctx, r); err != nil {
-		return nil, err
+		return r, err
 	}
+	r.Phase = "kill hosts"
 	s.killHosts(ctx, r)
-	wall := time.Since(start).Seconds()
-	r.CPUPerHost = (cpuTime() - cpu0).Seconds() / wall / float64(n)
-	r.Seconds = wall
+	if err := ctx.Err(); err != nil {
+		return r, fmt.Errorf("cut off during %s: %w", r.Phase, err)
+	}
+	r.Phase = "done"
 	return r, nil
 }
 
