@@ -1,6 +1,7 @@
 package driver
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -12,7 +13,8 @@ import (
 )
 
 // recordEndpoint writes a new endpoint's store records: its MAC key, this
-// host's copy and the cluster record other hosts watch.
+// host's copy and the cluster record, and advances the network's change
+// log, which other hosts watch (changes.go).
 //
 // Why one transaction: an endpoint add is the operation a cluster does
 // most; written one by one its records cost three Consul writes (Raft
@@ -26,12 +28,17 @@ func (d *Driver) recordEndpoint(ctx context.Context, ep *Endpoint) error {
 	if err != nil {
 		return err
 	}
-	err = d.o.Store.Txn(ctx, ops)
+	err = txnWithChanges(ctx, d.o.Store, ep.Network, ops, ep.ID)
 	if err == nil {
 		return nil
 	}
 	if !errors.Is(err, store.ErrConflict) {
 		return fmt.Errorf("record endpoint %q: %w", ep.ID, err)
+	}
+	// The record holding exactly what was to be written is this create's
+	// own, applied by an attempt whose answer was lost.
+	if kv, gerr := d.o.Store.Get(ctx, ops[2].Key); gerr == nil && bytes.Equal(kv.Value, ops[2].Value) {
+		return nil
 	}
 	if err := d.takeMAC(ctx, ep); err != nil {
 		return err
@@ -42,7 +49,7 @@ func (d *Driver) recordEndpoint(ctx context.Context, ep *Endpoint) error {
 		}
 		return err
 	}
-	return nil
+	return noteChanges(ctx, d.o.Store, ep.Network, ep.ID)
 }
 
 // endpointOps are the create-only writes of a new endpoint's records.
