@@ -42,6 +42,10 @@ type simResult struct {
 	Endpoints int       `json:"endpoints"`
 	Kill      float64   `json:"kill_share"`
 	Silent    float64   `json:"silent_share"`
+	// Parallel and CreateParallel are the hosts adding endpoints and
+	// creating networks at once.
+	Parallel       int `json:"parallel"`
+	CreateParallel int `json:"create_parallel"`
 
 	StartSeconds    float64 `json:"start_seconds"`
 	NetworkCreateMs stats   `json:"network_create_ms"`

@@ -35,6 +35,7 @@ type simConfig struct {
 	Kill      float64 // share of hosts switched off
 	Silent    float64 // share of hosts cut off from Consul, underlay answering
 	Parallel  int     // hosts sending requests at once
+	CreatePar int     // hosts creating networks at once
 	Out       string  // directory for scale.json and the plots; "" none
 	LogLevel  string
 	Prefix    string
@@ -53,7 +54,8 @@ func parseSimConfig(args []string, stderr io.Writer) (*simConfig, error) {
 	fs.IntVar(&c.PerHost, "endpoints-per-host", 25, "endpoints each host starts")
 	fs.Float64Var(&c.Kill, "kill", 0.1, "share of hosts switched off (store and underlay gone) to measure the purge")
 	fs.Float64Var(&c.Silent, "silent", 0.05, "share of hosts cut off from Consul with their underlay answering: their entries must stay")
-	fs.IntVar(&c.Parallel, "parallel", 32, "hosts sending Docker requests at once")
+	fs.IntVar(&c.Parallel, "parallel", 32, "hosts adding endpoints at once")
+	fs.IntVar(&c.CreatePar, "create-parallel", 4, "hosts creating networks at once (every network create claims its subnet in the one key ipam/subnets: see docs/scaling.md)")
 	fs.StringVar(&c.Out, "out", "", "write scale-out.json and scale-out-propagation.png to this directory")
 	fs.StringVar(&c.LogLevel, "log-level", "error", "agents' log level")
 	fs.DurationVar(&c.Quiet, "quiet", 10*time.Second, "idle window in which background store traffic is measured")
@@ -80,8 +82,8 @@ func parseSimConfig(args []string, stderr io.Writer) (*simConfig, error) {
 		return nil, fmt.Errorf("--endpoints-per-host %d: want at least 1", c.PerHost)
 	case c.Kill < 0 || c.Silent < 0 || c.Kill+c.Silent >= 1:
 		return nil, fmt.Errorf("--kill %g and --silent %g: want shares with a sum below 1", c.Kill, c.Silent)
-	case c.Parallel < 1:
-		return nil, fmt.Errorf("--parallel %d: want at least 1", c.Parallel)
+	case c.Parallel < 1 || c.CreatePar < 1:
+		return nil, fmt.Errorf("--parallel %d, --create-parallel %d: want at least 1", c.Parallel, c.CreatePar)
 	}
 	return c, nil
 }
@@ -166,7 +168,7 @@ func (s *sim) netOf(h, e int) int { return (h*7 + e) % s.c.Networks }
 
 func runSimulation(ctx context.Context, c *simConfig, n int, log *logrus.Entry) (*simResult, error) {
 	s := &sim{c: c, prefix: fmt.Sprintf("run-%d-%d", n, time.Now().UnixNano()), log: log, track: newTracker(), byVTEP: map[netip.Addr]*simHost{}}
-	r := &simResult{Hosts: n, Networks: c.Networks, Endpoints: n * c.PerHost, Kill: c.Kill, Silent: c.Silent, When: time.Now().UTC()}
+	r := &simResult{Hosts: n, Networks: c.Networks, Endpoints: n * c.PerHost, Kill: c.Kill, Silent: c.Silent, When: time.Now().UTC(), Parallel: c.Parallel, CreateParallel: c.CreatePar}
 	cpu0 := cpuTime()
 	start := time.Now()
 	defer s.cleanup(context.WithoutCancel(ctx))
@@ -230,7 +232,7 @@ func (s *sim) startHosts(ctx context.Context, n int) error {
 func (s *sim) createNetworks(ctx context.Context, r *simResult) error {
 	var mu sync.Mutex
 	var took []float64
-	err := s.eachHost(ctx, func(ctx context.Context, h *simHost) error {
+	err := s.eachHost(ctx, s.c.CreatePar, func(ctx context.Context, h *simHost) error {
 		for e := range s.c.PerHost {
 			n := s.netOf(h.idx, e)
 			if _, ok := h.nets[n]; ok {
@@ -263,7 +265,7 @@ func (s *sim) addEndpoints(ctx context.Context, r *simResult) error {
 	var mu sync.Mutex
 	var took []float64
 	t0 := time.Now()
-	err := s.eachHost(ctx, func(ctx context.Context, h *simHost) error {
+	err := s.eachHost(ctx, s.c.Parallel, func(ctx context.Context, h *simHost) error {
 		for e := range s.c.PerHost {
 			n := s.netOf(h.idx, e)
 			t := time.Now()
@@ -463,10 +465,10 @@ func (s *sim) cleanup(ctx context.Context) {
 	}
 }
 
-// eachHost runs fn for every host, c.Parallel at once.
-func (s *sim) eachHost(ctx context.Context, fn func(context.Context, *simHost) error) error {
+// eachHost runs fn for every host, parallel at once.
+func (s *sim) eachHost(ctx context.Context, parallel int, fn func(context.Context, *simHost) error) error {
 	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(s.c.Parallel)
+	g.SetLimit(parallel)
 	for _, h := range s.hosts {
 		g.Go(func() error { return fn(gctx, h) })
 	}
