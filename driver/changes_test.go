@@ -99,3 +99,41 @@ func keysOf(kvs []store.KV) []string {
 	}
 	return out
 }
+
+// The periodic full listing backs off while it finds nothing the log did
+// not name, and comes back to every fullListEvery when it does.
+func TestPeriodicListingBacksOff(t *testing.T) {
+	e1 := newEnv(t)
+	ctx := context.Background()
+	if err := e1.d.CreateNetwork(ctx, createReq(net1, "198.19.1.0/24", "", nil)); err != nil {
+		t.Fatal(err)
+	}
+	const key = "198.19.1.0_24"
+	if err := e1.createEndpoint(net1, ep1, "198.19.1.2/24", ""); err != nil {
+		t.Fatal(err)
+	}
+	l := e1.d.fullListing(ctx, key)
+	if l.err != nil || l.every != fullListEvery {
+		t.Fatalf("full listing: every %v, err %v", l.every, l.err)
+	}
+	for want := 2 * fullListEvery; want <= fullListMax; want *= 2 {
+		if l = e1.d.periodicListing(ctx, key, l); l.err != nil || l.every != want {
+			t.Fatalf("periodic listing without unlogged writes: every %v, err %v; want %v", l.every, l.err, want)
+		}
+	}
+	if l = e1.d.periodicListing(ctx, key, l); l.every != fullListMax {
+		t.Fatalf("period grew past %v: %v", fullListMax, l.every)
+	}
+	if _, err := e1.store.Put(ctx, keys.Endpoint(key, ep2), []byte(`{"id":"`+ep2+`"}`)); err != nil {
+		t.Fatal(err)
+	}
+	if l = e1.d.periodicListing(ctx, key, l); l.every != fullListEvery || len(l.kvs) != 2 {
+		t.Fatalf("after a write without the log: every %v, %d records; want %v and 2", l.every, len(l.kvs), fullListEvery)
+	}
+	if err := e1.store.Delete(ctx, keys.Endpoint(key, ep2)); err != nil {
+		t.Fatal(err)
+	}
+	e1.deleteEndpoint(net1, ep1)
+	e1.deleteNetwork(net1)
+	e1.wantNoKeys()
+}

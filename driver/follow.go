@@ -15,15 +15,21 @@ import (
 // fullListEvery bounds how long a member follows a network's change log
 // without listing all its endpoint records (see changes.go): the delay of
 // endpoints written by hosts of an earlier version, during an upgrade.
-const fullListEvery = time.Minute
+// A full listing that finds nothing the log did not name doubles the
+// period, up to fullListMax: a cluster without such hosts lists rarely.
+const (
+	fullListEvery = time.Minute
+	fullListMax   = 16 * time.Minute
+)
 
 // listing is a network's endpoint records as a member knows them, and
 // its position in the network's change log.
 type listing struct {
-	kvs    []store.KV // every endpoint record, sorted by key
-	index  uint64     // store index of the change log read: the next watch waits for a later one
-	seq    uint64     // the last change applied to kvs
-	listed time.Time  // when kvs was last listed in full
+	kvs    []store.KV    // every endpoint record, sorted by key
+	index  uint64        // store index of the change log read: the next watch waits for a later one
+	seq    uint64        // the last change applied to kvs
+	listed time.Time     // when kvs was last listed in full
+	every  time.Duration // until the next full listing
 	err    error
 }
 
@@ -35,15 +41,18 @@ func (d *Driver) follow(ctx context.Context, key string, prev listing, out chan<
 }
 
 func (d *Driver) nextListing(ctx context.Context, key string, prev listing) listing {
-	if prev.index == 0 || time.Since(prev.listed) >= fullListEvery {
+	if prev.index == 0 {
 		return d.fullListing(ctx, key)
 	}
-	wctx, cancel := context.WithDeadline(ctx, prev.listed.Add(fullListEvery))
+	if time.Since(prev.listed) >= prev.every {
+		return d.periodicListing(ctx, key, prev)
+	}
+	wctx, cancel := context.WithDeadline(ctx, prev.listed.Add(prev.every))
 	defer cancel()
 	kvs, index, err := d.o.Store.Watch(wctx, keys.Changes(key), prev.index)
 	if err != nil {
 		if ctx.Err() == nil && wctx.Err() != nil {
-			return d.fullListing(ctx, key)
+			return d.periodicListing(ctx, key, prev)
 		}
 		return listing{err: err}
 	}
@@ -55,7 +64,7 @@ func (d *Driver) nextListing(ctx context.Context, key string, prev listing) list
 	if !ok {
 		return d.fullListing(ctx, key) // fell behind the log
 	}
-	next := listing{kvs: slices.Clone(prev.kvs), index: index, seq: log.Seq, listed: prev.listed}
+	next := listing{kvs: slices.Clone(prev.kvs), index: index, seq: log.Seq, listed: prev.listed, every: prev.every}
 	for _, id := range ids {
 		k := keys.Endpoint(key, id)
 		kv, err := d.o.Store.Get(ctx, k)
@@ -86,7 +95,20 @@ func (d *Driver) fullListing(ctx context.Context, key string) listing {
 	if err != nil {
 		return listing{err: err}
 	}
-	return listing{kvs: eps, index: index, seq: log.Seq, listed: time.Now()}
+	return listing{kvs: eps, index: index, seq: log.Seq, listed: time.Now(), every: fullListEvery}
+}
+
+// periodicListing is the full listing due after prev.every: when it finds
+// the records prev had at the same log position, nothing was written
+// without the log, and the next one comes after twice the period.
+func (d *Driver) periodicListing(ctx context.Context, key string, prev listing) listing {
+	l := d.fullListing(ctx, key)
+	if l.err == nil && l.seq == prev.seq && slices.EqualFunc(l.kvs, prev.kvs, func(a, b store.KV) bool {
+		return a.Key == b.Key && a.ModifyIndex == b.ModifyIndex
+	}) {
+		l.every = min(2*prev.every, fullListMax)
+	}
+	return l
 }
 
 // changeLogOf finds network key's change log in a listing of its prefix
