@@ -38,27 +38,38 @@ func (s *Store) Txn(ctx context.Context, ops []store.Op) error {
 		txn = append(txn, &api.TxnOp{KV: kv})
 	}
 	name := store.TxnKey(ops)
+	_, ambiguous, rolledBack, err := s.runTxn(ctx, "txn", name, txn)
+	if err != nil || rolledBack == nil {
+		return err
+	}
+	return s.rolledBack(ctx, ops, ambiguous, rolledBack)
+}
+
+// runTxn runs one Consul transaction, retried as every call is. A
+// transaction Consul rolled back returns rolledBack naming its errors;
+// ambiguous tells that an earlier attempt may have been applied.
+func (s *Store) runTxn(ctx context.Context, op, subject string, txn api.TxnOps) (results api.TxnResults, ambiguous bool, rolledBack, err error) {
 	cctx, done := s.callCtx(ctx, callTimeout)
 	defer done()
 	var (
 		ok   bool
 		resp *api.TxnResponse
 	)
-	ambiguous, err := s.retry(cctx, func() (err error) {
+	ambiguous, err = s.retry(cctx, func() (err error) {
 		ok, resp, _, err = s.txn.Txn(txn, (&api.QueryOptions{}).WithContext(cctx))
 		return err
 	})
 	if err != nil {
-		return s.fail(ctx, "txn", name, err)
+		return nil, ambiguous, nil, s.fail(ctx, op, subject, err)
 	}
 	if ok {
-		return nil
+		return resp.Results, ambiguous, nil, nil
 	}
 	var why []string
 	for _, e := range resp.Errors {
 		why = append(why, e.What)
 	}
-	return s.rolledBack(ctx, ops, ambiguous, fmt.Errorf("transaction rolled back: %s", strings.Join(why, "; ")))
+	return nil, ambiguous, fmt.Errorf("transaction rolled back: %s", strings.Join(why, "; ")), nil
 }
 
 // rolledBack explains a rolled-back transaction from the keys' state.
