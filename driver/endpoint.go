@@ -41,13 +41,7 @@ func (d *Driver) CreateEndpoint(ctx context.Context, r *network.CreateEndpointRe
 			return nil, err
 		}
 	}
-	if err := d.takeMAC(ctx, ep); err != nil {
-		return nil, err
-	}
-	if err := d.publish(ctx, ep); err != nil {
-		if rerr := d.releaseMACs(context.WithoutCancel(ctx), ep.Network, ep.ID, ep.MAC); rerr != nil {
-			d.logNet(n).WithError(rerr).WithField("endpoint", ep.ID).Error("roll back MAC address reservation")
-		}
+	if err := d.recordEndpoint(ctx, ep); err != nil {
 		return nil, err
 	}
 	d.logNet(n).WithFields(map[string]any{"endpoint": ep.ID, "addrs": ep.Addrs, "mac": ep.MAC}).Info("endpoint created")

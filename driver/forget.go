@@ -35,6 +35,7 @@ func ForgetHost(ctx context.Context, s store.Store, host string) (Forgotten, err
 	if err != nil {
 		return f, fmt.Errorf("forget host %q: %w", host, err)
 	}
+	changed := map[string][]string{} // network → its endpoints deleted
 	for _, kv := range kvs {
 		var ep Endpoint
 		if err := store.Decode(kv, &ep); err != nil || ep.Host != host {
@@ -43,7 +44,13 @@ func ForgetHost(ctx context.Context, s store.Store, host string) (Forgotten, err
 		if err := s.DeleteCAS(ctx, kv.Key, kv.ModifyIndex); err != nil && !errors.Is(err, store.ErrConflict) {
 			return f, fmt.Errorf("forget host %q: endpoint %q: %w", host, ep.ID, err)
 		}
+		changed[ep.Network] = append(changed[ep.Network], ep.ID)
 		f.Endpoints++
+	}
+	for net, ids := range changed {
+		if err := noteChanges(ctx, s, net, ids...); err != nil {
+			return f, fmt.Errorf("forget host %q: %w", host, err)
+		}
 	}
 	macs, _, err := s.List(ctx, keys.AllMACs)
 	if err != nil {
@@ -134,6 +141,9 @@ func leaveCluster(ctx context.Context, s store.Store, key, host string) (bool, e
 				return true, err
 			}
 		}
+	}
+	if err := s.Delete(ctx, keys.Changes(key)); err != nil {
+		return true, err
 	}
 	return true, releaseVNI(ctx, s, vni, key)
 }

@@ -63,6 +63,9 @@ func (d *Driver) leave(ctx context.Context, n *Network, dockerID string) error {
 				return err
 			}
 		}
+		if err := d.o.Store.Delete(ctx, keys.Changes(n.Key)); err != nil {
+			return fmt.Errorf("leave network %s: delete its change log: %w", n.Key, err)
+		}
 		if err := d.o.Store.Delete(ctx, keys.VNI(n.VNI)); err != nil {
 			return fmt.Errorf("release VNI %d: %w", n.VNI, err)
 		}

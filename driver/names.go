@@ -84,6 +84,9 @@ func (d *Driver) SetNames(ctx context.Context, dockerNet, endpoint string, names
 		next.Names = slices.Clone(names)
 		return &next, nil
 	})
+	if err == nil {
+		err = noteChanges(ctx, d.o.Store, ref.Network, endpoint)
+	}
 	if err != nil && !errors.Is(err, errUnchanged) {
 		return false, fmt.Errorf("set names of endpoint %q in network %s: %w", endpoint, ref.Network, err)
 	}

@@ -13,7 +13,6 @@ import (
 	"github.com/vxnet/vxnet/driver/dataplane"
 	"github.com/vxnet/vxnet/internal/pause"
 	"github.com/vxnet/vxnet/store"
-	"github.com/vxnet/vxnet/store/keys"
 )
 
 // resyncEvery bounds how long kernel peer entries can drift from the store
@@ -91,7 +90,7 @@ func (d *Driver) watchPeers(ctx context.Context, key string, w *watcher) {
 	resync := time.NewTicker(resyncEvery)
 	defer resync.Stop()
 	lists := make(chan listing, 1)
-	go d.nextEndpoints(ctx, key, 0, lists)
+	go d.follow(ctx, key, listing{}, lists)
 	failing := false
 	for {
 		var l listing
@@ -122,31 +121,15 @@ func (d *Driver) watchPeers(ctx context.Context, key string, w *watcher) {
 			}
 			failing = true
 			pause.For(ctx, time.Second)
-			go d.nextEndpoints(ctx, key, 0, lists)
+			go d.follow(ctx, key, listing{}, lists)
 			continue
 		}
 		if failing {
 			log.Info("peer updates work again")
 		}
 		failing = false
-		go d.nextEndpoints(ctx, key, l.index, lists)
+		go d.follow(ctx, key, l, lists)
 	}
-}
-
-// listing is one read of a network's endpoint records.
-type listing struct {
-	kvs   []store.KV
-	index uint64
-	err   error
-}
-
-// nextEndpoints waits for a change of the network's endpoint records after
-// index (index 0: at once) and sends the full list. The watch blocks for
-// as long as nothing changes: an idle network costs the store no reads,
-// and the resync works from the last listing.
-func (d *Driver) nextEndpoints(ctx context.Context, key string, index uint64, out chan<- listing) {
-	kvs, next, err := d.o.Store.Watch(ctx, keys.Endpoints(key), index)
-	out <- listing{kvs: kvs, index: next, err: err}
 }
 
 // program converges the kernel to a fresh listing kvs of the watcher's

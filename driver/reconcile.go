@@ -149,7 +149,7 @@ func (d *Driver) forgetGone(ctx context.Context, dockerID, key string) error {
 			return fmt.Errorf("reconcile: forget endpoint %q: %w", ep.ID, err)
 		}
 	}
-	if err := d.o.Store.Delete(ctx, keys.HostNetwork(d.o.HostID, dockerID)); err != nil {
+	if err := errors.Join(d.o.Store.Delete(ctx, keys.Changes(key)), d.o.Store.Delete(ctx, keys.HostNetwork(d.o.HostID, dockerID))); err != nil {
 		return fmt.Errorf("reconcile: forget network %q: %w", dockerID, err)
 	}
 	return nil
@@ -293,6 +293,9 @@ func (d *Driver) republish(ctx context.Context, ep *Endpoint) error {
 	err = store.CreateJSON(ctx, d.o.Store, keys.Endpoint(ep.Network, ep.ID), ep)
 	if errors.Is(err, store.ErrConflict) {
 		return nil // it was there after all
+	}
+	if err == nil {
+		err = noteChanges(ctx, d.o.Store, ep.Network, ep.ID)
 	}
 	if err != nil {
 		return fmt.Errorf("republish endpoint %q: %w", ep.ID, err)

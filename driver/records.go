@@ -19,10 +19,12 @@ func (d *Driver) removeEndpoint(ctx context.Context, n *Network, id string) erro
 	if err != nil {
 		return err
 	}
-	for _, k := range []string{keys.Endpoint(n.Key, id), keys.HostEndpoint(d.o.HostID, id)} {
-		if err := d.o.Store.Delete(ctx, k); err != nil {
-			return fmt.Errorf("delete endpoint %q: %w", id, err)
-		}
+	ops := []store.Op{
+		{Verb: store.VerbDelete, Key: keys.Endpoint(n.Key, id)},
+		{Verb: store.VerbDelete, Key: keys.HostEndpoint(d.o.HostID, id)},
+	}
+	if err := txnWithChanges(ctx, d.o.Store, n.Key, ops, id); err != nil {
+		return fmt.Errorf("delete endpoint %q: %w", id, err)
 	}
 	return d.releaseMACs(ctx, n.Key, id, mac)
 }

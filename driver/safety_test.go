@@ -3,6 +3,7 @@ package driver
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -141,6 +142,16 @@ func (s *lostAnswers) CAS(ctx context.Context, key string, value []byte, index u
 		return 0, store.ErrConflict
 	}
 	return i, err
+}
+
+// Txn refuses once armed, writing nothing, so CreateEndpoint takes its
+// record-by-record path, whose MAC write then loses its answer (CAS). A
+// lost answer of the transaction itself is the backend's (storetest).
+func (s *lostAnswers) Txn(ctx context.Context, ops []store.Op) error {
+	if s.armed.Load() {
+		return fmt.Errorf("txn %q: refused by the test: %w", store.TxnKey(ops), store.ErrConflict)
+	}
+	return s.Store.Txn(ctx, ops)
 }
 
 // A MAC write whose answer was lost is recognised as the create's own by

@@ -121,7 +121,7 @@ func (d *Driver) releaseClaim(ctx context.Context, nonce string) error {
 // store really down fails the next read).
 func (d *Driver) updateClaims(ctx context.Context, fn func(Claims) error) error {
 	unavailable := 0
-	for range maxIndexRetries {
+	for attempt := range maxIndexRetries {
 		cs, index, err := d.readClaims(ctx)
 		if err != nil {
 			return err
@@ -139,7 +139,7 @@ func (d *Driver) updateClaims(ctx context.Context, fn func(Claims) error) error 
 		default:
 			return fmt.Errorf("write subnet claims: %w", err)
 		}
-		pause.For(ctx, retryPause())
+		pause.For(ctx, backoffPause(attempt))
 	}
 	return errkind.New(errkind.Conflict, "write subnet claims: too many concurrent changes")
 }

@@ -193,12 +193,14 @@ func (lc *leakChecker) checkStore(v *dockerView) (map[string]netRecord, error) {
 // and returns the record of every cluster network found.
 func storeDiff(v *dockerView, have map[string][]byte, running map[*plugin]bool, services []string) (map[string]netRecord, error) {
 	want := map[string]bool{}
+	may := map[string]bool{} // keys that may exist: a network's change log, once an endpoint changed
 	vnis := map[string]netRecord{}
 	for p, nets := range v.nets {
 		for _, n := range nets {
 			key, _ := n.key()
 			want[keys.HostNetwork(p.hostID(), n.ID)] = true
 			want[keys.Network(key)] = true
+			may[keys.Changes(key)] = true
 			for _, c := range n.IPAM.Config {
 				s, err := netip.ParsePrefix(c.Subnet)
 				if err != nil {
@@ -243,7 +245,7 @@ func storeDiff(v *dockerView, have map[string][]byte, running map[*plugin]bool, 
 		}
 	}
 	for k := range have {
-		if !want[k] {
+		if !want[k] && !may[k] {
 			leaked = append(leaked, cmp.Or(keys.Kind(k), "unknown")+" "+k)
 		}
 	}

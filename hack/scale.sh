@@ -6,8 +6,20 @@
 # All simulated hosts connect from one address, so Consul's per-client
 # connection limit (200) is lifted; real hosts each have their own.
 # Arguments are passed to `vxnet simulate`.
+#
+# The run takes the e2e harness's machine-wide lock first, so no e2e
+# cluster competes for the CPU while it measures (and none starts while
+# it runs); do not wrap it in flock yourself (the second lock would wait
+# for the first forever).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+lock=/run/lock/vxnet-e2e.lock
+exec 9>"$lock"
+if ! flock -n 9; then
+  echo "scale: waiting for $lock (an e2e cluster or another scale run holds it; fuser -v $lock names it)" >&2
+  flock 9
+fi
+echo "scale: holding $lock"
 consul=$(hack/consul.sh)
 base=/tmp/vxnet-scale
 pkill -f "consul agent .*-data-dir $base/" 2>/dev/null && sleep 1 || true

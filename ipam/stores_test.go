@@ -132,6 +132,13 @@ func (f *failingStore) Delete(ctx context.Context, key string) error {
 	return f.Store.Delete(ctx, key)
 }
 
+func (f *failingStore) Txn(ctx context.Context, ops []store.Op) error {
+	if err := f.fail("txn", store.TxnKey(ops)); err != nil {
+		return err
+	}
+	return f.Store.Txn(ctx, ops)
+}
+
 func (f *failingStore) DeleteCAS(ctx context.Context, key string, idx uint64) error {
 	if err := f.fail("delete-cas", key); err != nil {
 		return err

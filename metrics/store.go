@@ -80,6 +80,13 @@ func (t *timedStore) DeleteCAS(ctx context.Context, key string, index uint64) er
 	return err
 }
 
+func (t *timedStore) Txn(ctx context.Context, ops []store.Op) error {
+	start := time.Now()
+	err := t.s.Txn(ctx, ops)
+	t.observe("txn", start, err)
+	return err
+}
+
 func (t *timedStore) List(ctx context.Context, prefix string) ([]store.KV, uint64, error) {
 	start := time.Now()
 	kvs, i, err := t.s.List(ctx, prefix)

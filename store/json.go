@@ -89,9 +89,13 @@ func Update[T any](ctx context.Context, s Store, key string, fn func(cur *T) (*T
 	return nil, fmt.Errorf("update store key %q: gave up after %d concurrent modifications: %w", key, maxCASRetries, ErrConflict)
 }
 
-// backoff sleeps a short jittered time that grows with attempt.
+// backoff sleeps a jittered time that doubles with attempt up to 256 ms:
+// many hosts updating one key at once (every host's RequestPool claims
+// its subnet in ipam/subnets) spread out over a few seconds instead of
+// running out of attempts within one (50 simulated hosts did, with a cap
+// of 64 ms).
 func backoff(ctx context.Context, attempt int) error {
-	d := time.Duration(1+rand.IntN(1<<min(attempt, 6))) * time.Millisecond
+	d := time.Duration(1+rand.IntN(1<<min(attempt, 8))) * time.Millisecond
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {

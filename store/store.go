@@ -62,6 +62,8 @@ type Store interface {
 	// index, or ctx ends, and returns the listing and index as List does.
 	// It may return early with an unchanged listing; callers loop.
 	Watch(ctx context.Context, prefix string, index uint64) ([]KV, uint64, error)
+	// Txner applies several writes atomically (txn.go).
+	Txner
 	// Close releases the store. Calls after Close fail.
 	Close() error
 }

@@ -42,6 +42,10 @@ type simResult struct {
 	Endpoints int       `json:"endpoints"`
 	Kill      float64   `json:"kill_share"`
 	Silent    float64   `json:"silent_share"`
+	// Parallel and CreateParallel are the hosts adding endpoints and
+	// creating networks at once.
+	Parallel       int `json:"parallel"`
+	CreateParallel int `json:"create_parallel"`
 
 	StartSeconds    float64 `json:"start_seconds"`
 	NetworkCreateMs stats   `json:"network_create_ms"`
@@ -71,6 +75,11 @@ type simResult struct {
 	CPUPerHost      float64 `json:"cpu_per_host"` // CPU seconds per second per simulated host
 	RSSBytesPerHost int64   `json:"rss_bytes_per_host"`
 	Seconds         float64 `json:"seconds"`
+
+	// Phase is the last phase the run reached ("done" when complete);
+	// Error says what broke it ("" when it completed).
+	Phase string `json:"phase"`
+	Error string `json:"error,omitempty"`
 }
 
 func (r *simResult) summary() string {
@@ -85,6 +94,10 @@ func simTable(runs []simResult) string {
 	var b strings.Builder
 	b.WriteString("| hosts | endpoints | propagation p50 / p99 / max | writes per endpoint | bytes read per endpoint | idle bytes/s per host | silent hosts' entries dropped | purge | CPU per host | RSS per host |\n|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, r := range runs {
+		if r.Error != "" {
+			fmt.Fprintf(&b, "| %d | %d | failed in phase %q after %.0f s: %s |||||||\n", r.Hosts, r.Endpoints, r.Phase, r.Seconds, r.Error)
+			continue
+		}
 		fmt.Fprintf(&b, "| %d | %d | %.0f / %.0f / %.0f ms | %.1f | %.0f | %.0f | %d of %d hosts | %.1f s (%d hosts) | %.3f | %.1f MB |\n",
 			r.Hosts, r.Endpoints, r.PropagationMs.P50, r.PropagationMs.P99, r.PropagationMs.Max, r.WritesPerEndpoint, r.BytesReadPerEndpoint,
 			r.IdleBytesPerHostSecond, r.SilentEntriesDropped, r.SilentHosts, r.PurgeSeconds, r.KilledHosts, r.CPUPerHost, float64(r.RSSBytesPerHost)/1e6)
@@ -106,6 +119,9 @@ func writeSimResults(dir string, runs []simResult) error {
 	}
 	p := bench.Result{Name: "propagation to every host by cluster size", Unit: "ms", When: time.Now().UTC(), Command: "make scale"}
 	for _, r := range runs {
+		if len(r.PropagationSamples) == 0 {
+			continue
+		}
 		p.Series = append(p.Series, bench.Series{Name: fmt.Sprintf("%d hosts, %d endpoints", r.Hosts, r.Endpoints), Samples: r.PropagationSamples})
 	}
 	p.Summarize()

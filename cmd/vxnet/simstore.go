@@ -167,3 +167,12 @@ func (s *simStore) PutEphemeral(ctx context.Context, key string, value []byte, t
 }
 
 func (s *simStore) Close() error { return s.s.Close() }
+
+// Txn is one request and one Raft entry on Consul: it counts as one write.
+func (s *simStore) Txn(ctx context.Context, ops []store.Op) error {
+	if err := s.check("txn", store.TxnKey(ops)); err != nil {
+		return err
+	}
+	s.n.Writes.Add(1)
+	return s.s.Txn(ctx, ops)
+}

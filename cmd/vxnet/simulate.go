@@ -36,11 +36,13 @@ type simConfig struct {
 	Kill      float64 // share of hosts switched off
 	Silent    float64 // share of hosts cut off from Consul, underlay answering
 	Parallel  int     // hosts sending requests at once
+	CreatePar int     // hosts creating networks at once
 	Out       string  // directory for scale.json and the plots; "" none
 	LogLevel  string
 	Prefix    string
 	Quiet     time.Duration // idle window measured for background traffic
 	Propagate time.Duration // bound on waiting for propagation
+	Budget    time.Duration // bound on all runs together; 0 none
 }
 
 func parseSimConfig(args []string, stderr io.Writer) (*simConfig, error) {
@@ -53,11 +55,13 @@ func parseSimConfig(args []string, stderr io.Writer) (*simConfig, error) {
 	fs.IntVar(&c.PerHost, "endpoints-per-host", 25, "endpoints each host starts")
 	fs.Float64Var(&c.Kill, "kill", 0.1, "share of hosts switched off (store and underlay gone) to measure the purge")
 	fs.Float64Var(&c.Silent, "silent", 0.05, "share of hosts cut off from Consul with their underlay answering: their entries must stay")
-	fs.IntVar(&c.Parallel, "parallel", 32, "hosts sending Docker requests at once")
+	fs.IntVar(&c.Parallel, "parallel", 32, "hosts adding endpoints at once")
+	fs.IntVar(&c.CreatePar, "create-parallel", 4, "hosts creating networks at once (every network create claims its subnet in the one key ipam/subnets: see docs/scaling.md)")
 	fs.StringVar(&c.Out, "out", "", "write scale-out.json and scale-out-propagation.png to this directory")
 	fs.StringVar(&c.LogLevel, "log-level", "error", "agents' log level")
 	fs.DurationVar(&c.Quiet, "quiet", 10*time.Second, "idle window in which background store traffic is measured")
 	fs.DurationVar(&c.Propagate, "propagate-timeout", time.Minute, "bound on waiting for every host to program every endpoint")
+	fs.DurationVar(&c.Budget, "budget", 0, "bound on all runs together (0: none); a run cut off by it is recorded as failed")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -79,8 +83,8 @@ func parseSimConfig(args []string, stderr io.Writer) (*simConfig, error) {
 		return nil, fmt.Errorf("--endpoints-per-host %d: want at least 1", c.PerHost)
 	case c.Kill < 0 || c.Silent < 0 || c.Kill+c.Silent >= 1:
 		return nil, fmt.Errorf("--kill %g and --silent %g: want shares with a sum below 1", c.Kill, c.Silent)
-	case c.Parallel < 1:
-		return nil, fmt.Errorf("--parallel %d: want at least 1", c.Parallel)
+	case c.Parallel < 1 || c.CreatePar < 1:
+		return nil, fmt.Errorf("--parallel %d, --create-parallel %d: want at least 1", c.Parallel, c.CreatePar)
 	}
 	return c, nil
 }
@@ -101,23 +105,35 @@ func simulateCmd(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
+	if c.Budget > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, c.Budget)
+		defer cancel()
+	}
 	var runs []simResult
+	failed := false
 	for _, n := range c.Hosts {
 		r, err := runSimulation(ctx, c, n, log)
 		if err != nil {
+			// A size that breaks is a result too: what broke, and in
+			// which phase, is kept with the sizes that worked.
 			fmt.Fprintf(stderr, "vxnet simulate: %d hosts: %v\n", n, err)
-			return 1
+			r.Error, failed = err.Error(), true
+		} else {
+			fmt.Fprintln(stdout, r.summary())
 		}
-		fmt.Fprintln(stdout, r.summary())
 		runs = append(runs, *r)
-	}
-	if c.Out != "" {
-		if err := writeSimResults(c.Out, runs); err != nil {
-			fmt.Fprintln(stderr, "vxnet simulate:", err)
-			return 1
+		if c.Out != "" {
+			if err := writeSimResults(c.Out, runs); err != nil {
+				fmt.Fprintln(stderr, "vxnet simulate:", err)
+				return 1
+			}
 		}
 	}
 	fmt.Fprint(stdout, simTable(runs))
+	if failed {
+		return 1
+	}
 	return 0
 }
 
@@ -153,29 +169,41 @@ func (s *sim) netOf(h, e int) int { return (h*7 + e) % s.c.Networks }
 
 func runSimulation(ctx context.Context, c *simConfig, n int, log *logrus.Entry) (*simResult, error) {
 	s := &sim{c: c, prefix: fmt.Sprintf("run-%d-%d", n, time.Now().UnixNano()), log: log, track: newTracker(), byVTEP: map[netip.Addr]*simHost{}}
-	r := &simResult{Hosts: n, Networks: c.Networks, Endpoints: n * c.PerHost, Kill: c.Kill, Silent: c.Silent, When: time.Now().UTC()}
+	r := &simResult{Hosts: n, Networks: c.Networks, Endpoints: n * c.PerHost, Kill: c.Kill, Silent: c.Silent, When: time.Now().UTC(), Parallel: c.Parallel, CreateParallel: c.CreatePar}
 	cpu0 := cpuTime()
 	start := time.Now()
 	defer s.cleanup(context.WithoutCancel(ctx))
+	defer func() {
+		wall := time.Since(start).Seconds()
+		r.CPUPerHost = (cpuTime() - cpu0).Seconds() / wall / float64(n)
+		r.Seconds = wall
+	}()
+	r.Phase = "start hosts"
 	if err := s.startHosts(ctx, n); err != nil {
-		return nil, err
+		return r, err
 	}
 	r.StartSeconds = time.Since(start).Seconds()
+	r.Phase = "create networks"
 	if err := s.createNetworks(ctx, r); err != nil {
-		return nil, err
+		return r, err
 	}
+	r.Phase = "add endpoints"
 	if err := s.addEndpoints(ctx, r); err != nil {
-		return nil, err
+		return r, err
 	}
+	r.Phase = "idle"
 	s.measureQuiet(ctx, r)
 	r.RSSBytesPerHost = rssBytes() / int64(n)
+	r.Phase = "silent hosts"
 	if err := s.silentHosts(ctx, r); err != nil {
-		return nil, err
+		return r, err
 	}
+	r.Phase = "kill hosts"
 	s.killHosts(ctx, r)
-	wall := time.Since(start).Seconds()
-	r.CPUPerHost = (cpuTime() - cpu0).Seconds() / wall / float64(n)
-	r.Seconds = wall
+	if err := ctx.Err(); err != nil {
+		return r, fmt.Errorf("cut off during %s: %w", r.Phase, err)
+	}
+	r.Phase = "done"
 	return r, nil
 }
 
@@ -205,7 +233,7 @@ func (s *sim) startHosts(ctx context.Context, n int) error {
 func (s *sim) createNetworks(ctx context.Context, r *simResult) error {
 	var mu sync.Mutex
 	var took []float64
-	err := s.eachHost(ctx, func(ctx context.Context, h *simHost) error {
+	err := s.eachHost(ctx, s.c.CreatePar, func(ctx context.Context, h *simHost) error {
 		for e := range s.c.PerHost {
 			n := s.netOf(h.idx, e)
 			if _, ok := h.nets[n]; ok {
@@ -238,7 +266,7 @@ func (s *sim) addEndpoints(ctx context.Context, r *simResult) error {
 	var mu sync.Mutex
 	var took []float64
 	t0 := time.Now()
-	err := s.eachHost(ctx, func(ctx context.Context, h *simHost) error {
+	err := s.eachHost(ctx, s.c.Parallel, func(ctx context.Context, h *simHost) error {
 		for e := range s.c.PerHost {
 			n := s.netOf(h.idx, e)
 			t := time.Now()
@@ -438,10 +466,10 @@ func (s *sim) cleanup(ctx context.Context) {
 	}
 }
 
-// eachHost runs fn for every host, c.Parallel at once.
-func (s *sim) eachHost(ctx context.Context, fn func(context.Context, *simHost) error) error {
+// eachHost runs fn for every host, parallel at once.
+func (s *sim) eachHost(ctx context.Context, parallel int, fn func(context.Context, *simHost) error) error {
 	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(s.c.Parallel)
+	g.SetLimit(parallel)
 	for _, h := range s.hosts {
 		g.Go(func() error { return fn(gctx, h) })
 	}

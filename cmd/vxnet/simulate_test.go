@@ -13,7 +13,7 @@ import (
 func TestSimConfigRefusesBadInput(t *testing.T) {
 	for _, args := range [][]string{
 		{"--hosts", "1"}, {"--hosts", "10,x"}, {"--networks", "0"}, {"--networks", "251"},
-		{"--endpoints-per-host", "0"}, {"--kill", "0.6", "--silent", "0.5"}, {"--parallel", "0"}, {"extra"},
+		{"--endpoints-per-host", "0"}, {"--kill", "0.6", "--silent", "0.5"}, {"--parallel", "0"}, {"--create-parallel", "0"}, {"extra"},
 	} {
 		if _, err := parseSimConfig(args, io.Discard); err == nil {
 			t.Errorf("%v accepted", args)
@@ -46,8 +46,8 @@ func TestTrackerLagIsTheLastHost(t *testing.T) {
 }
 
 func TestSimTableHasEveryRun(t *testing.T) {
-	out := simTable([]simResult{{Hosts: 10, Endpoints: 250}, {Hosts: 50, Endpoints: 1250}})
-	if !strings.Contains(out, "| 10 | 250 |") || !strings.Contains(out, "| 50 | 1250 |") {
+	out := simTable([]simResult{{Hosts: 10, Endpoints: 250}, {Hosts: 50, Endpoints: 1250}, {Hosts: 200, Endpoints: 5000, Phase: "add endpoints", Error: "consul timeout"}})
+	if !strings.Contains(out, "| 10 | 250 |") || !strings.Contains(out, "| 50 | 1250 |") || !strings.Contains(out, `| 200 | 5000 | failed in phase "add endpoints"`) || !strings.Contains(out, "consul timeout") {
 		t.Fatalf("table:\n%s", out)
 	}
 }

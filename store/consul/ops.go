@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/hashicorp/consul/api"
@@ -116,27 +115,10 @@ func (s *Store) DeleteCAS(ctx context.Context, key string, index uint64) error {
 // (ACL, size) and that is reported.
 func (s *Store) apply(ctx context.Context, op, key string, conflict, applied func(cur *store.KV) bool,
 	ops api.TxnOps) (api.TxnResults, error) {
-	cctx, done := s.callCtx(ctx, callTimeout)
-	defer done()
-	var (
-		ok   bool
-		resp *api.TxnResponse
-	)
-	ambiguous, err := s.retry(cctx, func() (err error) {
-		ok, resp, _, err = s.txn.Txn(ops, (&api.QueryOptions{}).WithContext(cctx))
-		return err
-	})
-	if err != nil {
-		return nil, s.fail(ctx, op, key, err)
+	results, ambiguous, rolledBack, err := s.runTxn(ctx, op, key, ops)
+	if err != nil || rolledBack == nil {
+		return results, err
 	}
-	if ok {
-		return resp.Results, nil
-	}
-	var why []string
-	for _, e := range resp.Errors {
-		why = append(why, e.What)
-	}
-	rolledBack := fmt.Errorf("transaction rolled back: %s", strings.Join(why, "; "))
 	kv, err := s.Get(ctx, key)
 	var cur *store.KV
 	switch {

@@ -12,6 +12,8 @@
 //	hosts/<host>/endpoints/<endpoint id> the host's own copy of its Endpoints, from which
 //	                                     it re-publishes them after other hosts purged it
 //	macs/<net>/<mac>                     driver.MACRecord: which endpoint holds the MAC
+//	changes/<net>                        driver.ChangeLog: the last endpoint changes of the network,
+//	                                     which its members watch instead of endpoints/<net>/
 //	subnets                              driver.Claims: the subnets of network creates under way
 //	alive/<host>                         a host's heartbeat (on Consul held by a session)
 //	ipam/subnets                         the IPAM's index: every pool's subnet and its claimants
@@ -40,6 +42,7 @@ const (
 	Hosts        = "hosts/"
 	AllEndpoints = "endpoints/"
 	AllMACs      = "macs/"
+	AllChanges   = "changes/"
 	Heartbeats   = "alive/"
 	IPAM         = "ipam/"
 	Pools        = IPAM + "pools/"
@@ -103,6 +106,9 @@ func MACs(net string) string { return AllMACs + net + "/" }
 // MAC is the key that reserves mac in network net.
 func MAC(net, mac string) string { return MACs(net) + mac }
 
+// Changes is the change log of network net's endpoints.
+func Changes(net string) string { return AllChanges + net }
+
 // Heartbeat is host's heartbeat.
 func Heartbeat(host string) string { return Heartbeats + host }
 
@@ -158,6 +164,7 @@ var kinds = []struct {
 	{"host endpoint", []string{"hosts", "*", "endpoints", "*"}},
 	{"endpoint", []string{"endpoints", "*", "*"}},
 	{"mac", []string{"macs", "*", "*"}},
+	{"endpoint changes", []string{"changes", "*"}},
 	{"subnet claims", []string{"subnets"}},
 	{"heartbeat", []string{"alive", "*"}},
 	{"pool index", []string{"ipam", "subnets"}},
@@ -180,17 +187,18 @@ func matches(seg, shape []string) bool {
 func Examples() map[string]string {
 	const net, host = "198.19.1.0_24", "198.18.0.11"
 	return map[string]string{
-		"network":       Network(net),
-		"vni":           VNI(1048576),
-		"host network":  HostNetwork(host, "0123456789ab"),
-		"host endpoint": HostEndpoint(host, "0123456789ab"),
-		"endpoint":      Endpoint(net, "0123456789ab"),
-		"mac":           MAC(net, "02:42:c6:13:01:02"),
-		"subnet claims": Claims,
-		"heartbeat":     Heartbeat(host),
-		"pool index":    PoolIndex,
-		"pool":          Pool(net),
-		"lease":         Lease(net, netip.MustParseAddr("198.19.1.2")),
-		"swarm service": SwarmService("x2mqkd5yd3f7lq6fmzpxw3m3s"),
+		"network":          Network(net),
+		"vni":              VNI(1048576),
+		"host network":     HostNetwork(host, "0123456789ab"),
+		"host endpoint":    HostEndpoint(host, "0123456789ab"),
+		"endpoint":         Endpoint(net, "0123456789ab"),
+		"mac":              MAC(net, "02:42:c6:13:01:02"),
+		"endpoint changes": Changes(net),
+		"subnet claims":    Claims,
+		"heartbeat":        Heartbeat(host),
+		"pool index":       PoolIndex,
+		"pool":             Pool(net),
+		"lease":            Lease(net, netip.MustParseAddr("198.19.1.2")),
+		"swarm service":    SwarmService("x2mqkd5yd3f7lq6fmzpxw3m3s"),
 	}
 }

@@ -1,0 +1,139 @@
+package driver
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"slices"
+	"testing"
+
+	"github.com/vxnet/vxnet/store"
+	"github.com/vxnet/vxnet/store/keys"
+)
+
+func TestChangeLogSince(t *testing.T) {
+	var l ChangeLog
+	for i := range changeLogSize + 5 {
+		l = l.with(fmt.Sprintf("ep%d", i))
+	}
+	if l.Seq != changeLogSize+5 || len(l.Recent) != changeLogSize || l.Recent[0].Seq != 6 {
+		t.Fatalf("log after %d changes: seq %d, %d entries from %d", changeLogSize+5, l.Seq, len(l.Recent), l.Recent[0].Seq)
+	}
+	for _, tt := range []struct {
+		seq  uint64
+		ids  []string
+		full bool
+	}{
+		{l.Seq, nil, false},
+		{l.Seq - 2, []string{"ep35", "ep36"}, false},
+		{5, nil, false},        // the entry after 5 is the oldest kept
+		{4, nil, true},         // behind the log
+		{l.Seq + 1, nil, true}, // the log was removed and written anew
+		{0, nil, true},         // never read, and the log has moved on
+	} {
+		ids, ok := l.since(tt.seq)
+		if ok == tt.full || (tt.ids != nil && !slices.Equal(ids, tt.ids)) {
+			t.Errorf("since(%d) = %v, %v; want %v, full listing %v", tt.seq, ids, ok, tt.ids, tt.full)
+		}
+	}
+	if ids, ok := (ChangeLog{}).with("a", "b", "a").since(0); !ok || !slices.Equal(ids, []string{"a", "b"}) {
+		t.Errorf("since(0) of a new log = %v, %v; want [a b] once each", ids, ok)
+	}
+}
+
+// A member reads only the records the log names; one whose log does not
+// reach back to its position lists the whole prefix and so sees records written without a log entry (by a
+// host of an earlier version).
+func TestFollowChangeLog(t *testing.T) {
+	e1 := newEnv(t)
+	e2 := newHost(t, e1.store, "h2", "198.18.0.12")
+	ctx := context.Background()
+	for _, e := range []*env{e1, e2} {
+		if err := e.d.CreateNetwork(ctx, createReq(net1, "198.19.1.0/24", "", nil)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const key = "198.19.1.0_24"
+	if err := e1.createEndpoint(net1, ep1, "198.19.1.2/24", ""); err != nil {
+		t.Fatal(err)
+	}
+	waitPeers(t, e2, DefaultVNIOffset, "198.19.1.2@198.18.0.11")
+	start := e2.d.fullListing(ctx, key)
+	if start.err != nil || len(start.kvs) != 1 || start.seq != 1 {
+		t.Fatalf("full listing: %d records at seq %d, err %v; want 1 at 1", len(start.kvs), start.seq, start.err)
+	}
+	// An old-version host's record: no log entry.
+	if err := store.PutJSON(ctx, e1.store, keys.Endpoint(key, ep2), Endpoint{ID: ep2, Network: key, Host: "h9", VTEP: netip.MustParseAddr("198.18.0.19"), Addrs: []netip.Prefix{netip.MustParsePrefix("198.19.1.9/24")}, MAC: "02:42:c6:13:01:09"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := e1.createEndpoint(net1, ep3, "198.19.1.3/24", ""); err != nil {
+		t.Fatal(err)
+	}
+	next := e2.d.nextListing(ctx, key, start)
+	if next.err != nil || next.seq != 2 || len(next.kvs) != 2 || next.kvs[1].Key != keys.Endpoint(key, ep3) {
+		t.Fatalf("after one logged change: seq %d, records %v, err %v; want ep1 and ep3 only (read by the log)", next.seq, keysOf(next.kvs), next.err)
+	}
+	behind := start
+	behind.seq = 100 // a log removed and written anew (TestChangeLogSince has the other cases)
+	full := e2.d.nextListing(ctx, key, behind)
+	if full.err != nil || len(full.kvs) != 3 {
+		t.Fatalf("log written anew: records %v, err %v; want all 3 (full listing)", keysOf(full.kvs), full.err)
+	}
+	e1.deleteEndpoint(net1, ep3)
+	if gone := e2.d.nextListing(ctx, key, next); gone.err != nil || len(gone.kvs) != 1 {
+		t.Fatalf("after a logged removal: records %v, err %v; want ep1 only", keysOf(gone.kvs), gone.err)
+	}
+	if err := e1.store.Delete(ctx, keys.Endpoint(key, ep2)); err != nil {
+		t.Fatal(err)
+	}
+	e1.deleteEndpoint(net1, ep1)
+	e1.deleteNetwork(net1)
+	e2.deleteNetwork(net1)
+	e1.wantNoKeys()
+}
+
+func keysOf(kvs []store.KV) []string {
+	var out []string
+	for _, kv := range kvs {
+		out = append(out, kv.Key)
+	}
+	return out
+}
+
+// The periodic full listing backs off while it finds nothing the log did
+// not name, and comes back to every fullListEvery when it does.
+func TestPeriodicListingBacksOff(t *testing.T) {
+	e1 := newEnv(t)
+	ctx := context.Background()
+	if err := e1.d.CreateNetwork(ctx, createReq(net1, "198.19.1.0/24", "", nil)); err != nil {
+		t.Fatal(err)
+	}
+	const key = "198.19.1.0_24"
+	if err := e1.createEndpoint(net1, ep1, "198.19.1.2/24", ""); err != nil {
+		t.Fatal(err)
+	}
+	l := e1.d.fullListing(ctx, key)
+	if l.err != nil || l.every != fullListEvery {
+		t.Fatalf("full listing: every %v, err %v", l.every, l.err)
+	}
+	for want := 2 * fullListEvery; want <= fullListMax; want *= 2 {
+		if l = e1.d.periodicListing(ctx, key, l); l.err != nil || l.every != want {
+			t.Fatalf("periodic listing without unlogged writes: every %v, err %v; want %v", l.every, l.err, want)
+		}
+	}
+	if l = e1.d.periodicListing(ctx, key, l); l.every != fullListMax {
+		t.Fatalf("period grew past %v: %v", fullListMax, l.every)
+	}
+	if _, err := e1.store.Put(ctx, keys.Endpoint(key, ep2), []byte(`{"id":"`+ep2+`"}`)); err != nil {
+		t.Fatal(err)
+	}
+	if l = e1.d.periodicListing(ctx, key, l); l.every != fullListEvery || len(l.kvs) != 2 {
+		t.Fatalf("after a write without the log: every %v, %d records; want %v and 2", l.every, len(l.kvs), fullListEvery)
+	}
+	if err := e1.store.Delete(ctx, keys.Endpoint(key, ep2)); err != nil {
+		t.Fatal(err)
+	}
+	e1.deleteEndpoint(net1, ep1)
+	e1.deleteNetwork(net1)
+	e1.wantNoKeys()
+}
