@@ -7,6 +7,7 @@ import (
 	"slices"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/docker/go-plugins-helpers/network"
 
@@ -56,6 +57,12 @@ func TestReconcileReadsDoNotGrowWithEndpoints(t *testing.T) {
 			if _, err := e.d.Join(ctx, &network.JoinRequest{NetworkID: net1, EndpointID: id}); err != nil {
 				t.Fatal(err)
 			}
+		}
+		// The network's peer watcher reads the store too, following the
+		// change log the endpoint adds wrote: let it catch up first.
+		for last := int64(-1); last != c.reads.Load(); {
+			last = c.reads.Load()
+			time.Sleep(200 * time.Millisecond)
 		}
 		before := c.reads.Load()
 		if err := e.d.Reconcile(ctx); err != nil {
