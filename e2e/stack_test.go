@@ -95,7 +95,10 @@ func TestSwarmStack(t *testing.T) {
 
 	var refusal string
 	swarmWait(t, "refusal of the vip service's tasks", 60*time.Second, func() (bool, string) {
-		out, _ := mgr.Docker("service", "ps", "--no-trunc", "--format", "{{.Error}}", stackName+"_vip")
+		out, err := mgr.Docker("service", "ps", "--no-trunc", "--format", "{{.Error}}", stackName+"_vip")
+		if err != nil {
+			return false, fmt.Sprintf("%v: %s", err, out)
+		}
 		for _, line := range strings.Split(out, "\n") {
 			if strings.Contains(line, "--endpoint-mode dnsrr") {
 				refusal = line
