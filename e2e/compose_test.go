@@ -107,10 +107,7 @@ func TestCompose(t *testing.T) {
 	if _, err := lc.Wait(20 * time.Second); err != nil {
 		t.Error(err)
 	}
-	// vxnet keeps its resolver's link when it stops (see TestNames).
-	for _, h := range c.Hosts {
-		h.MustExec(t, "ip", "link", "del", "vxnet-dns")
-	}
+	dropResolverLinks(t, c)
 	e.c.LeakCheck(t)
 	stopPlugins(t, e.plugins)
 	if keys := e.plugins[0].storeKeys(t); len(keys) != 0 {

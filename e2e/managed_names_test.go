@@ -68,10 +68,7 @@ func TestManagedNames(t *testing.T) {
 		for _, m := range mps {
 			m.disable(t, false) // its heartbeat key goes with it
 		}
-		// vxnet keeps its resolver's link when it stops (see TestNames).
-		for _, h := range c.Hosts {
-			h.MustExec(t, "ip", "link", "del", "vxnet-dns")
-		}
+		dropResolverLinks(t, c)
 		c.LeakCheck(t)
 		if keys := swarmKeys(t, e.consul, e.prefix+"/"); len(keys) != 0 {
 			t.Errorf("consul keys left under %s/ after the network was removed and every plugin disabled:\n%s", e.prefix, strings.Join(keys, "\n"))

@@ -46,13 +46,20 @@ func TestNames(t *testing.T) {
 		{"HostGone", testNameHostGone},
 	}, func() { e.logPluginTails(t) })
 	t.Run("LeakCheck", func(t *testing.T) {
-		// vxnet keeps its resolver's link when it stops (queries then
-		// fail at once instead of leaving by the default route).
-		for _, h := range c.Hosts {
-			h.MustExec(t, "ip", "link", "del", "vxnet-dns")
-		}
+		dropResolverLinks(t, c)
 		e.leakCheck(t)
 	})
+}
+
+// dropResolverLinks removes the names resolver's link from every host, as
+// the user does who stops using vxnet: vxnet keeps the link when it stops
+// (queries then fail at once instead of leaving by the default route), so
+// a test whose plugins served names removes it before its leak check.
+func dropResolverLinks(t *testing.T, c *harness.Cluster) {
+	t.Helper()
+	for _, h := range c.Hosts {
+		h.MustExec(t, "ip", "link", "del", "vxnet-dns")
+	}
 }
 
 // upstreamDNS serves the site's name server stand-in on the underlay
