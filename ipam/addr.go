@@ -177,9 +177,25 @@ func (m *IPAM) PoolState(ctx context.Context, subnet netip.Prefix) (member, setu
 	return p.Hosts[m.o.HostID], p.Setup[m.o.HostID], nil
 }
 
-// leaseNext takes the next free address after the pool's cursor. Losing a
-// race for a candidate re-reads the leases and tries the next one.
+// leaseNext takes the next free address after the pool's cursor. The
+// lease key is create-only, so the store alone decides who gets an
+// address; the listing of leases only picks a likely free candidate. Once
+// this process has leased in the pool, its cursor's address is tried
+// first without a listing (one store round trip instead of a read of
+// every lease of the pool, which grew with the pool's endpoints); a
+// taken candidate, or no cursor yet, re-reads the leases and tries the
+// next free one.
 func (m *IPAM) leaseNext(ctx context.Context, id string, p *Pool) (netip.Addr, error) {
+	if start, ok := m.cursorOf(id); ok {
+		if a, ok := p.nextFree(start, nil); ok {
+			switch err := store.CreateJSON(ctx, m.o.Store, keys.Lease(id, a), newLease(m.o.HostID, false)); {
+			case err == nil:
+				return m.leased(id, a), nil
+			case !errors.Is(err, store.ErrConflict):
+				return netip.Addr{}, fmt.Errorf("lease %s: %w", a, err)
+			}
+		}
+	}
 	for range maxLeaseAttempts {
 		taken, err := m.Leases(ctx, id)
 		if err != nil {
@@ -200,19 +216,31 @@ func (m *IPAM) leaseNext(ctx context.Context, id string, p *Pool) (netip.Addr, e
 		if err != nil {
 			return netip.Addr{}, fmt.Errorf("lease %s: %w", a, err)
 		}
-		m.advance(id, a)
-		m.log(id, a).Info("address leased")
-		return a, nil
+		return m.leased(id, a), nil
 	}
 	return netip.Addr{}, errkind.Errorf(errkind.Conflict, "no address leased in pool %q after %d attempts: too much contention", id, maxLeaseAttempts)
+}
+
+// leased moves the pool's cursor past a, just leased, and logs it.
+func (m *IPAM) leased(id string, a netip.Addr) netip.Addr {
+	m.advance(id, a)
+	m.log(id, a).Info("address leased")
+	return a
 }
 
 func prefixOrSubnet(p *Pool) netip.Prefix { return p.effectiveRange() }
 
 func (m *IPAM) startAt(id string) netip.Addr {
+	a, _ := m.cursorOf(id)
+	return a
+}
+
+// cursorOf is the pool's cursor, if this process has leased in it.
+func (m *IPAM) cursorOf(id string) (netip.Addr, bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return m.cursor[id]
+	a, ok := m.cursor[id]
+	return a, ok
 }
 
 func (m *IPAM) advance(id string, a netip.Addr) {
