@@ -68,6 +68,12 @@ func TestSwarmStack(t *testing.T) {
 	sw := startSwarm(t)
 	base := sw.links(t)
 	mgr := sw.mgr
+	// startSwarm keeps no task history (--task-history-limit 0): a refused
+	// task is then reaped as soon as swarm replaces it, and `docker service
+	// ps` shows its error only in that short window (CI once polled a
+	// minute of refusals, one every 5 s, and never saw one). Keep the
+	// failed tasks, so the refusal stays listed.
+	mgr.MustDocker(t, "swarm", "update", "--task-history-limit", "5")
 	file := filepath.Join(t.TempDir(), "stack.yml")
 	if err := os.WriteFile(file, []byte(stackFile), 0o644); err != nil {
 		t.Fatal(err)
@@ -95,7 +101,7 @@ func TestSwarmStack(t *testing.T) {
 
 	var refusal string
 	swarmWait(t, "refusal of the vip service's tasks", 60*time.Second, func() (bool, string) {
-		out, err := mgr.Docker("service", "ps", "--no-trunc", "--format", "{{.Error}}", stackName+"_vip")
+		out, err := mgr.Docker("service", "ps", "--no-trunc", "--format", "{{.CurrentState}}: {{.Error}}", stackName+"_vip")
 		if err != nil {
 			return false, fmt.Sprintf("%v: %s", err, out)
 		}
