@@ -32,11 +32,11 @@ func (c peerConflict) key() string {
 
 // peerRecords decodes the records that can become kernel entries: a
 // 6-byte unicast MAC, a VTEP and valid addresses. skip reports the others.
-func peerRecords(kvs []store.KV, skip func(key string, err error)) []*peerRecord {
+func peerRecords(kvs []store.KV, cache *recordCache, skip func(key string, err error)) []*peerRecord {
 	var out []*peerRecord
 	for _, kv := range kvs {
-		var ep Endpoint
-		if err := store.Decode(kv, &ep); err != nil {
+		ep, err := cache.decode(kv)
+		if err != nil {
 			skip(kv.Key, err)
 			continue
 		}

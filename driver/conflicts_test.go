@@ -190,7 +190,7 @@ func TestPeersNewestWinsInGlobalScope(t *testing.T) {
 	} {
 		d, _ := peerDriver("h1", "198.18.0.11")
 		d.o.Scope, d.gone = c.scope, c.gone
-		got := peerStrings(d.peers(d.withoutGone(kvs), map[string]bool{}))
+		got := peerStrings(d.peers(d.withoutGone(kvs, nil), map[string]bool{}))
 		if len(got) != 1 || got[0] != c.want {
 			t.Errorf("scope %s, gone %v: peers %v, want [%s]", c.scope, c.gone, got, c.want)
 		}

@@ -17,14 +17,13 @@ import (
 
 // feedNames gives OnEndpoints the listed endpoints of network key (never
 // nil, maybe empty).
-func (d *Driver) feedNames(key string, kvs []store.KV) {
+func (d *Driver) feedNames(key string, kvs []store.KV, recs *recordCache) {
 	if d.o.OnEndpoints == nil {
 		return
 	}
 	eps := make([]Endpoint, 0, len(kvs))
 	for _, kv := range kvs {
-		var ep Endpoint
-		if store.Decode(kv, &ep) == nil {
+		if ep, err := recs.decode(kv); err == nil {
 			eps = append(eps, ep)
 		}
 	}

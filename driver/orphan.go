@@ -80,23 +80,14 @@ func (d *Driver) takeOver(ctx context.Context, cur *Network, other string) bool 
 // so no create of this host is under way: what this host reserved or
 // joined and did not record is stale.
 func (d *Driver) dropStale(ctx context.Context, local map[string]bool) (left, freed map[uint32]bool, err error) {
-	nets, _, err := d.o.Store.List(ctx, keys.Networks)
+	joined, reserved, err := d.staleRecords(ctx, local)
 	if err != nil {
-		return nil, nil, fmt.Errorf("reconcile: list networks: %w", err)
+		return nil, nil, err
 	}
 	left, freed = map[uint32]bool{}, map[uint32]bool{}
-	held := map[string]bool{} // VNI keys that a network holds
 	var errs []error
-	for _, kv := range nets {
-		var n Network
-		if err := store.Decode(kv, &n); err != nil {
-			continue
-		}
-		held[keys.VNI(n.VNI)] = true
-		id, ok := n.Hosts[d.o.HostID]
-		if !ok || local[id] {
-			continue
-		}
+	for _, n := range joined {
+		id := n.Hosts[d.o.HostID]
 		if err := d.unused(n.VNI); err != nil {
 			errs = append(errs, fmt.Errorf("reconcile: network %s joined by a killed create: %w", n.Key, err))
 			continue
@@ -108,13 +99,9 @@ func (d *Driver) dropStale(ctx context.Context, local map[string]bool) (left, fr
 		}
 		left[n.VNI] = true
 	}
-	vnis, _, err := d.o.Store.List(ctx, keys.VNIs)
-	if err != nil {
-		return left, freed, errors.Join(append(errs, fmt.Errorf("reconcile: list VNIs: %w", err))...)
-	}
-	for _, kv := range vnis {
+	for _, kv := range reserved {
 		var rec VNIRecord
-		if err := store.Decode(kv, &rec); err != nil || rec.Host != d.o.HostID || held[kv.Key] {
+		if err := store.Decode(kv, &rec); err != nil {
 			continue
 		}
 		d.o.Log.WithFields(map[string]any{"vni_key": kv.Key, "network": rec.Network}).Warn("reconcile: freeing a VNI a killed create reserved")
@@ -127,4 +114,36 @@ func (d *Driver) dropStale(ctx context.Context, local map[string]bool) (left, fr
 		}
 	}
 	return left, freed, errors.Join(errs...)
+}
+
+// staleRecords finds what dropStale removes, without changing anything:
+// the cluster networks listing this host with a Docker network not in
+// local, and the VNI reservations of this host no network holds.
+func (d *Driver) staleRecords(ctx context.Context, local map[string]bool) (joined []Network, reserved []store.KV, err error) {
+	nets, _, err := d.o.Store.List(ctx, keys.Networks)
+	if err != nil {
+		return nil, nil, fmt.Errorf("reconcile: list networks: %w", err)
+	}
+	held := map[string]bool{} // VNI keys that a network holds
+	for _, kv := range nets {
+		var n Network
+		if err := store.Decode(kv, &n); err != nil {
+			continue
+		}
+		held[keys.VNI(n.VNI)] = true
+		if id, ok := n.Hosts[d.o.HostID]; ok && !local[id] {
+			joined = append(joined, n)
+		}
+	}
+	vnis, _, err := d.o.Store.List(ctx, keys.VNIs)
+	if err != nil {
+		return joined, nil, fmt.Errorf("reconcile: list VNIs: %w", err)
+	}
+	for _, kv := range vnis {
+		var rec VNIRecord
+		if err := store.Decode(kv, &rec); err == nil && rec.Host == d.o.HostID && !held[kv.Key] {
+			reserved = append(reserved, kv)
+		}
+	}
+	return joined, reserved, nil
 }

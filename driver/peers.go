@@ -30,6 +30,7 @@ type watcher struct {
 
 	mu    sync.Mutex
 	kvs   []store.KV              // last endpoint listing read
+	recs  *recordCache            // kvs decoded
 	read  bool                    // kvs holds a listing
 	vteps map[string][]netip.Addr // other hosts of kvs → their VTEPs
 	// logged holds the record problems reported already (see peers).
@@ -51,7 +52,7 @@ func (d *Driver) startWatch(n *Network) {
 		return
 	}
 	ctx, cancel := context.WithCancel(d.life)
-	w := &watcher{cancel: cancel, done: make(chan struct{}), key: n.Key, vni: n.VNI, logged: map[string]bool{}, lagged: map[string]bool{}}
+	w := &watcher{cancel: cancel, done: make(chan struct{}), key: n.Key, vni: n.VNI, recs: newRecordCache(), logged: map[string]bool{}, lagged: map[string]bool{}}
 	d.watchers[n.Key] = w
 	go func() {
 		defer close(w.done)
@@ -139,14 +140,15 @@ func (d *Driver) program(w *watcher, kvs []store.KV, fresh bool) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if fresh {
-		w.kvs, w.read, w.vteps = kvs, true, d.vtepsOf(kvs)
+		w.recs.keep(kvs)
+		w.kvs, w.read, w.vteps = kvs, true, d.vtepsOf(kvs, w.recs)
 	}
 	if !w.read {
 		return nil
 	}
-	live := d.withoutGone(w.kvs)
-	d.feedNames(w.key, live)
-	if err := d.o.Plane.SetPeers(w.vni, d.peers(live, w.logged)); err != nil {
+	live := d.withoutGone(w.kvs, w.recs)
+	d.feedNames(w.key, live, w.recs)
+	if err := d.o.Plane.SetPeers(w.vni, d.decodedPeers(live, w.logged, w.recs)); err != nil {
 		return err
 	}
 	if fresh {
@@ -164,8 +166,8 @@ func (d *Driver) observeLag(w *watcher) {
 	now := time.Now()
 	live := make(map[string]bool, len(w.kvs))
 	for _, kv := range w.kvs {
-		var ep Endpoint
-		if store.Decode(kv, &ep) != nil || ep.Host == d.o.HostID {
+		ep, err := w.recs.decode(kv)
+		if err != nil || ep.Host == d.o.HostID {
 			continue
 		}
 		live[ep.ID] = true
@@ -186,11 +188,11 @@ func (d *Driver) observeLag(w *watcher) {
 }
 
 // vtepsOf maps the other hosts of an endpoint listing to their VTEPs.
-func (d *Driver) vtepsOf(kvs []store.KV) map[string][]netip.Addr {
+func (d *Driver) vtepsOf(kvs []store.KV, recs *recordCache) map[string][]netip.Addr {
 	out := map[string][]netip.Addr{}
 	for _, kv := range kvs {
-		var ep Endpoint
-		if store.Decode(kv, &ep) != nil || ep.Host == d.o.HostID || !ep.VTEP.IsValid() || slices.Contains(out[ep.Host], ep.VTEP) {
+		ep, err := recs.decode(kv)
+		if err != nil || ep.Host == d.o.HostID || !ep.VTEP.IsValid() || slices.Contains(out[ep.Host], ep.VTEP) {
 			continue
 		}
 		out[ep.Host] = append(out[ep.Host], ep.VTEP)
@@ -199,7 +201,7 @@ func (d *Driver) vtepsOf(kvs []store.KV) map[string][]netip.Addr {
 }
 
 // withoutGone drops the records of gone hosts from an endpoint listing.
-func (d *Driver) withoutGone(kvs []store.KV) []store.KV {
+func (d *Driver) withoutGone(kvs []store.KV, recs *recordCache) []store.KV {
 	d.gmu.RLock()
 	defer d.gmu.RUnlock()
 	if len(d.gone) == 0 {
@@ -207,10 +209,7 @@ func (d *Driver) withoutGone(kvs []store.KV) []store.KV {
 	}
 	out := make([]store.KV, 0, len(kvs))
 	for _, kv := range kvs {
-		var ep struct {
-			Host string `json:"host"`
-		}
-		if store.Decode(kv, &ep) == nil && d.gone[ep.Host] {
+		if ep, err := recs.decode(kv); err == nil && d.gone[ep.Host] {
 			continue
 		}
 		out = append(out, kv)
@@ -266,8 +265,13 @@ func (d *Driver) watching() []*watcher {
 // always passes the data plane's checks. Problems are logged once while
 // they last: logged holds those reported, and is updated.
 func (d *Driver) peers(kvs []store.KV, logged map[string]bool) []dataplane.Peer {
+	return d.decodedPeers(kvs, logged, nil)
+}
+
+// decodedPeers is peers, decoding through cache.
+func (d *Driver) decodedPeers(kvs []store.KV, logged map[string]bool, cache *recordCache) []dataplane.Peer {
 	now := map[string]bool{}
-	recs := peerRecords(kvs, func(key string, err error) {
+	recs := peerRecords(kvs, cache, func(key string, err error) {
 		if !logged["skip "+key] {
 			d.o.Log.WithError(err).WithField("key", key).Warn("skipping unusable endpoint record")
 		}

@@ -17,15 +17,30 @@ import (
 // deletes namespaces of networks this host no longer has. It runs at start
 // and periodically; running containers keep their veths throughout.
 //
-// Three phases, under the driver's lock: reconcileNetworks repairs every
-// network the store lists for this host; only when every record could be
-// read (a network whose record could not be read is still this host's:
+// Three phases, under the driver's lock (reconcileLocked):
+// reconcileNetworks repairs every network the store lists for this host;
+// only when every record could be read (a network whose record could not be read is still this host's:
 // removing namespaces now could cut a running network's traffic),
 // dropStale undoes creates killed half-way, and removeUnused deletes the
 // namespaces no network of this host needs.
+//
+// That lock excludes the endpoint callbacks, and reading what to compare
+// grows with the endpoints (two listings of a network's records, a dump of
+// its links): held every round, it made Joins wait (issue #13). So a round
+// first checks, sharing the lock with the callbacks, whether anything needs
+// a repair that must exclude them (inSync, reconcile_shared.go), and takes
+// the lock alone only then.
 func (d *Driver) Reconcile(ctx context.Context) error {
+	if d.inSync(ctx) {
+		return nil
+	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	return d.reconcileLocked(ctx)
+}
+
+// reconcileLocked is Reconcile's repair; the caller holds mu alone.
+func (d *Driver) reconcileLocked(ctx context.Context) error {
 	kvs, _, err := d.o.Store.List(ctx, keys.HostNetworks(d.o.HostID))
 	if err != nil {
 		return fmt.Errorf("reconcile: list networks of host %q: %w", d.o.HostID, err)
@@ -197,18 +212,32 @@ func (d *Driver) reconcileNetwork(ctx context.Context, n *Network, existed bool,
 	if err != nil {
 		return err
 	}
-	live := map[string]bool{}
-	for _, p := range ports {
-		live[dataplane.ShortID(p)] = true
-	}
 	listed, err := d.listedEndpoints(ctx, n.Key)
 	if err != nil {
 		return err
 	}
-	known := map[string]bool{}
+	gone, unknown := portWork(n.Key, ports, mine, listed)
 	var errs []error
+	for _, ep := range gone {
+		if err := d.republish(ctx, &ep); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(append(errs, d.removeUnknownPorts(n, unknown))...)
+}
+
+// portWork compares the bridge ports of network key with this host's
+// endpoint copies (mine) and the keys of the network's records (listed):
+// it returns the endpoints whose cluster record is gone though their veth
+// is there (to republish), and the ports without an endpoint copy.
+func portWork(key string, ports []string, mine []Endpoint, listed map[string]bool) (gone []Endpoint, unknown []string) {
+	live := map[string]bool{}
+	for _, p := range ports {
+		live[dataplane.ShortID(p)] = true
+	}
+	known := map[string]bool{}
 	for _, ep := range mine {
-		if ep.Network != n.Key {
+		if ep.Network != key {
 			continue
 		}
 		known[dataplane.ShortID(ep.ID)] = true
@@ -216,27 +245,23 @@ func (d *Driver) reconcileNetwork(ctx context.Context, n *Network, existed bool,
 		// without is between CreateEndpoint and Join (its record is
 		// there), or a create whose answer was lost, which must not
 		// come back (its removal is journaled).
-		if !live[dataplane.ShortID(ep.ID)] || listed[keys.Endpoint(ep.Network, ep.ID)] {
-			continue
-		}
-		if err := d.republish(ctx, &ep); err != nil {
-			errs = append(errs, err)
+		if live[dataplane.ShortID(ep.ID)] && !listed[keys.Endpoint(ep.Network, ep.ID)] {
+			gone = append(gone, ep)
 		}
 	}
-	return errors.Join(append(errs, d.removeUnknownPorts(n, ports, known))...)
-}
-
-// removeUnknownPorts deletes the bridge ports of n without an endpoint
-// record (known holds those with one), unless a running container uses
-// them. Which ports containers use is asked only when there are unknown
-// ones: it is a netlink lookup per port.
-func (d *Driver) removeUnknownPorts(n *Network, ports []string, known map[string]bool) error {
-	var unknown []string
 	for _, p := range ports {
 		if !known[dataplane.ShortID(p)] {
 			unknown = append(unknown, p)
 		}
 	}
+	return gone, unknown
+}
+
+// removeUnknownPorts deletes the bridge ports unknown of n, which have no
+// endpoint record, unless a running container uses them. Which ports
+// containers use is asked only when there are unknown ones: it is a
+// netlink lookup per port.
+func (d *Driver) removeUnknownPorts(n *Network, unknown []string) error {
 	if len(unknown) == 0 {
 		return nil
 	}

@@ -30,7 +30,8 @@ func ownedEntries(log *logrus.Entry, idx int) (peerEntries, error) {
 	}
 	log.WithField("link", vxlanName).Debug("netlink: list fdb")
 	fdbs, err := dump("fdb of "+vxlanName, func() ([]netlink.Neigh, error) {
-		return netlink.NeighList(idx, unix.AF_BRIDGE)
+		fdbs, _, err := portFDB(idx)
+		return fdbs, err
 	})
 	if err != nil {
 		return have, err
