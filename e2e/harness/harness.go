@@ -74,7 +74,7 @@ const (
 	dockerPool   = "base=198.19.128.0/17,size=24"
 	maxHosts     = 32
 	lockPath     = "/run/lock/vxnet-e2e.lock"
-	lockWait     = 5 * time.Minute
+	lockWait     = 5 * time.Minute // VXE2E_LOCK_WAIT overrides it
 )
 
 // Options configure a cluster; the zero value of every field but Hosts
@@ -149,7 +149,11 @@ func StartWith(t testing.TB, o Options) *Cluster {
 		t.Fatalf("harness: %v", err)
 	}
 	t.Logf("harness: hosts run %s: %s", bin.path, bin.banner)
-	lock, err := acquireLock(t, lockPath, lockWait)
+	wait, err := lockWaitFromEnv()
+	if err != nil {
+		t.Fatalf("harness: %v", err)
+	}
+	lock, err := acquireLock(t, lockPath, wait)
 	if err != nil {
 		t.Fatalf("harness: %v", err)
 	}

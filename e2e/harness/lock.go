@@ -45,6 +45,21 @@ func acquireLock(t testing.TB, path string, wait time.Duration) (*os.File, error
 	}
 }
 
+// lockWaitFromEnv is how long a cluster waits for the lock: lockWait, or
+// VXE2E_LOCK_WAIT (a Go duration) for a machine whose engineers run long
+// e2e clusters and measurements side by side.
+func lockWaitFromEnv() (time.Duration, error) {
+	v := os.Getenv("VXE2E_LOCK_WAIT")
+	if v == "" {
+		return lockWait, nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 {
+		return 0, fmt.Errorf("VXE2E_LOCK_WAIT=%q: want a positive Go duration such as 30m", v)
+	}
+	return d, nil
+}
+
 // releaseLock drops the lock; closing the file is enough.
 func releaseLock(f *os.File) {
 	if f != nil {
