@@ -1,6 +1,7 @@
 package dataplane
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/vishvananda/netlink"
@@ -26,7 +27,10 @@ func portFDB(idx int) (entries []netlink.Neigh, sent int, err error) {
 		return nil, 0, fmt.Errorf("open netlink socket: %w", err)
 	}
 	defer s.Close()
-	if err := unix.SetsockoptInt(s.GetFd(), unix.SOL_NETLINK, unix.NETLINK_GET_STRICT_CHK, 1); err != nil {
+	// A kernel before 4.20 has no strict checking (ENOPROTOOPT): it then
+	// sends every entry, and the filter below keeps the port's, as
+	// NeighList would.
+	if err := unix.SetsockoptInt(s.GetFd(), unix.SOL_NETLINK, unix.NETLINK_GET_STRICT_CHK, 1); err != nil && !errors.Is(err, unix.ENOPROTOOPT) {
 		return nil, 0, fmt.Errorf("set strict netlink checking: %w", err)
 	}
 	req := nl.NewNetlinkRequest(unix.RTM_GETNEIGH, unix.NLM_F_DUMP)
