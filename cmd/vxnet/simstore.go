@@ -145,6 +145,22 @@ func (s *simStore) List(ctx context.Context, prefix string) ([]store.KV, uint64,
 	return kvs, idx, err
 }
 
+// ListKeys counts the keys' bytes read, as List counts keys and values.
+func (s *simStore) ListKeys(ctx context.Context, prefix string) ([]string, error) {
+	if err := s.check("list keys", prefix); err != nil {
+		return nil, err
+	}
+	s.n.Reads.Add(1)
+	ks, err := store.ListKeys(ctx, s.s, prefix)
+	s.n.calls.add("list keys", prefix, err)
+	n := 0
+	for _, k := range ks {
+		n += len(k)
+	}
+	s.n.readBytes("list keys", prefix, n)
+	return ks, err
+}
+
 func (s *simStore) Watch(ctx context.Context, prefix string, index uint64) ([]store.KV, uint64, error) {
 	if err := s.check("watch", prefix); err != nil {
 		// A cut-off host's watch fails after a while, not at once: no
