@@ -201,7 +201,7 @@ func (d *Driver) createCluster(ctx context.Context, want *Network, dockerID stri
 		return nil, err
 	}
 	n.VNI = vni
-	if err := store.CreateJSON(ctx, d.o.Store, keys.Network(n.Key), &n); err != nil {
+	if err := createNetworkRecord(ctx, d.o.Store, &n); err != nil {
 		if derr := d.o.Store.Delete(context.WithoutCancel(ctx), keys.VNI(vni)); derr != nil {
 			d.logNet(&n).WithError(derr).Error("release VNI after failed create")
 		}

@@ -90,7 +90,9 @@ func TestReconcileDropsHalfDoneCreatesAndDeletes(t *testing.T) {
 		{name: "joined, not recorded, created again", create: true, break_: func(e *env, n *Network) { e.mustDelete(keys.HostNetwork(e.d.o.HostID, net1)) }},
 		{name: "VNI reserved, no network", break_: func(e *env, n *Network) {
 			e.mustDelete(keys.HostNetwork(e.d.o.HostID, net1))
+			// The record and the empty change log are one transaction.
 			e.mustDelete(keys.Network(n.Key))
+			e.mustDelete(keys.Changes(n.Key))
 		}},
 		{name: "last host left, record of the network kept", break_: func(e *env, n *Network) {
 			e.mustDelete(keys.Network(n.Key))

@@ -286,16 +286,17 @@ func (d *Driver) removeUnknownPorts(n *Network, unknown []string) error {
 // listedEndpoints is the set of endpoint record keys of cluster network
 // key, from one listing: reconcile holds the driver's lock, and a read per
 // endpoint every interval made it, and the Joins waiting on it, grow with
-// the network (Join p99 1.8 s at 1000 endpoints). Keys only: a record that
-// does not decode still counts as there, as it did for the read before.
+// the network (Join p99 1.8 s at 1000 endpoints). Keys only, without
+// their values (store.ListKeys): a record that does not decode still
+// counts as there, and the values were most of an idle host's reads.
 func (d *Driver) listedEndpoints(ctx context.Context, key string) (map[string]bool, error) {
-	kvs, _, err := d.o.Store.List(ctx, keys.Endpoints(key))
+	ks, err := store.ListKeys(ctx, d.o.Store, keys.Endpoints(key))
 	if err != nil {
 		return nil, fmt.Errorf("reconcile network %s: list endpoints: %w", key, err)
 	}
-	listed := make(map[string]bool, len(kvs))
-	for _, kv := range kvs {
-		listed[kv.Key] = true
+	listed := make(map[string]bool, len(ks))
+	for _, k := range ks {
+		listed[k] = true
 	}
 	return listed, nil
 }

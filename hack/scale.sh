@@ -46,4 +46,9 @@ for _ in $(seq 60); do
 done
 [ -n "${leader:-}" ] && [ "$leader" != '""' ] || { echo "scale: no Consul leader in 60 s" >&2; tail -n 20 "$base"/consul*.log >&2; exit 1; }
 echo "scale: Consul cluster up, leader $leader"
-bin/vxnet simulate --store consul://127.0.0.21:8500/vxnet-sim,consul://127.0.0.22:8500/vxnet-sim,consul://127.0.0.23:8500/vxnet-sim "$@"
+rc=0
+bin/vxnet simulate --store consul://127.0.0.21:8500/vxnet-sim,consul://127.0.0.22:8500/vxnet-sim,consul://127.0.0.23:8500/vxnet-sim "$@" || rc=$?
+# The Consul servers' CPU over the whole run, beside the simulator's own
+# figures (scale-out.json): which side of the store the time goes to.
+for p in "${pids[@]}"; do echo "scale: Consul server pid $p used $(ps -o times= -p "$p" | tr -d ' ') CPU seconds"; done
+exit $rc

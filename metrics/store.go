@@ -94,6 +94,14 @@ func (t *timedStore) List(ctx context.Context, prefix string) ([]store.KV, uint6
 	return kvs, i, err
 }
 
+// ListKeys keeps the wrapped store's keys-only listing (store.KeyLister).
+func (t *timedStore) ListKeys(ctx context.Context, prefix string) ([]string, error) {
+	start := time.Now()
+	ks, err := store.ListKeys(ctx, t.s, prefix)
+	t.observe("list_keys", start, err)
+	return ks, err
+}
+
 // Watch blocks until a change or its context ends, so it is counted, not
 // timed; a watch that times out is no store error.
 func (t *timedStore) Watch(ctx context.Context, prefix string, index uint64) ([]store.KV, uint64, error) {

@@ -51,6 +51,12 @@ type simResult struct {
 	NetworkCreateMs stats   `json:"network_create_ms"`
 	EndpointAddMs   stats   `json:"endpoint_add_ms"` // RequestAddress + CreateEndpoint + Join
 	AddSeconds      float64 `json:"add_seconds"`
+	// CreateCalls and CreateConflicts count the store calls of the
+	// network creates by call and key kind, and of those the lost
+	// compare-and-sets; CreateCPU is the simulator's CPU (cores) then.
+	CreateCalls     map[string]int64 `json:"create_calls"`
+	CreateConflicts map[string]int64 `json:"create_conflicts"`
+	CreateCPU       float64          `json:"create_cpu"`
 
 	PropagationMs      stats     `json:"propagation_ms"` // record written → every other host of the network programmed it
 	PropagationMissing int       `json:"propagation_missing"`
@@ -64,6 +70,7 @@ type simResult struct {
 
 	IdleReadsPerHostSecond  float64            `json:"idle_reads_per_host_second"`
 	IdleBytesByKind         map[string]float64 `json:"idle_bytes_by_kind"` // per host and second
+	IdleCalls               map[string]int64   `json:"idle_calls"`         // every host's calls in the idle window, by call and key kind
 	IdleBytesPerHostSecond  float64            `json:"idle_bytes_per_host_second"`
 	IdleWritesPerHostSecond float64            `json:"idle_writes_per_host_second"` // heartbeats
 

@@ -29,6 +29,8 @@ type storeCounts struct {
 
 	mu     sync.Mutex
 	byKind map[string]int64 // bytes read by call and first key segment, e.g. "watch endpoints"
+
+	calls callCounts
 }
 
 // readBytes adds n bytes read by op under the key's first segment.
@@ -87,6 +89,7 @@ func (s *simStore) Get(ctx context.Context, key string) (store.KV, error) {
 	}
 	s.n.Reads.Add(1)
 	kv, err := s.s.Get(ctx, key)
+	s.n.calls.add("get", key, err)
 	s.read("get", key, kv)
 	return kv, err
 }
@@ -96,7 +99,9 @@ func (s *simStore) Put(ctx context.Context, key string, value []byte) (uint64, e
 		return 0, err
 	}
 	s.n.Writes.Add(1)
-	return s.s.Put(ctx, key, value)
+	idx, err := s.s.Put(ctx, key, value)
+	s.n.calls.add("put", key, err)
+	return idx, err
 }
 
 func (s *simStore) CAS(ctx context.Context, key string, value []byte, index uint64) (uint64, error) {
@@ -104,7 +109,9 @@ func (s *simStore) CAS(ctx context.Context, key string, value []byte, index uint
 		return 0, err
 	}
 	s.n.Writes.Add(1)
-	return s.s.CAS(ctx, key, value, index)
+	idx, err := s.s.CAS(ctx, key, value, index)
+	s.n.calls.add("cas", key, err)
+	return idx, err
 }
 
 func (s *simStore) Delete(ctx context.Context, key string) error {
@@ -112,7 +119,9 @@ func (s *simStore) Delete(ctx context.Context, key string) error {
 		return err
 	}
 	s.n.Writes.Add(1)
-	return s.s.Delete(ctx, key)
+	err := s.s.Delete(ctx, key)
+	s.n.calls.add("delete", key, err)
+	return err
 }
 
 func (s *simStore) DeleteCAS(ctx context.Context, key string, index uint64) error {
@@ -120,7 +129,9 @@ func (s *simStore) DeleteCAS(ctx context.Context, key string, index uint64) erro
 		return err
 	}
 	s.n.Writes.Add(1)
-	return s.s.DeleteCAS(ctx, key, index)
+	err := s.s.DeleteCAS(ctx, key, index)
+	s.n.calls.add("delete cas", key, err)
+	return err
 }
 
 func (s *simStore) List(ctx context.Context, prefix string) ([]store.KV, uint64, error) {
@@ -129,8 +140,25 @@ func (s *simStore) List(ctx context.Context, prefix string) ([]store.KV, uint64,
 	}
 	s.n.Reads.Add(1)
 	kvs, idx, err := s.s.List(ctx, prefix)
+	s.n.calls.add("list", prefix, err)
 	s.read("list", prefix, kvs...)
 	return kvs, idx, err
+}
+
+// ListKeys counts the keys' bytes read, as List counts keys and values.
+func (s *simStore) ListKeys(ctx context.Context, prefix string) ([]string, error) {
+	if err := s.check("list keys", prefix); err != nil {
+		return nil, err
+	}
+	s.n.Reads.Add(1)
+	ks, err := store.ListKeys(ctx, s.s, prefix)
+	s.n.calls.add("list keys", prefix, err)
+	n := 0
+	for _, k := range ks {
+		n += len(k)
+	}
+	s.n.readBytes("list keys", prefix, n)
+	return ks, err
 }
 
 func (s *simStore) Watch(ctx context.Context, prefix string, index uint64) ([]store.KV, uint64, error) {
@@ -146,6 +174,7 @@ func (s *simStore) Watch(ctx context.Context, prefix string, index uint64) ([]st
 		return nil, 0, err
 	}
 	kvs, idx, err := s.s.Watch(ctx, prefix, index)
+	s.n.calls.add("watch", prefix, err)
 	if err == nil {
 		s.n.Watches.Add(1)
 		s.read("watch", prefix, kvs...)
@@ -159,11 +188,14 @@ func (s *simStore) PutEphemeral(ctx context.Context, key string, value []byte, t
 		return err
 	}
 	s.n.Ephemeral.Add(1)
+	var err error
 	if s.e == nil {
-		_, err := s.s.Put(ctx, key, value)
-		return err
+		_, err = s.s.Put(ctx, key, value)
+	} else {
+		err = s.e.PutEphemeral(ctx, key, value, ttl)
 	}
-	return s.e.PutEphemeral(ctx, key, value, ttl)
+	s.n.calls.add("put ephemeral", key, err)
+	return err
 }
 
 func (s *simStore) Close() error { return s.s.Close() }
@@ -174,5 +206,7 @@ func (s *simStore) Txn(ctx context.Context, ops []store.Op) error {
 		return err
 	}
 	s.n.Writes.Add(1)
-	return s.s.Txn(ctx, ops)
+	err := s.s.Txn(ctx, ops)
+	s.n.calls.add("txn", store.TxnKey(ops), err)
+	return err
 }

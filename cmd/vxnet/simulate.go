@@ -233,6 +233,13 @@ func (s *sim) startHosts(ctx context.Context, n int) error {
 func (s *sim) createNetworks(ctx context.Context, r *simResult) error {
 	var mu sync.Mutex
 	var took []float64
+	calls, conflicts := s.counts.calls.copies()
+	cpu0, t0 := cpuTime(), time.Now()
+	defer func() {
+		now, lost := s.counts.calls.copies()
+		r.CreateCalls, r.CreateConflicts = diff(now, calls), diff(lost, conflicts)
+		r.CreateCPU = (cpuTime() - cpu0).Seconds() / time.Since(t0).Seconds()
+	}()
 	err := s.eachHost(ctx, s.c.CreatePar, func(ctx context.Context, h *simHost) error {
 		for e := range s.c.PerHost {
 			n := s.netOf(h.idx, e)
@@ -320,8 +327,11 @@ func (s *sim) addEndpoints(ctx context.Context, r *simResult) error {
 // measureQuiet counts the store traffic of an idle cluster.
 func (s *sim) measureQuiet(ctx context.Context, r *simResult) {
 	before, kinds := s.counts.snapshot(), s.counts.kinds()
+	calls, _ := s.counts.calls.copies()
 	pause.For(ctx, s.c.Quiet)
 	d := s.counts.snapshot().minus(before)
+	now, _ := s.counts.calls.copies()
+	r.IdleCalls = diff(now, calls)
 	r.IdleBytesByKind = map[string]float64{}
 	for k, v := range s.counts.kinds() {
 		if per := float64(v-kinds[k]) / s.c.Quiet.Seconds() / float64(len(s.hosts)); per > 0 {

@@ -74,6 +74,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Delete", testDelete},
 		{"DeleteCAS", testDeleteCAS},
 		{"List", testList},
+		{"ListKeys", testListKeys},
 		{"Txn", testTxn},
 		{"WatchPut", testWatchPut},
 		{"WatchDelete", testWatchDelete},
