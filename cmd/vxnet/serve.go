@@ -23,6 +23,7 @@ import (
 	"github.com/vxnet/vxnet/driver"
 	"github.com/vxnet/vxnet/driver/dataplane"
 	"github.com/vxnet/vxnet/driver/liveness"
+	"github.com/vxnet/vxnet/internal/pause"
 	"github.com/vxnet/vxnet/ipam"
 	"github.com/vxnet/vxnet/metrics"
 	"github.com/vxnet/vxnet/scope"
@@ -86,6 +87,32 @@ func openStore(ctx context.Context, uri string) (store.Store, error) {
 	return nil, fmt.Errorf("--store %q: unknown scheme %q (want bolt or consul)", uri, u.Scheme)
 }
 
+// openStoreWaiting is openStore for serve: a store that does not answer
+// (Consul unreachable at boot, or from a host whose underlay has just come
+// back, whose first packets fail with "no route to host") is tried again,
+// after first and then up to most between tries, with a warning naming the
+// cause, until it answers or ctx ends. Exiting would only have systemd or
+// dockerd restart the plugin in a loop, and running containers do not need
+// it meanwhile. Any other error (a malformed --store, a refused ACL) is
+// returned at once.
+func openStoreWaiting(ctx context.Context, uri string, log *logrus.Entry, first, most time.Duration) (store.Store, error) {
+	wait := first
+	for attempt := 1; ; attempt++ {
+		st, err := openStore(ctx, uri)
+		if err == nil || !errors.Is(err, store.ErrUnavailable) {
+			if err == nil && attempt > 1 {
+				log.WithField("attempts", attempt).Info("store answers: starting")
+			}
+			return st, err
+		}
+		log.WithError(err).WithField("attempt", attempt).Warnf("store unreachable at start; trying again in %s (running containers keep their network)", wait)
+		if !pause.For(ctx, wait) {
+			return nil, err
+		}
+		wait = min(2*wait, most)
+	}
+}
+
 // multiHost tells whether the store named by uri is shared between hosts.
 func multiHost(uri string) bool {
 	u, err := url.Parse(uri)
@@ -105,7 +132,7 @@ func runServe(ctx context.Context, c *config, log *logrus.Entry) error {
 		return err
 	}
 	log = log.WithField("host", c.HostID)
-	st, err := openStore(ctx, c.Store)
+	st, err := openStoreWaiting(ctx, c.Store, log, time.Second, 5*time.Second)
 	if err != nil {
 		return err
 	}
