@@ -19,8 +19,11 @@ import (
 // reconcileLocked (a cluster record gone, a reference Docker dropped),
 // which both run with mu held alone and drop the entries they touch; the
 // endpoint callbacks fill the cache holding mu shared, so no callback
-// sees an entry of a network that was left meanwhile. Cached records are
-// shared: read them, do not change them.
+// sees an entry of a network that was left meanwhile. A change from
+// outside (`vxnet host forget` of this live host, a record deleted by
+// hand) is answered from the cache only until the next Reconcile: its
+// check (inSync) finds the network gone or changed and repairs with mu
+// held alone. Cached records are shared: read them, do not change them.
 type netCache struct {
 	mu sync.Mutex
 	m  map[string]*Network
