@@ -95,6 +95,8 @@ type Driver struct {
 
 	gmu  sync.RWMutex
 	gone map[string]bool // hosts whose entries are left out (SetGone)
+
+	nets netCache // Docker network ID → cluster network, for lookup
 }
 
 // Network is the cluster record of one vxnet network.
@@ -164,10 +166,15 @@ func (d *Driver) Close() {
 	d.StopWatches()
 }
 
-// lookup finds the cluster network behind this host's Docker network ID.
+// lookup finds the cluster network behind this host's Docker network ID,
+// from the cache when an earlier call read it (netcache.go); the caller
+// holds mu. The network returned is shared: do not change it.
 func (d *Driver) lookup(ctx context.Context, dockerID string) (*Network, error) {
 	if err := validID("network", dockerID); err != nil {
 		return nil, err
+	}
+	if n, ok := d.nets.get(dockerID); ok {
+		return n, nil
 	}
 	ref, _, err := store.GetJSON[LocalRef](ctx, d.o.Store, keys.HostNetwork(d.o.HostID, dockerID))
 	if errors.Is(err, store.ErrNotFound) {
@@ -176,7 +183,12 @@ func (d *Driver) lookup(ctx context.Context, dockerID string) (*Network, error) 
 	if err != nil {
 		return nil, fmt.Errorf("look up network %q: %w", dockerID, err)
 	}
-	return d.networkOf(ctx, dockerID, ref)
+	n, err := d.networkOf(ctx, dockerID, ref)
+	if err != nil {
+		return nil, err
+	}
+	d.nets.put(dockerID, n)
+	return n, nil
 }
 
 // networkOf reads the cluster network of this host's Docker network

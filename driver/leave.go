@@ -25,6 +25,7 @@ func (d *Driver) rollbackCreate(n *Network, dockerID string) {
 // leave is the common part of DeleteNetwork and a failed CreateNetwork, in
 // reverse order of creation: endpoints, kernel, membership, local ref.
 func (d *Driver) leave(ctx context.Context, n *Network, dockerID string) error {
+	d.nets.drop(dockerID)
 	d.stopWatch(n.Key)
 	if err := d.deleteLocalEndpoints(ctx, n); err != nil {
 		return err

@@ -1,0 +1,62 @@
+package driver
+
+import (
+	"maps"
+	"sync"
+)
+
+// netCache holds, by this host's Docker network ID, the cluster network
+// record lookup last read, so the endpoint callbacks of a container
+// (CreateEndpoint, Join, Leave, DeleteEndpoint) do not each read this
+// host's reference and the cluster record again.
+//
+// Why: those two reads were 8 of a container's store round trips, on the
+// critical path of `docker run` (issue #13), and they answer the same
+// thing each time. The fields the endpoint callbacks use (Key, VNI,
+// Subnets, Gateways, Options) never change while this host is a member:
+// a host joining must match them (compatible), and only membership
+// (Hosts) changes. Membership of this host ends only through leave or
+// reconcileLocked (a cluster record gone, a reference Docker dropped),
+// which both run with mu held alone and drop the entries they touch; the
+// endpoint callbacks fill the cache holding mu shared, so no callback
+// sees an entry of a network that was left meanwhile. A change from
+// outside (`vxnet host forget` of this live host, a record deleted by
+// hand) is answered from the cache only until the next Reconcile: its
+// check (inSync) finds the network gone or changed and repairs with mu
+// held alone. Cached records are shared: read them, do not change them.
+type netCache struct {
+	mu sync.Mutex
+	m  map[string]*Network
+}
+
+// get returns the cached network of Docker network dockerID.
+func (c *netCache) get(dockerID string) (*Network, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n, ok := c.m[dockerID]
+	return n, ok
+}
+
+// put caches n as the network of Docker network dockerID.
+func (c *netCache) put(dockerID string, n *Network) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil {
+		c.m = map[string]*Network{}
+	}
+	c.m[dockerID] = n
+}
+
+// drop forgets Docker network dockerID.
+func (c *netCache) drop(dockerID string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.m, dockerID)
+}
+
+// clear forgets every network.
+func (c *netCache) clear() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	maps.DeleteFunc(c.m, func(string, *Network) bool { return true })
+}
