@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"time"
+
+	"github.com/vxnet/vxnet/internal/pause"
 )
 
 // maxCASRetries bounds every read-modify-write loop: under contention from
@@ -96,14 +98,10 @@ func Update[T any](ctx context.Context, s Store, key string, fn func(cur *T) (*T
 // of 64 ms).
 func backoff(ctx context.Context, attempt int) error {
 	d := time.Duration(1+rand.IntN(1<<min(attempt, 8))) * time.Millisecond
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
+	if !pause.For(ctx, d) {
 		return ctx.Err()
-	case <-t.C:
-		return nil
 	}
+	return nil
 }
 
 // CASJSON writes v under key if the key's ModifyIndex is still idx.

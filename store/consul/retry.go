@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/consul/api"
+
+	"github.com/vxnet/vxnet/internal/pause"
 )
 
 // Retries. A Consul agent answers 500 while its cluster has no leader
@@ -38,7 +40,7 @@ const (
 // reports whether an attempt that may have reached Consul failed
 // (ambiguous) before the last one.
 func (s *Store) retry(ctx context.Context, fn func() error) (ambiguous bool, err error) {
-	pause := retryFirst
+	wait := retryFirst
 	for {
 		err = fn()
 		if err == nil {
@@ -54,14 +56,10 @@ func (s *Store) retry(ctx context.Context, fn func() error) (ambiguous bool, err
 			return ambiguous, err // down, not electing: fail fast
 		}
 		ambiguous = true
-		t := time.NewTimer(pause)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if !pause.For(ctx, wait) {
 			return ambiguous, err
-		case <-t.C:
 		}
-		pause = min(2*pause, retryMax)
+		wait = min(2*wait, retryMax)
 	}
 }
 
