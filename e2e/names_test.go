@@ -30,7 +30,9 @@ const (
 // hosts of its network, and only from its network; a removed container's
 // name goes; a name re-created on another host resolves to the new
 // address; a switched-off host's names go once liveness finds it gone;
-// a default-bridge container resolves other names exactly as from the
+// names stay through silences longer than --dead-after (a host cut off
+// from Consul, a plugin down); a default-bridge container resolves other
+// names exactly as from the
 // upstream itself, and the lookup latencies with and without vxnet's
 // resolver in front are logged.
 func TestNames(t *testing.T) {
@@ -44,6 +46,7 @@ func TestNames(t *testing.T) {
 		{"RemovedAndMoved", testNameRemovedAndMoved},
 		{"DefaultBridge", testNameDefaultBridge},
 		{"HostGone", testNameHostGone},
+		{"SilentHosts", testNameSilentHosts},
 	}, func() { e.logPluginTails(t) })
 	t.Run("LeakCheck", func(t *testing.T) {
 		dropResolverLinks(t, c)
@@ -251,4 +254,62 @@ func testNameHostGone(t *testing.T, e *multiHost) {
 	if _, err := h3.Docker("rm", "-f", "far"); err != nil {
 		t.Error(err)
 	}
+}
+
+// testNameSilentHosts: host 2 cut off from Consul and host 3's plugin
+// killed, for longer than --dead-after: silent is not gone, so host 1
+// still resolves both silent hosts' containers, and host 2 resolves the
+// others' from its last listing. Host 3's own containers get no
+// cross-host names while its plugin, their resolver, is down (README);
+// once it is back they resolve again.
+func testNameSilentHosts(t *testing.T, e *multiHost) {
+	h1, h2, h3 := e.host(1), e.host(2), e.host(3)
+	ips := map[*harness.Host]string{}
+	for _, h := range e.c.Hosts {
+		ips[h], _ = endpoint(t, h, pinger(h), prodNet)
+	}
+	for _, from := range []*harness.Host{h1, h2} {
+		for _, to := range e.c.Hosts {
+			if to != from {
+				waitName(t, from, pinger(from), pinger(to), []string{ips[to]})
+			}
+		}
+	}
+	p3 := e.plugin(h3)
+	t.Cleanup(func() {
+		_ = e.cutFromConsul(h2, false)
+		if p3.proc.Exited() {
+			p3.start(t)
+		}
+	})
+	began := time.Now()
+	if err := p3.proc.Kill9(); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.cutFromConsul(h2, true); err != nil {
+		t.Fatal(err)
+	}
+	// Past --dead-after (10 s) and the heartbeat session's TTL (Consul
+	// keeps it up to twice its 10 s), as in TestSilentHosts.
+	time.Sleep(25 * time.Second)
+	for _, from := range []*harness.Host{h1, h2} {
+		for _, to := range e.c.Hosts {
+			if to == from {
+				continue
+			}
+			got, err := nslookup(from, pinger(from), pinger(to))
+			if err != nil || !slices.Equal(got, []string{ips[to]}) {
+				t.Errorf("%s on %s, %s into the silence: %s resolves to %v (%v), want %s", pinger(from), from.Name,
+					time.Since(began).Round(time.Second), pinger(to), got, err, ips[to])
+			}
+		}
+	}
+	t.Logf("%s into the silence (host 2 cut off from Consul, host 3's plugin down): hosts 1 and 2 resolve every other host's container",
+		time.Since(began).Round(time.Second))
+	if err := e.cutFromConsul(h2, false); err != nil {
+		t.Error(err)
+	}
+	p3.start(t)
+	d := waitName(t, h3, pinger(h3), pinger(h1), []string{ips[h1]})
+	t.Logf("host 3's plugin restarted: %s resolves %s again %s later", pinger(h3), pinger(h1), d.Round(time.Millisecond))
 }
