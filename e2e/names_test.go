@@ -45,8 +45,8 @@ func TestNames(t *testing.T) {
 		{"OtherNetwork", testNameOtherNetwork},
 		{"RemovedAndMoved", testNameRemovedAndMoved},
 		{"DefaultBridge", testNameDefaultBridge},
-		{"HostGone", testNameHostGone},
 		{"SilentHosts", testNameSilentHosts},
+		{"HostGone", testNameHostGone},
 	}, func() { e.logPluginTails(t) })
 	t.Run("LeakCheck", func(t *testing.T) {
 		dropResolverLinks(t, c)
