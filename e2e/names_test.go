@@ -275,23 +275,7 @@ func testNameSilentHosts(t *testing.T, e *multiHost) {
 			}
 		}
 	}
-	p3 := e.plugin(h3)
-	t.Cleanup(func() {
-		_ = e.cutFromConsul(h2, false)
-		if p3.proc.Exited() {
-			p3.start(t)
-		}
-	})
-	began := time.Now()
-	if err := p3.proc.Kill9(); err != nil {
-		t.Fatal(err)
-	}
-	if err := e.cutFromConsul(h2, true); err != nil {
-		t.Fatal(err)
-	}
-	// Past --dead-after (10 s) and the heartbeat session's TTL (Consul
-	// keeps it up to twice its 10 s), as in TestSilentHosts.
-	time.Sleep(25 * time.Second)
+	began, end := e.silence(t, h2, h3)
 	for _, from := range []*harness.Host{h1, h2} {
 		for _, to := range e.c.Hosts {
 			if to == from {
@@ -306,10 +290,7 @@ func testNameSilentHosts(t *testing.T, e *multiHost) {
 	}
 	t.Logf("%s into the silence (host 2 cut off from Consul, host 3's plugin down): hosts 1 and 2 resolve every other host's container",
 		time.Since(began).Round(time.Second))
-	if err := e.cutFromConsul(h2, false); err != nil {
-		t.Error(err)
-	}
-	p3.start(t)
+	end()
 	d := waitName(t, h3, pinger(h3), pinger(h1), []string{ips[h1]})
 	t.Logf("host 3's plugin restarted: %s resolves %s again %s later", pinger(h3), pinger(h1), d.Round(time.Millisecond))
 }

@@ -146,6 +146,36 @@ func (e *multiHost) cutFromConsul(h *harness.Host, cut bool) error {
 	return err
 }
 
+// silence cuts host cut off from Consul and kills host down's plugin,
+// then waits past --dead-after (10 s), the heartbeat session's TTL
+// (Consul keeps it up to twice its 10 s) and a few probe rounds. end
+// reconnects the one and restarts the other's plugin; the test's cleanup
+// does it too if the test ends first.
+func (e *multiHost) silence(t *testing.T, cut, down *harness.Host) (began time.Time, end func()) {
+	t.Helper()
+	p := e.plugin(down)
+	t.Cleanup(func() {
+		_ = e.cutFromConsul(cut, false)
+		if p.proc.Exited() {
+			p.start(t)
+		}
+	})
+	began = time.Now()
+	if err := p.proc.Kill9(); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.cutFromConsul(cut, true); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(25 * time.Second)
+	return began, func() {
+		if err := e.cutFromConsul(cut, false); err != nil {
+			t.Error(err)
+		}
+		p.start(t)
+	}
+}
+
 // testPluginDownAndCutOff: host 3's plugin is killed and host 2 is cut off
 // from Consul, both for silentFor, while pings run both ways between every
 // pair of hosts' containers every 0.2 s and host 1 starts 20 containers.
@@ -168,24 +198,8 @@ func testPluginDownAndCutOff(t *testing.T, e *multiHost) {
 			}
 		}
 	}
-	p3 := e.plugin(h3)
-	t.Cleanup(func() {
-		_ = e.cutFromConsul(h2, false)
-		if p3.proc.Exited() {
-			p3.start(t)
-		}
-	})
 	down := silentFor(t)
-	began := time.Now()
-	if err := p3.proc.Kill9(); err != nil {
-		t.Fatal(err)
-	}
-	if err := e.cutFromConsul(h2, true); err != nil {
-		t.Fatal(err)
-	}
-	// Past --dead-after (10 s), the heartbeat session's TTL (Consul keeps
-	// it up to twice its 10 s) and a few probe rounds.
-	time.Sleep(25 * time.Second)
+	began, end := e.silence(t, h2, h3)
 	names := make([]string, 20)
 	for i := range names {
 		names[i] = fmt.Sprintf("new%d", i)
@@ -224,10 +238,7 @@ func testPluginDownAndCutOff(t *testing.T, e *multiHost) {
 		time.Sleep(rest)
 	}
 	silent := time.Since(began)
-	if err := e.cutFromConsul(h2, false); err != nil {
-		t.Error(err)
-	}
-	p3.start(t)
+	end()
 	for _, b := range pings {
 		res, err := b.stop()
 		if err != nil {
