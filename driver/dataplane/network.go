@@ -1,12 +1,9 @@
 package dataplane
 
 import (
-	"errors"
 	"fmt"
 	"net"
 	"net/netip"
-	"os"
-	"path/filepath"
 	"sort"
 
 	"github.com/sirupsen/logrus"
@@ -100,22 +97,6 @@ func prepareNamespace(log *logrus.Entry, path, sysctlDir string, c NetworkConfig
 		})
 	}
 	return checkVxlan(log, c)
-}
-
-// setNamespaceSysctls turns off IPv6 duplicate address detection for
-// interfaces created in (or moved into) the namespace: br0's link-local
-// address and the ports' would otherwise sit tentative after every change.
-// Gateway addresses are added with nodad as well. A kernel without IPv6
-// has nothing to set. dir is a /proc/sys; its net/ tree is that of the
-// calling thread's namespace whatever procfs instance it belongs to.
-func setNamespaceSysctls(log *logrus.Entry, dir string) error {
-	key := filepath.Join(dir, "net/ipv6/conf/default/accept_dad")
-	log.WithField("sysctl", key).Debug("sysctl: write 0")
-	err := os.WriteFile(key, []byte("0"), 0o644)
-	if err != nil && !errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("set sysctl %q: %w", key, err)
-	}
-	return nil
 }
 
 // DeleteNetwork removes the network's links, its namespace and its VXLAN

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -71,4 +72,78 @@ func readSysctl(t *testing.T, key string) string {
 		t.Fatal(err)
 	}
 	return strings.TrimSpace(string(b))
+}
+
+// TestNamespaceSysctlsRepaired: a network's namespace gets bridge
+// netfilter and IPv6 DAD off, the host namespace keeps its values, and a
+// value changed behind vxnet's back is written back by EnsureNetwork (the
+// driver's reconcile).
+func TestNamespaceSysctlsRepaired(t *testing.T) {
+	h := newTestHost(t, "h1")
+	enterNS(t, h.ns)
+	for _, s := range wantNsSysctls {
+		if _, err := os.Stat(filepath.Join("/proc/sys", s.key)); errors.Is(err, os.ErrNotExist) {
+			testenv.Missing(t, "kernel without /proc/sys/%s (IPv6, br_netfilter)", s.key)
+		}
+	}
+	hostBefore := readSysctls(t)
+	c := testNetwork(4112)
+	if err := h.plane.EnsureNetwork(c); err != nil {
+		t.Fatalf("EnsureNetwork: %v", err)
+	}
+	path := h.plane.nsPath(c.VNI)
+	checkNsSysctls(t, path, "after EnsureNetwork")
+	if got := readSysctls(t); !slices.Equal(got, hostBefore) {
+		t.Errorf("host namespace sysctls changed from %v to %v", hostBefore, got)
+	}
+	// Drift: every key set back to the kernel's default for a new namespace.
+	err := inNetns(path, func() error {
+		for _, s := range wantNsSysctls {
+			if err := os.WriteFile(filepath.Join("/proc/sys", s.key), []byte("1"), 0o644); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("set drift: %v", err)
+	}
+	if err := h.plane.EnsureNetwork(c); err != nil {
+		t.Fatalf("EnsureNetwork (drift): %v", err)
+	}
+	checkNsSysctls(t, path, "after drift and EnsureNetwork")
+}
+
+// wantNsSysctls is what a network's namespace must hold, spelled out here
+// rather than read from namespaceSysctls so that dropping one fails.
+var wantNsSysctls = []nsSysctl{
+	{"net/ipv6/conf/default/accept_dad", "0"},
+	{"net/bridge/bridge-nf-call-iptables", "0"},
+	{"net/bridge/bridge-nf-call-ip6tables", "0"},
+	{"net/bridge/bridge-nf-call-arptables", "0"},
+}
+
+// readSysctls reads wantNsSysctls' keys in the current namespace.
+func readSysctls(t *testing.T) []string {
+	t.Helper()
+	var vals []string
+	for _, s := range wantNsSysctls {
+		vals = append(vals, s.key+"="+readSysctl(t, filepath.Join("/proc/sys", s.key)))
+	}
+	return vals
+}
+
+func checkNsSysctls(t *testing.T, path, when string) {
+	t.Helper()
+	err := inNetns(path, func() error {
+		for _, s := range wantNsSysctls {
+			if got := readSysctl(t, filepath.Join("/proc/sys", s.key)); got != s.value {
+				t.Errorf("%s: %s in the network's namespace = %q, want %q", when, s.key, got, s.value)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 }
