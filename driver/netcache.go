@@ -3,6 +3,8 @@ package driver
 import (
 	"maps"
 	"sync"
+
+	"github.com/vxnet/vxnet/store"
 )
 
 // netCache holds, by this host's Docker network ID, the cluster network
@@ -24,9 +26,17 @@ import (
 // hand) is answered from the cache only until the next Reconcile: its
 // check (inSync) finds the network gone or changed and repairs with mu
 // held alone. Cached records are shared: read them, do not change them.
+//
+// records and ownRecords are caches for reconcile: the cluster network
+// records and this host's endpoint records it reads every round, by
+// store key, read again only when their store index moved (store.Cache;
+// reconcile_shared.go, orphan.go).
 type netCache struct {
 	mu sync.Mutex
 	m  map[string]*Network
+
+	records    store.Cache[Network]
+	ownRecords store.Cache[present] // this host's endpoints' cluster records
 }
 
 // get returns the cached network of Docker network dockerID.

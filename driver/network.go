@@ -279,15 +279,14 @@ func compatible(cur, want *Network) error {
 // Only after a claim (claimSubnets) does it also hold against creates on
 // other hosts at the same time.
 func (d *Driver) checkOverlap(ctx context.Context, want *Network) error {
-	kvs, _, err := d.o.Store.List(ctx, keys.Networks)
+	// Read through netCache.records: each record again only when it
+	// changed (they grow with their hosts; every create read them all).
+	nets, err := d.nets.records.List(ctx, d.o.Store, keys.Networks)
 	if err != nil {
 		return fmt.Errorf("list networks: %w", err)
 	}
-	for _, kv := range kvs {
-		var other Network
-		if err := store.Decode(kv, &other); err != nil {
-			return err
-		}
+	for _, c := range nets {
+		other := c.Value
 		if other.Key == want.Key {
 			continue
 		}

@@ -120,16 +120,16 @@ func (d *Driver) dropStale(ctx context.Context, local map[string]bool) (left, fr
 // the cluster networks listing this host with a Docker network not in
 // local, and the VNI reservations of this host no network holds.
 func (d *Driver) staleRecords(ctx context.Context, local map[string]bool) (joined []Network, reserved []store.KV, err error) {
-	nets, _, err := d.o.Store.List(ctx, keys.Networks)
+	// Every network record of the cluster, each read again only when it
+	// changed (netCache.records): listed in full, every round on every
+	// host, they grew over the cluster with hosts² × networks.
+	nets, err := d.nets.records.List(ctx, d.o.Store, keys.Networks)
 	if err != nil {
 		return nil, nil, fmt.Errorf("reconcile: list networks: %w", err)
 	}
 	held := map[string]bool{} // VNI keys that a network holds
-	for _, kv := range nets {
-		var n Network
-		if err := store.Decode(kv, &n); err != nil {
-			continue
-		}
+	for _, c := range nets {
+		n := *c.Value
 		held[keys.VNI(n.VNI)] = true
 		if id, ok := n.Hosts[d.o.HostID]; ok && !local[id] {
 			joined = append(joined, n)

@@ -167,14 +167,14 @@ func (m *IPAM) SetupDone(ctx context.Context, subnet netip.Prefix) error {
 // whether it is still in the setup phase, requested but its network not
 // created (setup). A missing pool is neither.
 func (m *IPAM) PoolState(ctx context.Context, subnet netip.Prefix) (member, setup bool, err error) {
-	p, _, err := store.GetJSON[Pool](ctx, m.o.Store, keys.Pool(keys.PoolID(subnet)))
+	c, err := m.pools.Get(ctx, m.o.Store, keys.Pool(keys.PoolID(subnet)))
 	if errors.Is(err, store.ErrNotFound) {
 		return false, false, nil
 	}
 	if err != nil {
 		return false, false, fmt.Errorf("read pool %s: %w", subnet, err)
 	}
-	return p.Hosts[m.o.HostID], p.Setup[m.o.HostID], nil
+	return c.Value.Hosts[m.o.HostID], c.Value.Setup[m.o.HostID], nil
 }
 
 // leaseNext takes the next free address after the pool's cursor. The

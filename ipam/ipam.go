@@ -79,6 +79,10 @@ type IPAM struct {
 	// starts, so a released address is not handed out again at once.
 	mu     sync.Mutex
 	cursor map[string]netip.Addr
+	// pools caches the pool records PoolState and ReleaseLost read every
+	// reconcile round, read again only when their store index moved
+	// (store.Cache): they grow with the pool's hosts.
+	pools store.Cache[Pool]
 }
 
 // Lease is the value of an address key.
@@ -229,12 +233,14 @@ func parsePoolRequest(r *ipamapi.RequestPoolRequest) (*Pool, error) {
 // The subnet index decides races (claim); this listing still catches the
 // pools written before the index existed, which it does not list.
 func (m *IPAM) checkOverlap(ctx context.Context, subnet netip.Prefix) error {
-	kvs, _, err := m.o.Store.List(ctx, keys.Pools)
+	// Keys alone: each pool record grows with its hosts, and every
+	// RequestPool of every host listed them all.
+	ks, err := store.ListKeys(ctx, m.o.Store, keys.Pools)
 	if err != nil {
 		return fmt.Errorf("list pools: %w", err)
 	}
-	for _, kv := range kvs {
-		other, err := ParsePoolID(keys.Last(kv.Key))
+	for _, k := range ks {
+		other, err := ParsePoolID(keys.Last(k))
 		if err != nil {
 			continue // not a pool key
 		}

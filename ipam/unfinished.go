@@ -63,15 +63,14 @@ func (m *IPAM) ReleaseLost(ctx context.Context, inUse func(context.Context) (map
 	if m.global() {
 		return nil, nil
 	}
-	kvs, _, err := m.o.Store.List(ctx, keys.Pools)
+	pools, err := m.pools.List(ctx, m.o.Store, keys.Pools)
 	if err != nil {
 		return nil, fmt.Errorf("list pools: %w", err)
 	}
 	var held []string
-	for _, kv := range kvs {
-		var p Pool
-		if err := store.Decode(kv, &p); err == nil && p.Hosts[m.o.HostID] && !p.Setup[m.o.HostID] {
-			held = append(held, keys.Last(kv.Key))
+	for _, c := range pools {
+		if p := c.Value; p.Hosts[m.o.HostID] && !p.Setup[m.o.HostID] {
+			held = append(held, keys.Last(c.Key))
 		}
 	}
 	if len(held) == 0 {

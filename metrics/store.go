@@ -102,6 +102,14 @@ func (t *timedStore) ListKeys(ctx context.Context, prefix string) ([]string, err
 	return ks, err
 }
 
+// Changed keeps the wrapped store's index check (store.IndexChecker).
+func (t *timedStore) Changed(ctx context.Context, known map[string]uint64) ([]string, error) {
+	start := time.Now()
+	ks, err := store.Changed(ctx, t.s, known)
+	t.observe("check_indexes", start, err)
+	return ks, err
+}
+
 // Watch blocks until a change or its context ends, so it is counted, not
 // timed; a watch that times out is no store error.
 func (t *timedStore) Watch(ctx context.Context, prefix string, index uint64) ([]store.KV, uint64, error) {

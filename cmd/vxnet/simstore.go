@@ -210,3 +210,29 @@ func (s *simStore) Txn(ctx context.Context, ops []store.Op) error {
 	s.n.calls.add("txn", store.TxnKey(ops), err)
 	return err
 }
+
+// checkMetaBytes is what Consul answers per key of a check-index
+// transaction (store.IndexChecker) besides the key: its metadata without
+// the value, about 120 bytes of JSON. Counted as read, so the figures
+// compare a check with the reads it replaces.
+const checkMetaBytes = 120
+
+// Changed counts one read per call, named by its first key, and the keys
+// and their metadata as bytes read.
+func (s *simStore) Changed(ctx context.Context, known map[string]uint64) ([]string, error) {
+	first, n := "", 0
+	for k := range known {
+		if first == "" || k < first {
+			first = k
+		}
+		n += len(k) + checkMetaBytes
+	}
+	if err := s.check("check indexes", first); err != nil {
+		return nil, err
+	}
+	s.n.Reads.Add(1)
+	changed, err := store.Changed(ctx, s.s, known)
+	s.n.calls.add("check indexes", first, err)
+	s.n.readBytes("check indexes", first, n)
+	return changed, err
+}

@@ -75,6 +75,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"DeleteCAS", testDeleteCAS},
 		{"List", testList},
 		{"ListKeys", testListKeys},
+		{"Changed", testChanged},
 		{"Txn", testTxn},
 		{"WatchPut", testWatchPut},
 		{"WatchDelete", testWatchDelete},

@@ -1,0 +1,148 @@
+package driver
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/docker/go-plugins-helpers/network"
+
+	"github.com/vxnet/vxnet/store"
+	"github.com/vxnet/vxnet/store/bolt"
+	"github.com/vxnet/vxnet/store/keys"
+	"github.com/vxnet/vxnet/store/storetest"
+)
+
+// countedStore opens a bbolt store for the test and a wrapper of it
+// counting the records under prefix read (and, with keysToo, listed).
+func countedStore(t *testing.T, prefix string, keysToo bool) (store.Store, *storetest.ValueReads) {
+	s, err := bolt.Open(filepath.Join(t.TempDir(), "db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s, &storetest.ValueReads{Store: s, Prefix: prefix, Keys: keysToo}
+}
+
+// A reconcile round that finds nothing changed reads no network record
+// (each grows with the network's hosts, read every 5 s on every host:
+// twice per network per round before, the check's Get and dropStale's
+// listing of every record); one that another host's join changed reads
+// that record again, once for both.
+func TestReconcileReadsNetworkRecordsOnlyWhenChanged(t *testing.T) {
+	s, r := countedStore(t, keys.Networks, false)
+	h1 := newHost(t, r, "h1", "198.18.0.11")
+	h2 := newHost(t, s, "h2", "198.18.0.12")
+	ctx := context.Background()
+	for i, id := range []string{net1, net2} {
+		if err := h1.d.CreateNetwork(ctx, createReq(id, fmt.Sprintf("198.19.%d.0/24", i+1), "", nil)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := h1.d.Reconcile(ctx); err != nil {
+		t.Fatal(err)
+	}
+	r.Take()
+	for round := range 2 {
+		if err := h1.d.Reconcile(ctx); err != nil {
+			t.Fatal(err)
+		}
+		// The IPAM's ReleaseLost asks it every round too.
+		if _, err := h1.d.LocalPools(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if n := r.Take(); n != 0 {
+			t.Fatalf("steady reconcile round %d read %d network records; want none", round+1, n)
+		}
+	}
+	if err := h2.d.CreateNetwork(ctx, createReq(net1, "198.19.1.0/24", "", nil)); err != nil {
+		t.Fatal(err)
+	}
+	if err := h1.d.Reconcile(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := r.Take(); n != 1 {
+		t.Fatalf("reconcile after another host joined one network read %d network records; want 1", n)
+	}
+}
+
+// A steady reconcile round reads no endpoint record, not even listed by
+// key: it checks the indexes of this host's own endpoints' records (a
+// listing of each network's keys every round grew with the network's
+// endpoints); a record purged meanwhile is still found and republished.
+func TestReconcileListsNoEndpointRecords(t *testing.T) {
+	s, r := countedStore(t, keys.AllEndpoints, true)
+	e := newHost(t, r, "h1", "198.18.0.11")
+	ctx := context.Background()
+	if err := e.d.CreateNetwork(ctx, createReq(net1, "198.19.1.0/24", "", nil)); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		id := fmt.Sprintf("%064x", i+1)
+		if _, err := e.d.CreateEndpoint(ctx, &network.CreateEndpointRequest{NetworkID: net1, EndpointID: id,
+			Interface: &network.EndpointInterface{Address: fmt.Sprintf("198.19.1.%d/24", i+2)}}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.d.Join(ctx, &network.JoinRequest{NetworkID: net1, EndpointID: id}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := e.d.Reconcile(ctx); err != nil {
+		t.Fatal(err)
+	}
+	quiet(r)
+	if err := e.d.Reconcile(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := r.Take(); n != 0 {
+		t.Fatalf("steady reconcile round read or listed %d endpoint records; want none", n)
+	}
+	purged := keys.Endpoint("198.19.1.0_24", fmt.Sprintf("%064x", 2))
+	if err := s.Delete(ctx, purged); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.d.Reconcile(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Get(ctx, purged); err != nil {
+		t.Fatalf("endpoint record purged while its veth is up not republished: %v", err)
+	}
+}
+
+// quiet waits until the network's peer watcher stopped reading (it
+// follows the change log the endpoint adds wrote), then forgets what it
+// read.
+func quiet(r *storetest.ValueReads) {
+	for last := -1; last != 0; {
+		time.Sleep(200 * time.Millisecond)
+		last = r.Take()
+	}
+}
+
+// A network create reads the other networks' records for its overlap
+// check only when they changed since this host last read them (each
+// grows with its hosts; every create on every host read them all).
+func TestCreateReadsUnchangedNetworksOnce(t *testing.T) {
+	s, r := countedStore(t, keys.Networks, false)
+	h1 := newHost(t, r, "h1", "198.18.0.11")
+	h2 := newHost(t, s, "h2", "198.18.0.12")
+	ctx := context.Background()
+	for i, id := range []string{net1, net2} {
+		if err := h2.d.CreateNetwork(ctx, createReq(id, fmt.Sprintf("198.19.%d.0/24", i+1), "", nil)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := h1.d.CreateNetwork(ctx, createReq(net1, "198.19.1.0/24", "", nil)); err != nil {
+		t.Fatal(err)
+	}
+	r.Take()
+	if err := h1.d.CreateNetwork(ctx, createReq(strings.Repeat("3", 64), "198.19.3.0/24", "", nil)); err != nil {
+		t.Fatal(err)
+	}
+	if n := r.Take(); n > 1 {
+		t.Fatalf("a create read %d network records; want at most 1 (the one its first create joined changed; none unchanged)", n)
+	}
+}

@@ -1,0 +1,69 @@
+package ipam
+
+import (
+	"context"
+	"net/netip"
+	"testing"
+
+	ipamapi "github.com/docker/go-plugins-helpers/ipam"
+
+	"github.com/vxnet/vxnet/store/keys"
+	"github.com/vxnet/vxnet/store/storetest"
+)
+
+// The reconcile round's pool reads, PoolState of each network and
+// ReleaseLost's look at every pool of the cluster, read no pool record
+// that did not change since the last round (each grows with the pool's
+// hosts; both read every record in full every round before), and read a
+// pool again once another host joined it.
+func TestReconcilePoolReadsOnlyWhenChanged(t *testing.T) {
+	s, _ := openStore(t)
+	r := &storetest.ValueReads{Store: s, Prefix: keys.Pools}
+	h1, h2 := New(Options{Store: r, HostID: "h1"}), New(Options{Store: s, HostID: "h2"})
+	ctx := context.Background()
+	subnets := []string{"198.19.3.0/24", "198.19.4.0/24"}
+	for _, sub := range subnets {
+		requestNetwork(t, h1, ipamapi.RequestPoolRequest{Pool: sub})
+	}
+	inUse := func(context.Context) (map[string]bool, error) {
+		return map[string]bool{"198.19.3.0_24": true, "198.19.4.0_24": true}, nil
+	}
+	round := func() {
+		t.Helper()
+		for _, sub := range subnets {
+			if member, _, err := h1.PoolState(ctx, netip.MustParsePrefix(sub)); err != nil || !member {
+				t.Fatalf("PoolState(%s) = member %v, %v; want member", sub, member, err)
+			}
+		}
+		if released, err := h1.ReleaseLost(ctx, inUse); err != nil || len(released) > 0 {
+			t.Fatalf("ReleaseLost released %v, %v; want nothing", released, err)
+		}
+	}
+	round()
+	r.Take()
+	round()
+	if n := r.Take(); n != 0 {
+		t.Fatalf("a round with no pool changed read %d pool records; want none", n)
+	}
+	requestNetwork(t, h2, ipamapi.RequestPoolRequest{Pool: subnets[0]})
+	round()
+	if n := r.Take(); n != 1 {
+		t.Fatalf("a round after another host joined one pool read %d pool records; want 1", n)
+	}
+}
+
+// RequestPool reads no other pool's record: its overlap check lists the
+// pools' keys alone (every RequestPool of every host listed every pool
+// record, each growing with its hosts).
+func TestRequestPoolReadsNoOtherPool(t *testing.T) {
+	s, _ := openStore(t)
+	h2 := New(Options{Store: s, HostID: "h2"})
+	for _, sub := range []string{"198.19.3.0/24", "198.19.4.0/24"} {
+		requestNetwork(t, h2, ipamapi.RequestPoolRequest{Pool: sub})
+	}
+	r := &storetest.ValueReads{Store: s, Prefix: keys.Pools}
+	requestPool(t, New(Options{Store: r, HostID: "h1"}), ipamapi.RequestPoolRequest{Pool: "198.19.5.0/24"})
+	if n := r.Take(); n != 0 {
+		t.Fatalf("RequestPool of a new subnet read %d pool records; want none", n)
+	}
+}

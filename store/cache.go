@@ -1,0 +1,195 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+)
+
+// Cache keeps JSON records read from a store, decoded, with their
+// ModifyIndex, and reads a record again only when its index moved: one
+// IndexChecker request checks every cached key asked for, and only the
+// keys written or deleted since are read. Against a store that is no
+// IndexChecker it reads everything, as without the cache. Returned values
+// are shared between callers: read them, do not change them.
+//
+// Why: reconcile, every --reconcile-interval on every host, reads records
+// that grow with the hosts and rarely change (each network's record and
+// pool, and every network record and pool of the cluster to find creates
+// and releases killed half-way). Read in full each round they were, at
+// 100 hosts, hundreds of kilobytes per host every 5 s, growing over the
+// cluster with hosts² × networks; the simulated 100-host cluster timed
+// out in its network creates (docs/scaling.md).
+type Cache[T any] struct {
+	mu sync.Mutex
+	m  map[string]Cached[T]
+}
+
+// Cached is one record of a Cache.
+type Cached[T any] struct {
+	Key         string
+	ModifyIndex uint64
+	Value       *T
+}
+
+// Get returns the record of key, read again only if it changed since it
+// was cached; an absent key wraps ErrNotFound and a record that does not
+// decode is an error naming the key.
+func (c *Cache[T]) Get(ctx context.Context, s Store, key string) (Cached[T], error) {
+	got, err := c.GetAll(ctx, s, []string{key})
+	if err != nil {
+		return Cached[T]{}, err
+	}
+	cur, ok := got[key]
+	if !ok {
+		return Cached[T]{}, fmt.Errorf("get %q: %w", key, ErrNotFound)
+	}
+	return cur, nil
+}
+
+// GetAll returns the records of ks that exist, by key: one index check
+// for those cached, a read for each one not cached or changed since. A
+// record that does not decode is an error naming its key.
+func (c *Cache[T]) GetAll(ctx context.Context, s Store, ks []string) (map[string]Cached[T], error) {
+	return c.getAll(ctx, s, ks, false)
+}
+
+// getAll is GetAll; with skipBad a record that does not decode is left
+// out instead of failing the call.
+func (c *Cache[T]) getAll(ctx context.Context, s Store, ks []string, skipBad bool) (map[string]Cached[T], error) {
+	known := map[string]uint64{}
+	for _, k := range ks {
+		if cur, ok := c.lookup(k); ok {
+			known[k] = cur.ModifyIndex
+		}
+	}
+	changed, err := Changed(ctx, s, known)
+	if err != nil {
+		return nil, err
+	}
+	stale := make(map[string]bool, len(changed))
+	for _, k := range changed {
+		stale[k] = true
+	}
+	out := make(map[string]Cached[T], len(ks))
+	for _, k := range ks {
+		cur, ok := c.lookup(k)
+		if !ok || stale[k] {
+			cur, err = c.read(ctx, s, k)
+			if errors.Is(err, ErrNotFound) || skipBad && isDecode(err) {
+				continue
+			}
+			if err != nil {
+				return nil, err
+			}
+		}
+		out[k] = cur
+	}
+	return out, nil
+}
+
+// List returns the records under prefix, sorted by key: the keys are
+// listed without values, and only those not cached or changed since are
+// read. Records that do not decode are left out.
+func (c *Cache[T]) List(ctx context.Context, s Store, prefix string) ([]Cached[T], error) {
+	if _, ok := s.(IndexChecker); !ok {
+		return c.listAll(ctx, s, prefix)
+	}
+	ks, err := ListKeys(ctx, s, prefix)
+	if err != nil {
+		return nil, err
+	}
+	c.forgetUnder(prefix, ks)
+	got, err := c.getAll(ctx, s, ks, true)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Cached[T], 0, len(got))
+	for _, k := range ks {
+		if cur, ok := got[k]; ok {
+			out = append(out, cur)
+		}
+	}
+	return out, nil
+}
+
+// listAll is List without an IndexChecker: one listing with the values.
+func (c *Cache[T]) listAll(ctx context.Context, s Store, prefix string) ([]Cached[T], error) {
+	kvs, _, err := s.List(ctx, prefix)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Cached[T], 0, len(kvs))
+	for _, kv := range kvs {
+		v := new(T)
+		if err := Decode(kv, v); err == nil {
+			out = append(out, Cached[T]{Key: kv.Key, ModifyIndex: kv.ModifyIndex, Value: v})
+		}
+	}
+	return out, nil
+}
+
+// read reads key from s and caches it (or forgets it when absent).
+func (c *Cache[T]) read(ctx context.Context, s Store, key string) (Cached[T], error) {
+	kv, err := s.Get(ctx, key)
+	if err != nil {
+		if errors.Is(err, ErrNotFound) {
+			c.forget(key)
+		}
+		return Cached[T]{}, err
+	}
+	v := new(T)
+	if err := json.Unmarshal(kv.Value, v); err != nil {
+		c.forget(key)
+		return Cached[T]{}, decodeError{fmt.Errorf("decode store key %q: %w", key, err)}
+	}
+	cur := Cached[T]{Key: key, ModifyIndex: kv.ModifyIndex, Value: v}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil {
+		c.m = map[string]Cached[T]{}
+	}
+	c.m[key] = cur
+	return cur, nil
+}
+
+func (c *Cache[T]) lookup(key string) (Cached[T], bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	cur, ok := c.m[key]
+	return cur, ok
+}
+
+func (c *Cache[T]) forget(key string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.m, key)
+}
+
+// forgetUnder drops the cached keys under prefix that are not in listed.
+func (c *Cache[T]) forgetUnder(prefix string, listed []string) {
+	keep := make(map[string]bool, len(listed))
+	for _, k := range listed {
+		keep[k] = true
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for k := range c.m {
+		if strings.HasPrefix(k, prefix) && !keep[k] {
+			delete(c.m, k)
+		}
+	}
+}
+
+// decodeError marks a record that does not decode.
+type decodeError struct{ error }
+
+func (e decodeError) Unwrap() error { return e.error }
+
+func isDecode(err error) bool {
+	var d decodeError
+	return errors.As(err, &d)
+}

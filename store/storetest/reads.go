@@ -1,0 +1,73 @@
+package storetest
+
+import (
+	"context"
+	"strings"
+	"sync"
+
+	"github.com/vxnet/vxnet/store"
+)
+
+// ValueReads wraps a store and counts the records under Prefix read with
+// their values (Get, List), and with Keys also those listed by key alone
+// (ListKeys). It passes the
+// index check on (store.IndexChecker) uncounted, as the Consul store and
+// the simulation's counting store have it, so a test sees which records a
+// caller still reads or lists where the check is at hand.
+type ValueReads struct {
+	store.Store
+	Prefix string
+	Keys   bool
+
+	mu    sync.Mutex
+	reads int
+}
+
+func (r *ValueReads) count(kvs ...store.KV) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, kv := range kvs {
+		if strings.HasPrefix(kv.Key, r.Prefix) {
+			r.reads++
+		}
+	}
+}
+
+// Get counts the record read.
+func (r *ValueReads) Get(ctx context.Context, key string) (store.KV, error) {
+	kv, err := r.Store.Get(ctx, key)
+	r.count(kv)
+	return kv, err
+}
+
+// List counts the records listed.
+func (r *ValueReads) List(ctx context.Context, prefix string) ([]store.KV, uint64, error) {
+	kvs, idx, err := r.Store.List(ctx, prefix)
+	r.count(kvs...)
+	return kvs, idx, err
+}
+
+// ListKeys counts the keys listed, with Keys.
+func (r *ValueReads) ListKeys(ctx context.Context, prefix string) ([]string, error) {
+	ks, err := store.ListKeys(ctx, r.Store, prefix)
+	for _, k := range ks {
+		if r.Keys {
+			r.count(store.KV{Key: k})
+		}
+	}
+	return ks, err
+}
+
+// Changed passes the index check on.
+func (r *ValueReads) Changed(ctx context.Context, known map[string]uint64) ([]string, error) {
+	return store.Changed(ctx, r.Store, known)
+}
+
+// Take returns the records read since the last Take.
+func (r *ValueReads) Take() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := r.reads
+	r.reads = 0
+	return n
+}
