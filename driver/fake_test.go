@@ -134,11 +134,13 @@ func (f *fakePlane) endpointCount() int {
 
 // fakePools stands in for vxnet's IPAM: it owns vxnet's address spaces,
 // reports the pool state st (member by default, so no network is an
-// orphan), and counts reclaimed addresses.
+// orphan), and counts reclaimed addresses and the questions of pool
+// state (PoolState and PoolMembers calls).
 type fakePools struct {
 	mu        sync.Mutex
 	st        poolStates
 	reclaimed int
+	asked     int
 }
 
 func newFakePools() *fakePools { return &fakePools{st: poolStates{member: true}} }
@@ -150,7 +152,18 @@ func (f *fakePools) SetupDone(context.Context, netip.Prefix) error { return nil 
 func (f *fakePools) PoolState(context.Context, netip.Prefix) (bool, bool, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.asked++
 	return f.st.member, f.st.setup, nil
+}
+func (f *fakePools) PoolMembers(_ context.Context, subnets []netip.Prefix) (map[netip.Prefix]bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.asked++
+	member := map[netip.Prefix]bool{}
+	for _, s := range subnets {
+		member[s] = f.st.member
+	}
+	return member, nil
 }
 func (f *fakePools) Reclaim(context.Context, netip.Prefix, netip.Addr) error {
 	f.mu.Lock()

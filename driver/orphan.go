@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 
 	"github.com/vxnet/vxnet/store"
 	"github.com/vxnet/vxnet/store/keys"
@@ -31,6 +32,36 @@ func (d *Driver) orphaned(ctx context.Context, n *Network, ref LocalRef) (bool, 
 	}
 	member, _, err := d.o.Pools.PoolState(ctx, n.Subnets[0])
 	return !member, err
+}
+
+// anyOrphaned reports whether any of nets (the host's networks, with
+// their records refs in the same order) is orphaned, asking the IPAM for
+// all their pools at once: reconcile's check runs every round on every
+// host, and a request per network was most of an idle host's requests at
+// 20 networks (docs/scaling.md).
+func (d *Driver) anyOrphaned(ctx context.Context, nets []*Network, refs []LocalRef) (bool, error) {
+	if d.o.Scope.Swarm() || d.o.Pools == nil {
+		return false, nil
+	}
+	var subnets []netip.Prefix
+	for i, n := range nets {
+		if refs[i].OwnIPAM {
+			subnets = append(subnets, n.Subnets[0])
+		}
+	}
+	if len(subnets) == 0 {
+		return false, nil
+	}
+	member, err := d.o.Pools.PoolMembers(ctx, subnets)
+	if err != nil {
+		return false, err
+	}
+	for _, s := range subnets {
+		if !member[s] {
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 // takeOver is asked by CreateNetwork when the host already has another

@@ -146,3 +146,46 @@ func TestCreateReadsUnchangedNetworksOnce(t *testing.T) {
 		t.Fatalf("a create read %d network records; want at most 1 (the one its first create joined changed; none unchanged)", n)
 	}
 }
+
+// A steady reconcile round (with the IPAM's LocalPools) makes as many
+// index checks of network records, and asks the IPAM as often, with 4
+// networks on the host as with 1: one request for all of them. A request
+// per network per round (LocalPools' check of each record, the orphan
+// check's pool state of each network) was most of an idle host's
+// requests at 20 networks per host (docs/scaling.md).
+func TestReconcileRequestsDoNotGrowWithNetworks(t *testing.T) {
+	perRound := func(networks int) (checks, asked int) {
+		_, r := countedStore(t, keys.Networks, false)
+		e := newHost(t, r, "h1", "198.18.0.11")
+		ctx := context.Background()
+		for i := range networks {
+			if err := e.d.CreateNetwork(ctx, createReq(fmt.Sprintf("%064x", i+1), fmt.Sprintf("198.19.%d.0/24", i+1), "", nil)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		round := func() {
+			if err := e.d.Reconcile(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := e.d.LocalPools(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+		round()
+		r.TakeChecks()
+		e.pools.mu.Lock()
+		e.pools.asked = 0
+		e.pools.mu.Unlock()
+		round()
+		e.pools.mu.Lock()
+		defer e.pools.mu.Unlock()
+		return r.TakeChecks(), e.pools.asked
+	}
+	c1, a1 := perRound(1)
+	c4, a4 := perRound(4)
+	t.Logf("a steady round: %d index checks of network records and %d pool questions with 1 network, %d and %d with 4", c1, a1, c4, a4)
+	if c4 != c1 || a1 != 1 || a4 != 1 {
+		t.Errorf("a steady round: %d index checks of network records and %d pool questions with 1 network, %d and %d with 4; want the same checks and 1 question each",
+			c1, a1, c4, a4)
+	}
+}

@@ -79,15 +79,17 @@ func (d *Driver) networksInSync(ctx context.Context, kvs []store.KV, have []uint
 	if err != nil {
 		return nil, nil, false
 	}
-	for i, ref := range refs {
+	for i := range refs {
 		c, ok := recs[clusterKeys[i]]
 		if !ok || !slices.Contains(have, c.Value.VNI) {
 			return nil, nil, false
 		}
-		n := c.Value
-		if gone, err := d.orphaned(ctx, n, ref); err != nil || gone {
-			return nil, nil, false
-		}
+		nets = append(nets, c.Value)
+	}
+	if gone, err := d.anyOrphaned(ctx, nets, refs); err != nil || gone {
+		return nil, nil, false
+	}
+	for _, n := range nets {
 		if err := d.o.Plane.EnsureNetwork(d.netConfig(n)); err != nil {
 			return nil, nil, false
 		}
@@ -96,7 +98,7 @@ func (d *Driver) networksInSync(ctx context.Context, kvs []store.KV, have []uint
 		if err != nil {
 			return nil, nil, false
 		}
-		nets, ports[n.VNI] = append(nets, n), p
+		ports[n.VNI] = p
 	}
 	for _, vni := range have {
 		if _, ok := ports[vni]; !ok {

@@ -177,6 +177,27 @@ func (m *IPAM) PoolState(ctx context.Context, subnet netip.Prefix) (member, setu
 	return c.Value.Hosts[m.o.HostID], c.Value.Setup[m.o.HostID], nil
 }
 
+// PoolMembers is PoolState's member for each of subnets: one index check
+// of every pool record cached (reading again only those changed), not one
+// per subnet. A missing pool is no member.
+func (m *IPAM) PoolMembers(ctx context.Context, subnets []netip.Prefix) (map[netip.Prefix]bool, error) {
+	ks := make([]string, len(subnets))
+	for i, s := range subnets {
+		ks[i] = keys.Pool(keys.PoolID(s))
+	}
+	got, err := m.pools.GetAll(ctx, m.o.Store, ks)
+	if err != nil {
+		return nil, fmt.Errorf("read pools: %w", err)
+	}
+	member := make(map[netip.Prefix]bool, len(subnets))
+	for i, s := range subnets {
+		if c, ok := got[ks[i]]; ok {
+			member[s] = c.Value.Hosts[m.o.HostID]
+		}
+	}
+	return member, nil
+}
+
 // leaseNext takes the next free address after the pool's cursor. The
 // lease key is create-only, so the store alone decides who gets an
 // address; the listing of leases only picks a likely free candidate. Once

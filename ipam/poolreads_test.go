@@ -67,3 +67,48 @@ func TestRequestPoolReadsNoOtherPool(t *testing.T) {
 		t.Fatalf("RequestPool of a new subnet read %d pool records; want none", n)
 	}
 }
+
+// PoolMembers answers for every pool in one index check (reconcile asks
+// it for every network of the host every round; PoolState per network
+// was a request each), and reads a pool again only once it changed.
+func TestPoolMembersChecksOnce(t *testing.T) {
+	s, _ := openStore(t)
+	r := &storetest.ValueReads{Store: s, Prefix: keys.Pools}
+	h1, h2 := New(Options{Store: r, HostID: "h1"}), New(Options{Store: s, HostID: "h2"})
+	ctx := context.Background()
+	var subnets []netip.Prefix
+	for _, sub := range []string{"198.19.3.0/24", "198.19.4.0/24", "198.19.5.0/24"} {
+		requestNetwork(t, h1, ipamapi.RequestPoolRequest{Pool: sub})
+		subnets = append(subnets, netip.MustParsePrefix(sub))
+	}
+	theirs := netip.MustParsePrefix("198.19.6.0/24")
+	requestNetwork(t, h2, ipamapi.RequestPoolRequest{Pool: theirs.String()})
+	ask := func() map[netip.Prefix]bool {
+		t.Helper()
+		member, err := h1.PoolMembers(ctx, append(subnets, theirs))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return member
+	}
+	ask()
+	r.Take()
+	r.TakeChecks()
+	member := ask()
+	for _, s := range subnets {
+		if !member[s] {
+			t.Errorf("PoolMembers: h1 is no member of %s; want member", s)
+		}
+	}
+	if member[theirs] {
+		t.Errorf("PoolMembers: h1 is a member of %s, which only h2 requested", theirs)
+	}
+	if n, c := r.Take(), r.TakeChecks(); n != 0 || c != 1 {
+		t.Errorf("PoolMembers of 4 unchanged pools: %d records read, %d index checks; want 0 and 1", n, c)
+	}
+	requestNetwork(t, h2, ipamapi.RequestPoolRequest{Pool: subnets[0].String()})
+	ask()
+	if n, c := r.Take(), r.TakeChecks(); n != 1 || c != 1 {
+		t.Errorf("PoolMembers after h2 joined one pool: %d records read, %d index checks; want 1 and 1", n, c)
+	}
+}

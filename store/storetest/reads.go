@@ -19,8 +19,9 @@ type ValueReads struct {
 	Prefix string
 	Keys   bool
 
-	mu    sync.Mutex
-	reads int
+	mu     sync.Mutex
+	reads  int
+	checks int // index checks (Changed calls)
 }
 
 func (r *ValueReads) count(kvs ...store.KV) {
@@ -58,9 +59,27 @@ func (r *ValueReads) ListKeys(ctx context.Context, prefix string) ([]string, err
 	return ks, err
 }
 
-// Changed passes the index check on.
+// Changed passes the index check on, counting the requests with a key
+// under Prefix.
 func (r *ValueReads) Changed(ctx context.Context, known map[string]uint64) ([]string, error) {
+	for k := range known {
+		if strings.HasPrefix(k, r.Prefix) {
+			r.mu.Lock()
+			r.checks++
+			r.mu.Unlock()
+			break
+		}
+	}
 	return store.Changed(ctx, r.Store, known)
+}
+
+// TakeChecks returns the index checks made since the last TakeChecks.
+func (r *ValueReads) TakeChecks() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := r.checks
+	r.checks = 0
+	return n
 }
 
 // Take returns the records read since the last Take.
