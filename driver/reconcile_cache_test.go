@@ -8,8 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/docker/go-plugins-helpers/network"
-
 	"github.com/vxnet/vxnet/store"
 	"github.com/vxnet/vxnet/store/bolt"
 	"github.com/vxnet/vxnet/store/keys"
@@ -80,16 +78,7 @@ func TestReconcileListsNoEndpointRecords(t *testing.T) {
 	if err := e.d.CreateNetwork(ctx, createReq(net1, "198.19.1.0/24", "", nil)); err != nil {
 		t.Fatal(err)
 	}
-	for i := range 3 {
-		id := fmt.Sprintf("%064x", i+1)
-		if _, err := e.d.CreateEndpoint(ctx, &network.CreateEndpointRequest{NetworkID: net1, EndpointID: id,
-			Interface: &network.EndpointInterface{Address: fmt.Sprintf("198.19.1.%d/24", i+2)}}); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := e.d.Join(ctx, &network.JoinRequest{NetworkID: net1, EndpointID: id}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	joinEndpoints(t, e, 3)
 	if err := e.d.Reconcile(ctx); err != nil {
 		t.Fatal(err)
 	}

@@ -48,16 +48,7 @@ func TestReconcileReadsDoNotGrowWithEndpoints(t *testing.T) {
 		if err := e.d.CreateNetwork(ctx, createReq(net1, "198.19.1.0/24", "", nil)); err != nil {
 			t.Fatal(err)
 		}
-		for i := range endpoints {
-			id := fmt.Sprintf("%064x", i+1)
-			if _, err := e.d.CreateEndpoint(ctx, &network.CreateEndpointRequest{NetworkID: net1, EndpointID: id,
-				Interface: &network.EndpointInterface{Address: fmt.Sprintf("198.19.1.%d/24", i+2)}}); err != nil {
-				t.Fatal(err)
-			}
-			if _, err := e.d.Join(ctx, &network.JoinRequest{NetworkID: net1, EndpointID: id}); err != nil {
-				t.Fatal(err)
-			}
-		}
+		joinEndpoints(t, e, endpoints)
 		// The network's peer watcher reads the store too, following the
 		// change log the endpoint adds wrote: let it catch up first.
 		for last := int64(-1); last != c.reads.Load(); {
@@ -111,5 +102,22 @@ func TestReconcileRemovesUnknownPortsOnly(t *testing.T) {
 	slices.Sort(want)
 	if !slices.Equal(ports, want) {
 		t.Fatalf("ports after reconcile %v, want %v (the cut-short one gone)", ports, want)
+	}
+}
+
+// joinEndpoints creates and joins n endpoints on net1 (198.19.1.0/24),
+// with IDs 1…n and addresses from .2 on, as dockerd would.
+func joinEndpoints(t *testing.T, e *env, n int) {
+	t.Helper()
+	ctx := context.Background()
+	for i := range n {
+		id := fmt.Sprintf("%064x", i+1)
+		if _, err := e.d.CreateEndpoint(ctx, &network.CreateEndpointRequest{NetworkID: net1, EndpointID: id,
+			Interface: &network.EndpointInterface{Address: fmt.Sprintf("198.19.1.%d/24", i+2)}}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.d.Join(ctx, &network.JoinRequest{NetworkID: net1, EndpointID: id}); err != nil {
+			t.Fatal(err)
+		}
 	}
 }

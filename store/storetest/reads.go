@@ -74,19 +74,16 @@ func (r *ValueReads) Changed(ctx context.Context, known map[string]uint64) ([]st
 }
 
 // TakeChecks returns the index checks made since the last TakeChecks.
-func (r *ValueReads) TakeChecks() int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	n := r.checks
-	r.checks = 0
-	return n
-}
+func (r *ValueReads) TakeChecks() int { return r.take(&r.checks) }
 
 // Take returns the records read since the last Take.
-func (r *ValueReads) Take() int {
+func (r *ValueReads) Take() int { return r.take(&r.reads) }
+
+// take returns *n and zeroes it.
+func (r *ValueReads) take(n *int) int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	n := r.reads
-	r.reads = 0
-	return n
+	v := *n
+	*n = 0
+	return v
 }
