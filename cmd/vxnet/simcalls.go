@@ -1,10 +1,14 @@
 package main
 
 import (
+	"cmp"
 	"errors"
+	"fmt"
 	"maps"
+	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/vxnet/vxnet/store"
 	"github.com/vxnet/vxnet/store/keys"
@@ -59,4 +63,39 @@ func diff(now, before map[string]int64) map[string]int64 {
 		}
 	}
 	return out
+}
+
+// countPhase starts counting a phase's store calls; the function it
+// returns, deferred, stores them by call and key kind in calls, the lost
+// compare-and-sets in conflicts and the simulator's CPU (cores) in cpu,
+// also when the phase fails.
+func (s *sim) countPhase(calls, conflicts *map[string]int64, cpu *float64) func() {
+	calls0, conflicts0 := s.counts.calls.copies()
+	cpu0, t0 := cpuTime(), time.Now()
+	return func() {
+		now, lost := s.counts.calls.copies()
+		*calls, *conflicts = diff(now, calls0), diff(lost, conflicts0)
+		*cpu = (cpuTime() - cpu0).Seconds() / time.Since(t0).Seconds()
+	}
+}
+
+// topCalls is the n most frequent calls of counts, most first, as
+// "get network 99784, …"; lost compare-and-sets follow in parentheses.
+func topCalls(counts, conflicts map[string]int64, n int) string {
+	kinds := slices.Collect(maps.Keys(counts))
+	slices.SortFunc(kinds, func(a, b string) int {
+		if c := cmp.Compare(counts[b], counts[a]); c != 0 {
+			return c
+		}
+		return strings.Compare(a, b)
+	})
+	var parts []string
+	for _, k := range kinds[:min(n, len(kinds))] {
+		p := fmt.Sprintf("%s %d", k, counts[k])
+		if l := conflicts[k]; l > 0 {
+			p += fmt.Sprintf(" (%d lost)", l)
+		}
+		parts = append(parts, p)
+	}
+	return strings.Join(parts, ", ")
 }

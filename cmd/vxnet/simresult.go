@@ -57,6 +57,11 @@ type simResult struct {
 	CreateCalls     map[string]int64 `json:"create_calls"`
 	CreateConflicts map[string]int64 `json:"create_conflicts"`
 	CreateCPU       float64          `json:"create_cpu"`
+	// AddCalls, AddConflicts and AddCPU are the same for the endpoint
+	// adds and the wait for their propagation, kept when the phase fails.
+	AddCalls     map[string]int64 `json:"add_calls"`
+	AddConflicts map[string]int64 `json:"add_conflicts"`
+	AddCPU       float64          `json:"add_cpu"`
 
 	PropagationMs      stats     `json:"propagation_ms"` // record written → every other host of the network programmed it
 	PropagationMissing int       `json:"propagation_missing"`
@@ -94,6 +99,21 @@ func (r *simResult) summary() string {
 		r.Hosts, r.Networks, r.Endpoints, r.PropagationMs.P50, r.PropagationMs.P99, r.PropagationMs.Max, r.PropagationMissing,
 		r.WritesPerEndpoint, r.ReadsPerEndpoint, r.BytesReadPerEndpoint, r.IdleBytesPerHostSecond,
 		r.SilentHosts, r.SilentEntriesDropped, r.KilledHosts, r.PurgeSeconds, r.CPUPerHost, float64(r.RSSBytesPerHost)/1e6)
+}
+
+// callsSummary names the store calls of the phases a run reached, most
+// frequent first: what loaded the store, also for a run that failed.
+func (r *simResult) callsSummary() string {
+	var b strings.Builder
+	for _, p := range []struct {
+		name             string
+		calls, conflicts map[string]int64
+	}{{"create networks", r.CreateCalls, r.CreateConflicts}, {"add endpoints", r.AddCalls, r.AddConflicts}} {
+		if len(p.calls) > 0 {
+			fmt.Fprintf(&b, "%d hosts, store calls in %q: %s\n", r.Hosts, p.name, topCalls(p.calls, p.conflicts, 10))
+		}
+	}
+	return b.String()
 }
 
 // simTable is the runs as a markdown table (for the README).

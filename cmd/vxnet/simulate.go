@@ -122,6 +122,7 @@ func simulateCmd(args []string, stdout, stderr io.Writer) int {
 		} else {
 			fmt.Fprintln(stdout, r.summary())
 		}
+		fmt.Fprint(stdout, r.callsSummary())
 		runs = append(runs, *r)
 		if c.Out != "" {
 			if err := writeSimResults(c.Out, runs); err != nil {
@@ -233,13 +234,7 @@ func (s *sim) startHosts(ctx context.Context, n int) error {
 func (s *sim) createNetworks(ctx context.Context, r *simResult) error {
 	var mu sync.Mutex
 	var took []float64
-	calls, conflicts := s.counts.calls.copies()
-	cpu0, t0 := cpuTime(), time.Now()
-	defer func() {
-		now, lost := s.counts.calls.copies()
-		r.CreateCalls, r.CreateConflicts = diff(now, calls), diff(lost, conflicts)
-		r.CreateCPU = (cpuTime() - cpu0).Seconds() / time.Since(t0).Seconds()
-	}()
+	defer s.countPhase(&r.CreateCalls, &r.CreateConflicts, &r.CreateCPU)()
 	err := s.eachHost(ctx, s.c.CreatePar, func(ctx context.Context, h *simHost) error {
 		for e := range s.c.PerHost {
 			n := s.netOf(h.idx, e)
@@ -273,6 +268,9 @@ func (s *sim) addEndpoints(ctx context.Context, r *simResult) error {
 	var mu sync.Mutex
 	var took []float64
 	t0 := time.Now()
+	// Counted whether or not the phase completes: a size that breaks
+	// here says what loaded the store.
+	defer s.countPhase(&r.AddCalls, &r.AddConflicts, &r.AddCPU)()
 	err := s.eachHost(ctx, s.c.Parallel, func(ctx context.Context, h *simHost) error {
 		for e := range s.c.PerHost {
 			n := s.netOf(h.idx, e)
