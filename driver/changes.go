@@ -48,6 +48,12 @@ type ChangeLog struct {
 type Change struct {
 	Seq      uint64 `json:"seq"`
 	Endpoint string `json:"endpoint"`
+	// Prev is the log's store index that the write adding this change
+	// replaced (0: not known). Record is the endpoint's record as
+	// written in the same transaction as the change, absent for a
+	// removal and a record written apart (carried.go).
+	Prev   uint64          `json:"prev,omitempty"`
+	Record json.RawMessage `json:"record,omitempty"`
 }
 
 // with returns the log advanced by the endpoints ids.
@@ -98,12 +104,12 @@ func readChangeLog(ctx context.Context, s store.Store, net string) (ChangeLog, u
 
 // changeOp is the write that advances network net's log by ids, valid
 // while the log is still at the index read.
-func changeOp(ctx context.Context, s store.Store, net string, ids ...string) (store.Op, error) {
+func changeOp(ctx context.Context, s store.Store, net string, ops []store.Op, ids ...string) (store.Op, error) {
 	l, idx, err := readChangeLog(ctx, s, net)
 	if err != nil {
 		return store.Op{}, err
 	}
-	b, err := json.Marshal(l.with(ids...))
+	b, err := json.Marshal(l.withWrite(net, idx, ops, ids...))
 	if err != nil {
 		return store.Op{}, fmt.Errorf("encode change log of network %s: %w", net, err)
 	}
@@ -117,7 +123,7 @@ func txnWithChanges(ctx context.Context, s store.Store, net string, ops []store.
 	var err error
 	for attempt := range maxChangeAttempts {
 		var op store.Op
-		if op, err = changeOp(ctx, s, net, ids...); err != nil {
+		if op, err = changeOp(ctx, s, net, ops, ids...); err != nil {
 			return err
 		}
 		err = s.Txn(ctx, append(slices.Clone(ops), op))

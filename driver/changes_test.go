@@ -45,21 +45,11 @@ func TestChangeLogSince(t *testing.T) {
 // reach back to its position lists the whole prefix and so sees records written without a log entry (by a
 // host of an earlier version).
 func TestFollowChangeLog(t *testing.T) {
-	e1 := newEnv(t)
-	e2 := newHost(t, e1.store, "h2", "198.18.0.12")
+	s, _ := countedStore(t, "", false)
+	e1, e2, start := twoMembers(t, s, s)
 	ctx := context.Background()
-	for _, e := range []*env{e1, e2} {
-		if err := e.d.CreateNetwork(ctx, createReq(net1, "198.19.1.0/24", "", nil)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	const key = "198.19.1.0_24"
-	if err := e1.createEndpoint(net1, ep1, "198.19.1.2/24", ""); err != nil {
-		t.Fatal(err)
-	}
-	waitPeers(t, e2, DefaultVNIOffset, "198.19.1.2@198.18.0.11")
-	start := e2.d.fullListing(ctx, key)
-	if start.err != nil || len(start.kvs) != 1 || start.seq != 1 {
+	const key = followKey
+	if len(start.kvs) != 1 || start.seq != 1 {
 		t.Fatalf("full listing: %d records at seq %d, err %v; want 1 at 1", len(start.kvs), start.seq, start.err)
 	}
 	// An old-version host's record: no log entry.
@@ -92,6 +82,31 @@ func TestFollowChangeLog(t *testing.T) {
 	e1.wantNoKeys()
 }
 
+// twoMembers starts hosts h1 on s1 and h2 on s2 (views of one store),
+// both members of net1 (key followKey), and h1's endpoint ep1 at
+// 198.19.1.2; it returns them and h2's full listing once h2 programmed it.
+func twoMembers(t *testing.T, s1, s2 store.Store) (e1, e2 *env, start listing) {
+	t.Helper()
+	e1, e2 = newHost(t, s1, "h1", "198.18.0.11"), newHost(t, s2, "h2", "198.18.0.12")
+	ctx := context.Background()
+	for _, e := range []*env{e1, e2} {
+		if err := e.d.CreateNetwork(ctx, createReq(net1, "198.19.1.0/24", "", nil)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := e1.createEndpoint(net1, ep1, "198.19.1.2/24", ""); err != nil {
+		t.Fatal(err)
+	}
+	waitPeers(t, e2, DefaultVNIOffset, "198.19.1.2@198.18.0.11")
+	if start = e2.d.fullListing(ctx, followKey); start.err != nil {
+		t.Fatal(start.err)
+	}
+	return e1, e2, start
+}
+
+// followKey is net1's cluster key in twoMembers.
+const followKey = "198.19.1.0_24"
+
 func keysOf(kvs []store.KV) []string {
 	var out []string
 	for _, kv := range kvs {
@@ -101,7 +116,8 @@ func keysOf(kvs []store.KV) []string {
 }
 
 // The periodic full listing backs off while it finds nothing the log did
-// not name, and comes back to every fullListEvery when it does.
+// not name (also when the log named changes in between), and comes back
+// to every fullListEvery when it does.
 func TestPeriodicListingBacksOff(t *testing.T) {
 	e1 := newEnv(t)
 	ctx := context.Background()
@@ -117,6 +133,12 @@ func TestPeriodicListingBacksOff(t *testing.T) {
 		t.Fatalf("full listing: every %v, err %v", l.every, l.err)
 	}
 	for want := 2 * fullListEvery; want <= fullListMax; want *= 2 {
+		if want == 4*fullListEvery { // a logged add and removal in between: no reason to list sooner
+			if err := e1.createEndpoint(net1, ep3, "198.19.1.3/24", ""); err != nil {
+				t.Fatal(err)
+			}
+			e1.deleteEndpoint(net1, ep1)
+		}
 		if l = e1.d.periodicListing(ctx, key, l); l.err != nil || l.every != want {
 			t.Fatalf("periodic listing without unlogged writes: every %v, err %v; want %v", l.every, l.err, want)
 		}
@@ -133,7 +155,7 @@ func TestPeriodicListingBacksOff(t *testing.T) {
 	if err := e1.store.Delete(ctx, keys.Endpoint(key, ep2)); err != nil {
 		t.Fatal(err)
 	}
-	e1.deleteEndpoint(net1, ep1)
+	e1.deleteEndpoint(net1, ep3)
 	e1.deleteNetwork(net1)
 	e1.wantNoKeys()
 }

@@ -30,6 +30,7 @@ type listing struct {
 	seq    uint64        // the last change applied to kvs
 	listed time.Time     // when kvs was last listed in full
 	every  time.Duration // until the next full listing
+	log    ChangeLog     // as read by a full listing, before its records
 	err    error
 }
 
@@ -56,7 +57,7 @@ func (d *Driver) nextListing(ctx context.Context, key string, prev listing) list
 		}
 		return listing{err: err}
 	}
-	log, err := changeLogOf(kvs, key)
+	log, logIndex, err := changeLogOf(kvs, key)
 	if err != nil {
 		return listing{err: err}
 	}
@@ -65,7 +66,12 @@ func (d *Driver) nextListing(ctx context.Context, key string, prev listing) list
 		return d.fullListing(ctx, key) // fell behind the log
 	}
 	next := listing{kvs: slices.Clone(prev.kvs), index: index, seq: log.Seq, listed: prev.listed, every: prev.every}
+	carried := log.carried(key, logIndex)
 	for _, id := range ids {
+		if kv, ok := carried[id]; ok {
+			next.kvs = upsert(next.kvs, kv)
+			continue
+		}
 		k := keys.Endpoint(key, id)
 		kv, err := d.o.Store.Get(ctx, k)
 		switch {
@@ -87,7 +93,7 @@ func (d *Driver) fullListing(ctx context.Context, key string) listing {
 	if err != nil {
 		return listing{err: err}
 	}
-	log, err := changeLogOf(kvs, key)
+	log, _, err := changeLogOf(kvs, key)
 	if err != nil {
 		return listing{err: err}
 	}
@@ -95,32 +101,64 @@ func (d *Driver) fullListing(ctx context.Context, key string) listing {
 	if err != nil {
 		return listing{err: err}
 	}
-	return listing{kvs: eps, index: index, seq: log.Seq, listed: time.Now(), every: fullListEvery}
+	return listing{kvs: eps, index: index, seq: log.Seq, listed: time.Now(), every: fullListEvery, log: log}
 }
 
-// periodicListing is the full listing due after prev.every: when it finds
-// the records prev had at the same log position, nothing was written
-// without the log, and the next one comes after twice the period.
+// periodicListing is the full listing due after prev.every: when every
+// record it finds added, changed or gone since prev is named by the log
+// after prev's position, nothing was written without the log, and the
+// next one comes after twice the period. (Before, only a listing at
+// prev's very log position could back off: during endpoint adds every
+// member listed every network in full each minute.)
 func (d *Driver) periodicListing(ctx context.Context, key string, prev listing) listing {
 	l := d.fullListing(ctx, key)
-	if l.err == nil && l.seq == prev.seq && slices.EqualFunc(l.kvs, prev.kvs, func(a, b store.KV) bool {
-		return a.Key == b.Key && a.ModifyIndex == b.ModifyIndex
-	}) {
+	if l.err == nil && onlyLogged(key, prev, l) {
 		l.every = min(2*prev.every, fullListMax)
 	}
 	return l
 }
 
-// changeLogOf finds network key's change log in a listing of its prefix
-// (a zero log when it is absent).
-func changeLogOf(kvs []store.KV, key string) (ChangeLog, error) {
+// onlyLogged tells whether every difference between the records of prev
+// and of the full listing l is named by l's log after prev's position. A
+// record written after l read its log is not named yet: it counts as a
+// write without the log, which errs on the side of listing again soon.
+func onlyLogged(key string, prev, l listing) bool {
+	ids, ok := l.log.since(prev.seq)
+	if !ok {
+		return false
+	}
+	named := map[string]bool{}
+	for _, id := range ids {
+		named[keys.Endpoint(key, id)] = true
+	}
+	was := make(map[string]uint64, len(prev.kvs))
+	for _, kv := range prev.kvs {
+		was[kv.Key] = kv.ModifyIndex
+	}
+	for _, kv := range l.kvs {
+		if idx, in := was[kv.Key]; (!in || idx != kv.ModifyIndex) && !named[kv.Key] {
+			return false
+		}
+		delete(was, kv.Key)
+	}
+	for k := range was { // gone since prev
+		if !named[k] {
+			return false
+		}
+	}
+	return true
+}
+
+// changeLogOf finds network key's change log and its store index in a
+// listing of its prefix (a zero log and index when it is absent).
+func changeLogOf(kvs []store.KV, key string) (ChangeLog, uint64, error) {
 	var log ChangeLog
 	for _, kv := range kvs {
 		if kv.Key == keys.Changes(key) {
-			return log, store.Decode(kv, &log)
+			return log, kv.ModifyIndex, store.Decode(kv, &log)
 		}
 	}
-	return log, nil
+	return log, 0, nil
 }
 
 // upsert puts kv into kvs, sorted by key, in place of a KV of that key.
