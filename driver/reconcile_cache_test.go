@@ -178,3 +178,43 @@ func TestReconcileRequestsDoNotGrowWithNetworks(t *testing.T) {
 			c1, a1, c4, a4)
 	}
 }
+
+// A reconcile round (with the IPAM's LocalPools) that finds the records of
+// all 4 of the host's networks changed by another host's joins reads them
+// again in one request, not one each: while networks are created every
+// member re-reads each record a join changed, and a request per record
+// was most of a simulated 100-host cluster's requests then
+// (docs/scaling.md).
+func TestReconcileRereadsChangedNetworksTogether(t *testing.T) {
+	s, r := countedStore(t, keys.Networks, false)
+	h1 := newHost(t, r, "h1", "198.18.0.11")
+	h2 := newHost(t, s, "h2", "198.18.0.12")
+	ctx := context.Background()
+	ids := make([]string, 4)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("%064x", i+1)
+		if err := h1.d.CreateNetwork(ctx, createReq(ids[i], fmt.Sprintf("198.19.%d.0/24", i+1), "", nil)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	round := func() {
+		if err := h1.d.Reconcile(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := h1.d.LocalPools(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	round()
+	for i, id := range ids {
+		if err := h2.d.CreateNetwork(ctx, createReq(id, fmt.Sprintf("198.19.%d.0/24", i+1), "", nil)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r.Take()
+	r.TakeRequests()
+	round()
+	if reads, requests := r.Take(), r.TakeRequests(); reads != 4 || requests != 1 {
+		t.Fatalf("a round after another host joined all 4 networks read %d network records in %d requests; want 4 in 1", reads, requests)
+	}
+}

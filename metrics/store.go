@@ -110,6 +110,15 @@ func (t *timedStore) Changed(ctx context.Context, known map[string]uint64) ([]st
 	return ks, err
 }
 
+// GetMany keeps the wrapped store's reads of several keys in one
+// request (store.MultiGetter).
+func (t *timedStore) GetMany(ctx context.Context, ks []string) (map[string]store.KV, error) {
+	start := time.Now()
+	got, err := store.GetMany(ctx, t.s, ks)
+	t.observe("get_many", start, err)
+	return got, err
+}
+
 // Watch blocks until a change or its context ends, so it is counted, not
 // timed; a watch that times out is no store error.
 func (t *timedStore) Watch(ctx context.Context, prefix string, index uint64) ([]store.KV, uint64, error) {

@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -51,8 +50,9 @@ func (c *Cache[T]) Get(ctx context.Context, s Store, key string) (Cached[T], err
 }
 
 // GetAll returns the records of ks that exist, by key: one index check
-// for those cached, a read for each one not cached or changed since. A
-// record that does not decode is an error naming its key.
+// for those cached, and one read (GetMany) of those not cached or
+// changed since. A record that does not decode is an error naming its
+// key.
 func (c *Cache[T]) GetAll(ctx context.Context, s Store, ks []string) (map[string]Cached[T], error) {
 	return c.getAll(ctx, s, ks, false)
 }
@@ -60,10 +60,11 @@ func (c *Cache[T]) GetAll(ctx context.Context, s Store, ks []string) (map[string
 // getAll is GetAll; with skipBad a record that does not decode is left
 // out instead of failing the call.
 func (c *Cache[T]) getAll(ctx context.Context, s Store, ks []string, skipBad bool) (map[string]Cached[T], error) {
+	cached := map[string]Cached[T]{}
 	known := map[string]uint64{}
 	for _, k := range ks {
 		if cur, ok := c.lookup(k); ok {
-			known[k] = cur.ModifyIndex
+			cached[k], known[k] = cur, cur.ModifyIndex
 		}
 	}
 	changed, err := Changed(ctx, s, known)
@@ -74,15 +75,29 @@ func (c *Cache[T]) getAll(ctx context.Context, s Store, ks []string, skipBad boo
 	for _, k := range changed {
 		stale[k] = true
 	}
+	var toRead []string
+	for _, k := range ks {
+		if _, ok := cached[k]; !ok || stale[k] {
+			toRead = append(toRead, k)
+		}
+	}
+	read, err := GetMany(ctx, s, toRead)
+	if err != nil {
+		return nil, err
+	}
 	out := make(map[string]Cached[T], len(ks))
 	for _, k := range ks {
-		cur, ok := c.lookup(k)
+		cur, ok := cached[k]
 		if !ok || stale[k] {
-			cur, err = c.read(ctx, s, k)
-			if errors.Is(err, ErrNotFound) || skipBad && isDecode(err) {
+			kv, found := read[k]
+			if !found {
+				c.forget(k)
 				continue
 			}
-			if err != nil {
+			if cur, err = c.keep(kv); err != nil {
+				if skipBad {
+					continue
+				}
 				return nil, err
 			}
 		}
@@ -132,27 +147,21 @@ func (c *Cache[T]) listAll(ctx context.Context, s Store, prefix string) ([]Cache
 	return out, nil
 }
 
-// read reads key from s and caches it (or forgets it when absent).
-func (c *Cache[T]) read(ctx context.Context, s Store, key string) (Cached[T], error) {
-	kv, err := s.Get(ctx, key)
-	if err != nil {
-		if errors.Is(err, ErrNotFound) {
-			c.forget(key)
-		}
-		return Cached[T]{}, err
-	}
+// keep decodes kv and caches it, or forgets its key when it does not
+// decode (an error naming the key).
+func (c *Cache[T]) keep(kv KV) (Cached[T], error) {
 	v := new(T)
 	if err := json.Unmarshal(kv.Value, v); err != nil {
-		c.forget(key)
-		return Cached[T]{}, decodeError{fmt.Errorf("decode store key %q: %w", key, err)}
+		c.forget(kv.Key)
+		return Cached[T]{}, fmt.Errorf("decode store key %q: %w", kv.Key, err)
 	}
-	cur := Cached[T]{Key: key, ModifyIndex: kv.ModifyIndex, Value: v}
+	cur := Cached[T]{Key: kv.Key, ModifyIndex: kv.ModifyIndex, Value: v}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.m == nil {
 		c.m = map[string]Cached[T]{}
 	}
-	c.m[key] = cur
+	c.m[kv.Key] = cur
 	return cur, nil
 }
 
@@ -182,14 +191,4 @@ func (c *Cache[T]) forgetUnder(prefix string, listed []string) {
 			delete(c.m, k)
 		}
 	}
-}
-
-// decodeError marks a record that does not decode.
-type decodeError struct{ error }
-
-func (e decodeError) Unwrap() error { return e.error }
-
-func isDecode(err error) bool {
-	var d decodeError
-	return errors.As(err, &d)
 }

@@ -67,8 +67,17 @@ func CheckOps(ops []Op) error {
 
 // TxnKey names a transaction in errors: its first key, and how many more.
 func TxnKey(ops []Op) string {
-	if len(ops) == 1 {
-		return ops[0].Key
+	ks := make([]string, len(ops))
+	for i, op := range ops {
+		ks[i] = op.Key
 	}
-	return fmt.Sprintf("%s (+%d keys)", ops[0].Key, len(ops)-1)
+	return KeysName(ks)
+}
+
+// KeysName names several keys in errors: the first, and how many more.
+func KeysName(ks []string) string {
+	if len(ks) == 1 {
+		return ks[0]
+	}
+	return fmt.Sprintf("%s (+%d keys)", ks[0], len(ks)-1)
 }

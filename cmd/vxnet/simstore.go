@@ -94,6 +94,27 @@ func (s *simStore) Get(ctx context.Context, key string) (store.KV, error) {
 	return kv, err
 }
 
+// GetMany counts one read per call (the backend's one request per
+// store.MaxTxnOps keys, or a Get per key: the count follows the backend),
+// named by its first key, and the records as bytes read.
+func (s *simStore) GetMany(ctx context.Context, ks []string) (map[string]store.KV, error) {
+	if len(ks) == 0 {
+		return map[string]store.KV{}, nil
+	}
+	if err := s.check("get many", ks[0]); err != nil {
+		return nil, err
+	}
+	s.n.Reads.Add(int64((len(ks) + store.MaxTxnOps - 1) / store.MaxTxnOps))
+	got, err := store.GetMany(ctx, s.s, ks)
+	s.n.calls.add("get many", ks[0], err)
+	kvs := make([]store.KV, 0, len(got))
+	for _, kv := range got {
+		kvs = append(kvs, kv)
+	}
+	s.read("get many", ks[0], kvs...)
+	return got, err
+}
+
 func (s *simStore) Put(ctx context.Context, key string, value []byte) (uint64, error) {
 	if err := s.check("put", key); err != nil {
 		return 0, err

@@ -2,7 +2,6 @@ package consul
 
 import (
 	"context"
-	"fmt"
 	"sort"
 
 	"github.com/hashicorp/consul/api"
@@ -45,7 +44,7 @@ func (s *Store) changedChunk(ctx context.Context, ks []string, known map[string]
 	for i, k := range ks {
 		txn[i] = &api.TxnOp{KV: &api.KVTxnOp{Verb: api.KVCheckIndex, Key: s.path(k), Index: known[k]}}
 	}
-	subject := fmt.Sprintf("%s (+%d keys)", ks[0], len(ks)-1)
+	subject := store.KeysName(ks)
 	cctx, done := s.callCtx(ctx, callTimeout)
 	defer done()
 	var (

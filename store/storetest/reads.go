@@ -19,18 +19,23 @@ type ValueReads struct {
 	Prefix string
 	Keys   bool
 
-	mu     sync.Mutex
-	reads  int
-	checks int // index checks (Changed calls)
+	mu       sync.Mutex
+	reads    int
+	requests int // Get, List and GetMany calls that read a record under Prefix
+	checks   int // index checks (Changed calls)
 }
 
 func (r *ValueReads) count(kvs ...store.KV) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	n := r.reads
 	for _, kv := range kvs {
 		if strings.HasPrefix(kv.Key, r.Prefix) {
 			r.reads++
 		}
+	}
+	if r.reads > n {
+		r.requests++
 	}
 }
 
@@ -48,13 +53,27 @@ func (r *ValueReads) List(ctx context.Context, prefix string) ([]store.KV, uint6
 	return kvs, idx, err
 }
 
+// GetMany counts the records read, in one request per call, and passes
+// the read of several keys on (store.MultiGetter).
+func (r *ValueReads) GetMany(ctx context.Context, ks []string) (map[string]store.KV, error) {
+	got, err := store.GetMany(ctx, r.Store, ks)
+	kvs := make([]store.KV, 0, len(got))
+	for _, kv := range got {
+		kvs = append(kvs, kv)
+	}
+	r.count(kvs...)
+	return got, err
+}
+
 // ListKeys counts the keys listed, with Keys.
 func (r *ValueReads) ListKeys(ctx context.Context, prefix string) ([]string, error) {
 	ks, err := store.ListKeys(ctx, r.Store, prefix)
-	for _, k := range ks {
-		if r.Keys {
-			r.count(store.KV{Key: k})
+	if r.Keys {
+		kvs := make([]store.KV, len(ks))
+		for i, k := range ks {
+			kvs[i].Key = k
 		}
+		r.count(kvs...)
 	}
 	return ks, err
 }
@@ -75,6 +94,10 @@ func (r *ValueReads) Changed(ctx context.Context, known map[string]uint64) ([]st
 
 // TakeChecks returns the index checks made since the last TakeChecks.
 func (r *ValueReads) TakeChecks() int { return r.take(&r.checks) }
+
+// TakeRequests returns the requests that read records since the last
+// TakeRequests.
+func (r *ValueReads) TakeRequests() int { return r.take(&r.requests) }
 
 // Take returns the records read since the last Take.
 func (r *ValueReads) Take() int { return r.take(&r.reads) }

@@ -76,6 +76,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"List", testList},
 		{"ListKeys", testListKeys},
 		{"Changed", testChanged},
+		{"GetMany", testGetMany},
 		{"Txn", testTxn},
 		{"WatchPut", testWatchPut},
 		{"WatchDelete", testWatchDelete},

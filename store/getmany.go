@@ -1,0 +1,49 @@
+package store
+
+import (
+	"context"
+	"errors"
+)
+
+// MultiGetter is implemented by stores that read several keys in one
+// request (both backends do; GetMany reads key by key for wrappers that
+// do not).
+//
+// Why: while networks are created every join rewrites the network's
+// record and pool, and each member's next reconcile round reads every
+// one that changed again (store.Cache): a request per record, most of a
+// simulated 100-host cluster's requests while its hosts created their
+// networks (docs/scaling.md). Read together they are one request per
+// MaxTxnOps keys.
+type MultiGetter interface {
+	// GetMany returns, by key, those of ks that exist, each as Get would
+	// return it; absent keys are left out.
+	GetMany(ctx context.Context, ks []string) (map[string]KV, error)
+}
+
+// GetMany returns, by key, those of ks that exist: in one request per
+// MaxTxnOps keys where s is a MultiGetter, else (and for one key) with a
+// Get each.
+func GetMany(ctx context.Context, s Store, ks []string) (map[string]KV, error) {
+	if mg, ok := s.(MultiGetter); ok && len(ks) > 1 {
+		return mg.GetMany(ctx, ks)
+	}
+	return GetEach(ctx, s, ks)
+}
+
+// GetEach is GetMany with a Get per key: the fallback of stores and
+// wrappers without one request for several keys.
+func GetEach(ctx context.Context, s Store, ks []string) (map[string]KV, error) {
+	out := make(map[string]KV, len(ks))
+	for _, k := range ks {
+		kv, err := s.Get(ctx, k)
+		if errors.Is(err, ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		out[k] = kv
+	}
+	return out, nil
+}
