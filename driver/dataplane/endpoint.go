@@ -179,18 +179,14 @@ func (p *Plane) Endpoints(vni uint32) ([]string, error) {
 		if err != nil {
 			return err
 		}
-		log.Debug("netlink: list links")
-		links, err := dump("links", netlink.LinkList)
-		if err != nil {
-			return err
-		}
-		for _, l := range links {
-			a := l.Attrs()
-			if id, ok := strings.CutPrefix(a.Name, portPrefix); ok && a.MasterIndex == br.Attrs().Index {
+		log.Debug("netlink: list bridge ports")
+		ports, err := bridgePorts(br.Attrs().Index)
+		for _, name := range ports {
+			if id, ok := strings.CutPrefix(name, portPrefix); ok {
 				ids = append(ids, id)
 			}
 		}
-		return nil
+		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("list endpoints (vni %d) in netns %q: %w", vni, path, err)
