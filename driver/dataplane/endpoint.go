@@ -162,12 +162,31 @@ func (p *Plane) DeleteEndpoint(vni uint32, id string) error {
 
 // Endpoints returns, sorted, the endpoint ID prefixes whose bridge side is a
 // port of br0 in the network's namespace.
+//
+// It lists them beside the endpoint calls, sharing the Plane's lock. A
+// listing that ports added or removed meanwhile kept interrupting (the
+// kernel marks such a dump incomplete) is made once more with the lock held
+// alone, for as long as the listing takes: at 1000 endpoints the Joins
+// being made changed the namespace during most listings, and each failed
+// one sent reconcile to a round that held the driver's lock alone, all
+// Joins waiting for all of its reads (issue #13).
 func (p *Plane) Endpoints(vni uint32) ([]string, error) {
 	if err := validateVNI(vni); err != nil {
 		return nil, err
 	}
 	p.mu.RLock()
-	defer p.mu.RUnlock()
+	ids, err := p.ports(vni)
+	p.mu.RUnlock()
+	if !errors.Is(err, netlink.ErrDumpInterrupted) {
+		return ids, err
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.ports(vni)
+}
+
+// ports is Endpoints; the caller holds mu.
+func (p *Plane) ports(vni uint32) ([]string, error) {
 	path, err := p.liveNs(vni)
 	if err != nil {
 		return nil, err

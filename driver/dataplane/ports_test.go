@@ -1,10 +1,13 @@
 package dataplane
 
 import (
+	"runtime"
 	"slices"
+	"sync"
 	"testing"
 
 	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
 )
 
 // Endpoints runs every reconcile round beside the Joins: what it costs
@@ -67,4 +70,79 @@ func FuzzNameAndMaster(f *testing.F) {
 			t.Fatalf("ok without a name for %x", msg)
 		}
 	})
+}
+
+// Endpoints answers while endpoints are added and removed beside it, as
+// reconcile runs beside the Joins: a listing the changes keep interrupting
+// is made again holding them off, not failed (each failure sent reconcile
+// to a round holding the driver's lock alone, issue #13).
+func TestEndpointsWhileEndpointsChange(t *testing.T) {
+	const vni, base, churners = 4207, 400, 4
+	h := setupNetwork(t, vni)
+	var want []string
+	for i := range base {
+		c := testEndpoint(vni, i)
+		if _, err := h.plane.EnsureEndpoint(c); err != nil {
+			t.Fatalf("EnsureEndpoint %d: %v", i, err)
+		}
+		want = append(want, ShortID(c.ID))
+	}
+	slices.Sort(want)
+	stop := make(chan struct{})
+	errs := make(chan error, churners)
+	var wg sync.WaitGroup
+	for w := range churners {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			// The thread enters the test host and dies with the goroutine.
+			runtime.LockOSThread()
+			if err := netns.Set(h.ns); err != nil {
+				errs <- err
+				return
+			}
+			c := testEndpoint(vni, 1000+w)
+			for {
+				select {
+				case <-stop:
+					errs <- h.plane.DeleteEndpoint(vni, c.ID)
+					return
+				default:
+				}
+				if _, err := h.plane.EnsureEndpoint(c); err != nil {
+					errs <- err
+					return
+				}
+				if err := h.plane.DeleteEndpoint(vni, c.ID); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	var failed error
+	for i := 0; i < 30 && failed == nil; i++ {
+		ids, err := h.plane.Endpoints(vni)
+		switch {
+		case err != nil:
+			failed = err
+		case len(ids) < base:
+			t.Errorf("listing %d: %d ports, want at least the %d that stay", i, len(ids), base)
+		}
+	}
+	close(stop)
+	wg.Wait()
+	for range churners {
+		if err := <-errs; err != nil {
+			t.Errorf("endpoint changes beside the listings: %v", err)
+		}
+	}
+	if failed != nil {
+		t.Fatalf("Endpoints while endpoints change: %v", failed)
+	}
+	for _, id := range want {
+		if err := h.plane.DeleteEndpoint(vni, id); err != nil {
+			t.Fatalf("DeleteEndpoint %s: %v", id, err)
+		}
+	}
 }
