@@ -37,6 +37,7 @@ type netCache struct {
 
 	records    store.Cache[Network]
 	ownRecords store.Cache[present] // this host's endpoints' cluster records
+	copies     copyCache            // this host's endpoint copies (copies.go)
 }
 
 // get returns the cached network of Docker network dockerID.

@@ -109,15 +109,21 @@ func TestReconcileRemovesUnknownPortsOnly(t *testing.T) {
 // with IDs 1…n and addresses from .2 on, as dockerd would.
 func joinEndpoints(t *testing.T, e *env, n int) {
 	t.Helper()
-	ctx := context.Background()
 	for i := range n {
-		id := fmt.Sprintf("%064x", i+1)
-		if _, err := e.d.CreateEndpoint(ctx, &network.CreateEndpointRequest{NetworkID: net1, EndpointID: id,
-			Interface: &network.EndpointInterface{Address: fmt.Sprintf("198.19.1.%d/24", i+2)}}); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := e.d.Join(ctx, &network.JoinRequest{NetworkID: net1, EndpointID: id}); err != nil {
-			t.Fatal(err)
-		}
+		joinEndpoint(t, e, i+1)
+	}
+}
+
+// joinEndpoint creates and joins endpoint i of joinEndpoints.
+func joinEndpoint(t *testing.T, e *env, i int) {
+	t.Helper()
+	ctx := context.Background()
+	id := fmt.Sprintf("%064x", i)
+	if _, err := e.d.CreateEndpoint(ctx, &network.CreateEndpointRequest{NetworkID: net1, EndpointID: id,
+		Interface: &network.EndpointInterface{Address: fmt.Sprintf("198.19.1.%d/24", i+1)}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.d.Join(ctx, &network.JoinRequest{NetworkID: net1, EndpointID: id}); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -36,7 +36,7 @@ func (d *Driver) inSync(ctx context.Context) bool {
 	if !ok {
 		return false
 	}
-	mine, err := d.localEndpoints(ctx)
+	mine, err := d.ownEndpoints(ctx)
 	if err != nil {
 		return false
 	}

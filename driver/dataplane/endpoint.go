@@ -162,12 +162,31 @@ func (p *Plane) DeleteEndpoint(vni uint32, id string) error {
 
 // Endpoints returns, sorted, the endpoint ID prefixes whose bridge side is a
 // port of br0 in the network's namespace.
+//
+// It lists them beside the endpoint calls, sharing the Plane's lock. A
+// listing that ports added or removed meanwhile kept interrupting (the
+// kernel marks such a dump incomplete) is made once more with the lock held
+// alone, for as long as the listing takes: at 1000 endpoints the Joins
+// being made changed the namespace during most listings, and each failed
+// one sent reconcile to a round that held the driver's lock alone, all
+// Joins waiting for all of its reads (issue #13).
 func (p *Plane) Endpoints(vni uint32) ([]string, error) {
 	if err := validateVNI(vni); err != nil {
 		return nil, err
 	}
 	p.mu.RLock()
-	defer p.mu.RUnlock()
+	ids, err := p.ports(vni)
+	p.mu.RUnlock()
+	if !errors.Is(err, netlink.ErrDumpInterrupted) {
+		return ids, err
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.ports(vni)
+}
+
+// ports is Endpoints; the caller holds mu.
+func (p *Plane) ports(vni uint32) ([]string, error) {
 	path, err := p.liveNs(vni)
 	if err != nil {
 		return nil, err
@@ -179,18 +198,14 @@ func (p *Plane) Endpoints(vni uint32) ([]string, error) {
 		if err != nil {
 			return err
 		}
-		log.Debug("netlink: list links")
-		links, err := dump("links", netlink.LinkList)
-		if err != nil {
-			return err
-		}
-		for _, l := range links {
-			a := l.Attrs()
-			if id, ok := strings.CutPrefix(a.Name, portPrefix); ok && a.MasterIndex == br.Attrs().Index {
+		log.Debug("netlink: list bridge ports")
+		ports, err := bridgePorts(br.Attrs().Index)
+		for _, name := range ports {
+			if id, ok := strings.CutPrefix(name, portPrefix); ok {
 				ids = append(ids, id)
 			}
 		}
-		return nil
+		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("list endpoints (vni %d) in netns %q: %w", vni, path, err)
