@@ -2,7 +2,6 @@ package driver
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sync"
 
@@ -46,24 +45,34 @@ func (d *Driver) ownEndpoints(ctx context.Context) ([]Endpoint, error) {
 }
 
 // get returns the copies of keys ks, in their order, reading those not
-// cached; it forgets cached keys not in ks (deleted since). A key deleted
-// between the listing and its read is left out.
+// cached (together: store.GetMany); it forgets cached keys not in ks
+// (deleted since). A key deleted between the listing and its read is left
+// out.
 func (c *copyCache) get(ctx context.Context, s store.Store, ks []string) ([]Endpoint, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	var missing []string
+	for _, k := range ks {
+		if _, ok := c.m[k]; !ok {
+			missing = append(missing, k)
+		}
+	}
+	read, err := store.GetMany(ctx, s, missing)
+	if err != nil {
+		return nil, fmt.Errorf("read endpoint copies %q: %w", store.KeysName(missing), err)
+	}
 	listed := make(map[string]Endpoint, len(ks))
 	out := make([]Endpoint, 0, len(ks))
 	for _, k := range ks {
 		ep, ok := c.m[k]
 		if !ok {
-			read, _, err := store.GetJSON[Endpoint](ctx, s, k)
-			if errors.Is(err, store.ErrNotFound) {
+			kv, found := read[k]
+			if !found {
 				continue
 			}
-			if err != nil {
-				return nil, fmt.Errorf("read endpoint copy %q: %w", k, err)
+			if err := store.Decode(kv, &ep); err != nil {
+				return nil, err
 			}
-			ep = *read
 		}
 		listed[k] = ep
 		out = append(out, ep)

@@ -12,7 +12,8 @@ import (
 // A steady reconcile round reads no copy of this host's endpoints with its
 // value (it listed all of them, 0.5 KB each, every round: issue #13); a
 // round after a Join reads the new copy alone. A copy deleted behind the
-// driver's back is no longer counted as there.
+// driver's back is no longer counted as there. Copies not read before
+// are read together, in one request (store.GetMany).
 func TestReconcileReadsEachEndpointCopyOnce(t *testing.T) {
 	s, r := countedStore(t, keys.HostEndpoints("h1"), false)
 	e := newHost(t, r, "h1", "198.18.0.11")
@@ -24,11 +25,12 @@ func TestReconcileReadsEachEndpointCopyOnce(t *testing.T) {
 	round := func(what string, want int) {
 		t.Helper()
 		quiet(r)
+		r.TakeRequests()
 		if err := e.d.Reconcile(ctx); err != nil {
 			t.Fatal(err)
 		}
-		if n := r.Take(); n != want {
-			t.Fatalf("%s: reconcile read %d endpoint copies; want %d", what, n, want)
+		if n, req := r.Take(), r.TakeRequests(); n != want || req != min(want, 1) {
+			t.Fatalf("%s: reconcile read %d endpoint copies in %d requests; want %d in %d", what, n, req, want, min(want, 1))
 		}
 	}
 	round("first round", 3)

@@ -76,7 +76,10 @@ func TxnKey(ops []Op) string {
 
 // KeysName names several keys in errors: the first, and how many more.
 func KeysName(ks []string) string {
-	if len(ks) == 1 {
+	switch len(ks) {
+	case 0:
+		return "no keys"
+	case 1:
 		return ks[0]
 	}
 	return fmt.Sprintf("%s (+%d keys)", ks[0], len(ks)-1)
