@@ -44,19 +44,9 @@ func (s *Store) changedChunk(ctx context.Context, ks []string, known map[string]
 	for i, k := range ks {
 		txn[i] = &api.TxnOp{KV: &api.KVTxnOp{Verb: api.KVCheckIndex, Key: s.path(k), Index: known[k]}}
 	}
-	subject := store.KeysName(ks)
-	cctx, done := s.callCtx(ctx, callTimeout)
-	defer done()
-	var (
-		ok   bool
-		resp *api.TxnResponse
-	)
-	_, err := s.retry(cctx, func() (err error) {
-		ok, resp, _, err = s.txn.Txn(txn, (&api.QueryOptions{}).WithContext(cctx))
-		return err
-	})
+	ok, resp, err := s.readTxn(ctx, "check indexes", store.KeysName(ks), txn, false)
 	if err != nil {
-		return nil, s.fail(ctx, "check indexes", subject, err)
+		return nil, err
 	}
 	if ok {
 		return nil, nil
@@ -78,4 +68,21 @@ func (s *Store) changedChunk(ctx context.Context, ks []string, known map[string]
 		}
 	}
 	return out, nil
+}
+
+// readTxn runs a read-only transaction (answered without a Raft entry),
+// retried as every call is; consistent has the leader confirm it leads,
+// as Get does. ok false is a transaction Consul rolled back, its errors
+// in resp.
+func (s *Store) readTxn(ctx context.Context, op, subject string, txn api.TxnOps, consistent bool) (ok bool, resp *api.TxnResponse, err error) {
+	cctx, done := s.callCtx(ctx, callTimeout)
+	defer done()
+	_, err = s.retry(cctx, func() (err error) {
+		ok, resp, _, err = s.txn.Txn(txn, (&api.QueryOptions{RequireConsistent: consistent}).WithContext(cctx))
+		return err
+	})
+	if err != nil {
+		return false, nil, s.fail(ctx, op, subject, err)
+	}
+	return ok, resp, nil
 }

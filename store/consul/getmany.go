@@ -43,18 +43,9 @@ func (s *Store) getChunk(ctx context.Context, ks []string) (map[string]store.KV,
 		txn[i] = &api.TxnOp{KV: &api.KVTxnOp{Verb: api.KVGet, Key: s.path(k)}}
 	}
 	subject := store.KeysName(ks)
-	cctx, done := s.callCtx(ctx, callTimeout)
-	defer done()
-	var (
-		ok   bool
-		resp *api.TxnResponse
-	)
-	_, err := s.retry(cctx, func() (err error) {
-		ok, resp, _, err = s.txn.Txn(txn, (&api.QueryOptions{RequireConsistent: true}).WithContext(cctx))
-		return err
-	})
+	ok, resp, err := s.readTxn(ctx, "get many", subject, txn, true)
 	if err != nil {
-		return nil, s.fail(ctx, "get many", subject, err)
+		return nil, err
 	}
 	if !ok {
 		return store.GetEach(ctx, s, ks)
