@@ -50,6 +50,7 @@ type simResult struct {
 	StartSeconds    float64 `json:"start_seconds"`
 	NetworkCreateMs stats   `json:"network_create_ms"`
 	EndpointAddMs   stats   `json:"endpoint_add_ms"` // RequestAddress + CreateEndpoint + Join
+	CreateSeconds   float64 `json:"create_seconds"`
 	AddSeconds      float64 `json:"add_seconds"`
 	// CreateCalls and CreateConflicts count the store calls of the
 	// network creates by call and key kind, and of those the lost
@@ -108,7 +109,7 @@ func (r *simResult) callsSummary() string {
 	for _, p := range []struct {
 		name             string
 		calls, conflicts map[string]int64
-	}{{"create networks", r.CreateCalls, r.CreateConflicts}, {"add endpoints", r.AddCalls, r.AddConflicts}} {
+	}{{"create networks", r.CreateCalls, r.CreateConflicts}, {"add endpoints", r.AddCalls, r.AddConflicts}, {"idle", r.IdleCalls, nil}} {
 		if len(p.calls) > 0 {
 			fmt.Fprintf(&b, "%d hosts, store calls in %q: %s\n", r.Hosts, p.name, topCalls(p.calls, p.conflicts, 10))
 		}

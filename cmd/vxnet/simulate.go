@@ -43,6 +43,9 @@ type simConfig struct {
 	Quiet     time.Duration // idle window measured for background traffic
 	Propagate time.Duration // bound on waiting for propagation
 	Budget    time.Duration // bound on all runs together; 0 none
+	// CreateOnly stops each run after the network creates and an idle
+	// window: the background per host, without the endpoint phases.
+	CreateOnly bool
 }
 
 func parseSimConfig(args []string, stderr io.Writer) (*simConfig, error) {
@@ -62,6 +65,7 @@ func parseSimConfig(args []string, stderr io.Writer) (*simConfig, error) {
 	fs.DurationVar(&c.Quiet, "quiet", 10*time.Second, "idle window in which background store traffic is measured")
 	fs.DurationVar(&c.Propagate, "propagate-timeout", time.Minute, "bound on waiting for every host to program every endpoint")
 	fs.DurationVar(&c.Budget, "budget", 0, "bound on all runs together (0: none); a run cut off by it is recorded as failed")
+	fs.BoolVar(&c.CreateOnly, "create-only", false, "stop each run after the network creates and an idle window of --quiet (the hosts' background load, quickly)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -185,8 +189,16 @@ func runSimulation(ctx context.Context, c *simConfig, n int, log *logrus.Entry) 
 	}
 	r.StartSeconds = time.Since(start).Seconds()
 	r.Phase = "create networks"
+	t := time.Now()
 	if err := s.createNetworks(ctx, r); err != nil {
 		return r, err
+	}
+	r.CreateSeconds = time.Since(t).Seconds()
+	if c.CreateOnly {
+		r.Phase = "idle"
+		s.measureQuiet(ctx, r)
+		r.Phase = "done"
+		return r, ctx.Err()
 	}
 	r.Phase = "add endpoints"
 	if err := s.addEndpoints(ctx, r); err != nil {
