@@ -74,6 +74,10 @@ type Options struct {
 	// the peer watcher programs them (gone hosts left out), and nil when
 	// the network's watcher stops (names.Table).
 	OnEndpoints func(network string, eps []Endpoint)
+	// SweepEvery is how often reconcile searches the whole cluster for
+	// this host's leftovers besides at start and after a failed create
+	// or remove (sweep.go); 0 every round.
+	SweepEvery time.Duration
 }
 
 // DefaultVNIOffset is the first VNI vxnet hands out, 0x100000: Docker's
@@ -96,7 +100,8 @@ type Driver struct {
 	gmu  sync.RWMutex
 	gone map[string]bool // hosts whose entries are left out (SetGone)
 
-	nets netCache // Docker network ID → cluster network, for lookup
+	nets  netCache   // Docker network ID → cluster network, for lookup
+	sweep sweepClock // when reconcile searches for leftovers (sweep.go)
 }
 
 // Network is the cluster record of one vxnet network.
@@ -156,7 +161,7 @@ func New(o Options) (*Driver, error) {
 		o.Scope = scope.Local
 	}
 	life, stop := context.WithCancel(context.Background())
-	return &Driver{o: o, life: life, stop: stop, watchers: map[string]*watcher{}}, nil
+	return &Driver{o: o, life: life, stop: stop, watchers: map[string]*watcher{}, sweep: sweepClock{every: o.SweepEvery}}, nil
 }
 
 // Close stops the driver's goroutines. Kernel state stays, so containers

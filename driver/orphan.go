@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"time"
 
 	"github.com/vxnet/vxnet/store"
 	"github.com/vxnet/vxnet/store/keys"
@@ -149,8 +150,12 @@ func (d *Driver) dropStale(ctx context.Context, local map[string]bool) (left, fr
 
 // staleRecords finds what dropStale removes, without changing anything:
 // the cluster networks listing this host with a Docker network not in
-// local, and the VNI reservations of this host no network holds.
+// local, and the VNI reservations of this host no network holds. It
+// reads, and finds, nothing in rounds when no sweep is due (sweep.go).
 func (d *Driver) staleRecords(ctx context.Context, local map[string]bool) (joined []Network, reserved []store.KV, err error) {
+	if due, _ := d.sweep.due(time.Now()); !due {
+		return nil, nil, nil
+	}
 	// Every network record of the cluster, each read again only when it
 	// changed (netCache.records): listed in full, every round on every
 	// host, they grew over the cluster with hosts² × networks.

@@ -49,6 +49,12 @@ type agentOptions struct {
 	OnEndpoints func(network string, eps []driver.Endpoint)
 }
 
+// sweepEvery is how often, besides at start and after a failed network
+// create or remove, reconcile searches the whole cluster for what this
+// host's operations cut short left behind (driver/sweep.go): every round
+// on every host those searches grew with the cluster.
+const sweepEvery = time.Minute
+
 // startAgent builds the agent, reconciles once and starts its loops, which
 // run until ctx ends; stop waits for them.
 func startAgent(ctx context.Context, o agentOptions) (*agent, error) {
@@ -57,7 +63,7 @@ func startAgent(ctx context.Context, o agentOptions) (*agent, error) {
 		Store: o.Store, Plane: o.Plane, HostID: o.HostID, VTEP: o.VTEP,
 		Port: o.Port, MTU: o.MTU, Scope: o.Scope, MultiHost: o.MultiHost, Log: o.Log,
 		Pools: ip, Admit: o.Admit, OnEndpoints: o.OnEndpoints,
-		ObserveLag: o.Met.ObservePropagation,
+		ObserveLag: o.Met.ObservePropagation, SweepEvery: sweepEvery,
 	})
 	if err != nil {
 		return nil, err

@@ -252,9 +252,14 @@ const probeTimeout = time.Second
 func reconcile(ctx context.Context, drv *driver.Driver, ip *ipam.IPAM, met *metrics.Metrics) error {
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
+	// The IPAM's search of every pool for this host's lost releases runs
+	// in the rounds the driver searches for its leftovers (driver/sweep.go).
+	sweep, token := drv.SweepDue()
 	err := drv.Reconcile(ctx)
-	if err == nil {
-		_, err = ip.ReleaseLost(ctx, drv.LocalPools)
+	if err == nil && sweep {
+		if _, err = ip.ReleaseLost(ctx, drv.LocalPools); err == nil {
+			drv.SweepDone(token)
+		}
 	}
 	met.Reconciled(err)
 	return err
