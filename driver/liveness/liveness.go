@@ -212,12 +212,22 @@ func (m *monitor) run(ctx context.Context) {
 		}
 		m.update(kvs)
 		index = next
-		// Every host's heartbeat moves the prefix: reading it at most
-		// every Interval/2 keeps a host's reads at its size per
-		// Interval/2 (not one listing per heartbeat of every host, N²
-		// over the cluster), at a cost of Interval/2 in noticing silence.
-		pause.For(ctx, m.o.Interval/2)
+		pause.For(ctx, m.o.readEvery())
 	}
+}
+
+// readEvery is the least time between two reads of the heartbeats. Every
+// host's heartbeat moves the prefix, so in a cluster each read returns at
+// once with every host's key: a host reads the prefix once per readEvery
+// (not once per heartbeat of every host), and its bytes grow with the
+// hosts. Silence is noticed up to readEvery late, so it is a fifth of
+// DeadAfter (2 s by default: a switched-off host is gone after at most
+// DeadAfter + 2 s + the probe rounds), and no less than Interval/2:
+// reading more often than the keys move finds nothing new. It was
+// Interval/2 (1 s), and the reads of alive/ were the largest share of
+// the requests of a 200-host cluster (docs/scaling.md).
+func (o Options) readEvery() time.Duration {
+	return max(o.Interval/2, o.DeadAfter/5)
 }
 
 // setHealthy records whether the heartbeat watch works and tells whether
