@@ -75,7 +75,7 @@ type Options struct {
 	// the network's watcher stops (names.Table).
 	OnEndpoints func(network string, eps []Endpoint)
 	// SweepEvery is how often reconcile searches the whole cluster for
-	// this host's leftovers besides at start and after a failed create
+	// this host's leftovers besides at start and after each network create
 	// or remove (sweep.go); 0 every round.
 	SweepEvery time.Duration
 }

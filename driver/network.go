@@ -25,7 +25,7 @@ func (d *Driver) GetCapabilities(context.Context) (*network.CapabilitiesResponse
 // subnet, creating the cluster record (and its VNI) if it is the first
 // host, then builds the namespace. On failure nothing is left behind.
 func (d *Driver) CreateNetwork(ctx context.Context, r *network.CreateNetworkRequest) (err error) {
-	defer d.sweepAfter(&err)
+	defer d.sweepSoon()
 	if err := validID("network", r.NetworkID); err != nil {
 		return err
 	}
@@ -83,8 +83,8 @@ func (d *Driver) CreateNetwork(ctx context.Context, r *network.CreateNetworkRequ
 // the namespace, and its membership; the last host also removes the cluster
 // record and the VNI. An unknown network is not an error (Docker retries
 // deletes after failures).
-func (d *Driver) DeleteNetwork(ctx context.Context, r *network.DeleteNetworkRequest) (err error) {
-	defer d.sweepAfter(&err)
+func (d *Driver) DeleteNetwork(ctx context.Context, r *network.DeleteNetworkRequest) error {
+	defer d.sweepSoon()
 	if err := validID("network", r.NetworkID); err != nil {
 		return err
 	}

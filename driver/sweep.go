@@ -17,11 +17,16 @@ import (
 // cluster: at 200 simulated hosts they were about half of the create
 // phase's store requests, and Consul timed out (docs/scaling.md). They
 // look only for what an operation of this host cut short, and such an
-// operation is either killed with the plugin (the next start sweeps) or
-// fails in this process (CreateNetwork and DeleteNetwork call soon). So a
-// sweep runs at start, in the rounds after such a failure until a round
-// succeeds, and otherwise every `every` (jittered, so hosts do not sweep
-// together) as a backstop. every 0 sweeps every round, as before.
+// operation is killed with the plugin (the next start sweeps) or fails in
+// this process, or it leaves its mess for the next network callback to
+// finish: a ReleasePool killed before it was journaled is resent by
+// dockerd after the restart, with an empty body, and forgotten once the
+// DeleteNetwork that follows succeeds, which leaves the pool held. So a
+// sweep runs at start, in the round after each network create or remove
+// of this host (they are rare beside endpoint callbacks; the driver's
+// CreateNetwork and DeleteNetwork call soon), in each round after one
+// failed, and otherwise every `every` (jittered, so hosts do not sweep together) as a
+// backstop. every 0 sweeps every round, as before.
 type sweepClock struct {
 	mu    sync.Mutex
 	every time.Duration
@@ -52,8 +57,8 @@ func (c *sweepClock) done(gen uint64, now time.Time) {
 	c.next = now.Add(c.every*3/4 + jitter)
 }
 
-// soon makes a sweep due at the next round: an operation of this host
-// failed and may have left something behind.
+// soon makes a sweep due at the next round: a network operation of this
+// host ended, and may have left something behind.
 func (c *sweepClock) soon() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -75,10 +80,9 @@ func (d *Driver) SweepDone(token uint64) {
 	d.sweep.done(token, time.Now())
 }
 
-// sweepAfter makes a sweep due when *err is set: deferred by the network
-// callbacks, whose failure may leave records a rollback could not remove.
-func (d *Driver) sweepAfter(err *error) {
-	if *err != nil {
-		d.sweep.soon()
-	}
+// sweepSoon makes a sweep due at the next round: deferred by the network
+// callbacks, whose end, success or failure, may leave records of a kill
+// or a failed rollback for the sweep (sweepClock).
+func (d *Driver) sweepSoon() {
+	d.sweep.soon()
 }

@@ -49,7 +49,7 @@ type agentOptions struct {
 	OnEndpoints func(network string, eps []driver.Endpoint)
 }
 
-// sweepEvery is how often, besides at start and after a failed network
+// sweepEvery is how often, besides at start and after each network
 // create or remove, reconcile searches the whole cluster for what this
 // host's operations cut short left behind (driver/sweep.go): every round
 // on every host those searches grew with the cluster.

@@ -56,11 +56,12 @@ func sweepCalls(calls map[string]int64) int64 {
 
 // A steady reconcile round reads no key of the whole cluster: the
 // searches for this host's leftovers (dropStale's networks and VNIs, the
-// IPAM's ReleaseLost) run at start, after a failed network create or
-// remove, and every sweepEvery. Before, every round of every host listed
+// IPAM's ReleaseLost) run at start, after each network create or
+// remove of the host, and every sweepEvery. Before, every round of every host listed
 // every network, VNI and pool of the cluster: about half of the create
 // phase's requests at 200 simulated hosts (docs/scaling.md). A leftover
-// is still found in the round after a failed create.
+// is still found in the round after a failed create, and a removal
+// sweeps too.
 func TestSteadyRoundsDoNotSweepTheCluster(t *testing.T) {
 	h, n, raw := countedHost(t)
 	ctx := context.Background()
@@ -104,5 +105,13 @@ func TestSteadyRoundsDoNotSweepTheCluster(t *testing.T) {
 	}
 	if got := round(); sweepCalls(got) != 0 {
 		t.Errorf("the round after the sweep: %d listings of the cluster (%v); want 0", sweepCalls(got), got)
+	}
+	// A network removal that succeeds sweeps too: it may end what a kill
+	// began (a ReleasePool lost with the plugin, forgotten by dockerd).
+	if err := h.ag.drv.DeleteNetwork(ctx, &network.DeleteNetworkRequest{NetworkID: h.nets[0].dockerID}); err != nil {
+		t.Fatal(err)
+	}
+	if got := round(); sweepCalls(got) == 0 {
+		t.Errorf("the round after a network removal searched no leftovers: %v", got)
 	}
 }
