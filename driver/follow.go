@@ -50,7 +50,7 @@ func (d *Driver) nextListing(ctx context.Context, key string, prev listing) list
 	}
 	wctx, cancel := context.WithDeadline(ctx, prev.listed.Add(prev.every))
 	defer cancel()
-	kvs, index, err := d.o.Store.Watch(wctx, keys.Changes(key), prev.index)
+	kvs, index, err := d.waitLog(wctx, key, prev.index)
 	if err != nil {
 		if ctx.Err() == nil && wctx.Err() != nil {
 			return d.periodicListing(ctx, key, prev)
