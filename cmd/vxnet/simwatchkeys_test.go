@@ -13,13 +13,7 @@ import (
 // (store.KeyWatcher) and counts each return as one watch, so the figures
 // of `make scale` are those of the plugin's watch.
 func TestSimStoreKeepsWatchKeys(t *testing.T) {
-	b, err := bolt.Open(filepath.Join(t.TempDir(), "db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
-	var n storeCounts
-	s := newSimStore(b, &n)
+	b, s, n := boltSimStore(t)
 	if _, ok := store.Store(s).(store.KeyWatcher); !ok {
 		t.Fatalf("%T has no keys-only watch (store.KeyWatcher)", s)
 	}
@@ -33,4 +27,16 @@ func TestSimStoreKeepsWatchKeys(t *testing.T) {
 	if w, r := n.Watches.Load(), n.BytesRead.Load(); w != 1 || r != int64(len("changes/a")) {
 		t.Errorf("one WatchKeys counted %d watches, %d bytes; want 1 and the key's %d", w, r, len("changes/a"))
 	}
+}
+
+// boltSimStore is a counting store on a new bbolt file, the file's own
+// store (uncounted) and the counts.
+func boltSimStore(t *testing.T) (store.Store, *simStore, *storeCounts) {
+	b, err := bolt.Open(filepath.Join(t.TempDir(), "db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	n := &storeCounts{}
+	return b, newSimStore(b, n), n
 }
