@@ -38,7 +38,7 @@ import (
 // advance the logs as before, which wakes this query; records of hosts
 // that predate the logs reach a host by its periodic full listing, as
 // before.
-const logRoundEvery = time.Second
+const logRoundEvery = 500 * time.Millisecond
 
 // logWatch is what a host knows of the change logs of the networks it
 // follows. The zero value is ready: the watch starts with the first

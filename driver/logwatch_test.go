@@ -135,3 +135,36 @@ func (f *fakePlane) peerCount() int {
 	}
 	return n
 }
+
+// A member more than carriedRecords changes behind (a few rounds of the
+// log watch on a busy network) reads the records the log no longer
+// carries in one request, not with a Get each.
+func TestFollowReadsUncarriedRecordsTogether(t *testing.T) {
+	s, r := countedStore(t, keys.AllEndpoints, false)
+	e1, e2, start := twoMembers(t, s, r)
+	ctx := context.Background()
+	const adds = carriedRecords + 4
+	want := []string{"198.19.1.2@198.18.0.11"}
+	for i := range adds {
+		if err := e1.createEndpoint(net1, fmt.Sprintf("%064x", 200+i), fmt.Sprintf("198.19.1.%d/24", 10+i), ""); err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, fmt.Sprintf("198.19.1.%d@198.18.0.11", 10+i))
+	}
+	waitPeers(t, e2, DefaultVNIOffset, strings.Join(want, ","))
+	r.TakeRequests() // h2's own watcher's reads
+	next := e2.d.nextListing(ctx, followKey, start)
+	if next.err != nil || len(next.kvs) != adds+1 {
+		t.Fatalf("after %d adds: records %v, err %v; want %d", adds, keysOf(next.kvs), next.err, adds+1)
+	}
+	if n := r.TakeRequests(); n != 1 {
+		t.Errorf("following %d adds read the %d records the log does not carry in %d requests; want 1", adds, adds-carriedRecords, n)
+	}
+	for i := range adds {
+		e1.deleteEndpoint(net1, fmt.Sprintf("%064x", 200+i))
+	}
+	e1.deleteEndpoint(net1, ep1)
+	e1.deleteNetwork(net1)
+	e2.deleteNetwork(net1)
+	e1.wantNoKeys()
+}
