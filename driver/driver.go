@@ -96,6 +96,7 @@ type Driver struct {
 	stop     context.CancelFunc
 	wmu      sync.Mutex
 	watchers map[string]*watcher // cluster network key → peer goroutine
+	logs     logWatch            // the one watch of their change logs (logwatch.go)
 
 	gmu  sync.RWMutex
 	gone map[string]bool // hosts whose entries are left out (SetGone)

@@ -2,7 +2,6 @@ package driver
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -50,7 +49,7 @@ func (d *Driver) nextListing(ctx context.Context, key string, prev listing) list
 	}
 	wctx, cancel := context.WithDeadline(ctx, prev.listed.Add(prev.every))
 	defer cancel()
-	kvs, index, err := d.o.Store.Watch(wctx, keys.Changes(key), prev.index)
+	kvs, index, err := d.waitLog(wctx, key, prev.index)
 	if err != nil {
 		if ctx.Err() == nil && wctx.Err() != nil {
 			return d.periodicListing(ctx, key, prev)
@@ -67,20 +66,26 @@ func (d *Driver) nextListing(ctx context.Context, key string, prev listing) list
 	}
 	next := listing{kvs: slices.Clone(prev.kvs), index: index, seq: log.Seq, listed: prev.listed, every: prev.every}
 	carried := log.carried(key, logIndex)
+	var unread []string
 	for _, id := range ids {
 		if kv, ok := carried[id]; ok {
 			next.kvs = upsert(next.kvs, kv)
-			continue
+		} else {
+			unread = append(unread, keys.Endpoint(key, id))
 		}
-		k := keys.Endpoint(key, id)
-		kv, err := d.o.Store.Get(ctx, k)
-		switch {
-		case errors.Is(err, store.ErrNotFound):
-			next.kvs = slices.DeleteFunc(next.kvs, func(kv store.KV) bool { return kv.Key == k })
-		case err != nil:
-			return listing{err: fmt.Errorf("network %s: read changed endpoint: %w", key, err)}
-		default:
+	}
+	// The records the log does not carry, read together (one request):
+	// a member a few rounds of the log watch behind is more than
+	// carriedRecords changes behind on a busy network.
+	got, err := store.GetMany(ctx, d.o.Store, unread)
+	if err != nil {
+		return listing{err: fmt.Errorf("network %s: read changed endpoints: %w", key, err)}
+	}
+	for _, k := range unread {
+		if kv, ok := got[k]; ok {
 			next.kvs = upsert(next.kvs, kv)
+		} else { // removed
+			next.kvs = slices.DeleteFunc(next.kvs, func(kv store.KV) bool { return kv.Key == k })
 		}
 	}
 	return next

@@ -90,6 +90,8 @@ func (d *Driver) watchPeers(ctx context.Context, key string, w *watcher) {
 	log := d.o.Log.WithFields(map[string]any{"network": key, "vni": w.vni})
 	resync := time.NewTicker(resyncEvery)
 	defer resync.Stop()
+	d.followLog(key)
+	defer d.unfollowLog(key)
 	lists := make(chan listing, 1)
 	go d.follow(ctx, key, listing{}, lists)
 	failing := false

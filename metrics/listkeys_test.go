@@ -13,7 +13,9 @@ import (
 
 // The timed store keeps the backend's keys-only listing: without it
 // reconcile would read every endpoint record's value again on a real
-// plugin, which always runs with metrics.
+// plugin, which always runs with metrics. So it keeps the keys-only
+// blocking query (store.KeyWatcher) with which a host follows its
+// networks' change logs.
 func TestStoreKeepsListKeys(t *testing.T) {
 	b, err := bolt.Open(filepath.Join(t.TempDir(), "db"))
 	if err != nil {
@@ -33,5 +35,11 @@ func TestStoreKeepsListKeys(t *testing.T) {
 	got, err := store.ListKeys(ctx, st, "p/")
 	if err != nil || !slices.Equal(got, []string{"p/a", "p/b"}) {
 		t.Fatalf("ListKeys(p/) = %v, %v; want [p/a p/b]", got, err)
+	}
+	if _, ok := st.(store.KeyWatcher); !ok {
+		t.Fatalf("%T has no keys-only watch (store.KeyWatcher)", st)
+	}
+	if got, idx, err := store.WatchKeys(ctx, st, "p/", 0); err != nil || idx == 0 || !slices.Equal(got, []string{"p/a", "p/b"}) {
+		t.Fatalf("WatchKeys(p/, 0) = %v at %d, %v; want [p/a p/b]", got, idx, err)
 	}
 }

@@ -123,6 +123,12 @@ func (t *timedStore) GetMany(ctx context.Context, ks []string) (map[string]store
 // timed; a watch that times out is no store error.
 func (t *timedStore) Watch(ctx context.Context, prefix string, index uint64) ([]store.KV, uint64, error) {
 	kvs, i, err := t.s.Watch(ctx, prefix, index)
+	t.observeWatch(err)
+	return kvs, i, err
+}
+
+// observeWatch counts one watch that returned err.
+func (t *timedStore) observeWatch(err error) {
 	switch {
 	case err == nil:
 		t.m.watches.WithLabelValues("ok").Inc()
@@ -134,7 +140,6 @@ func (t *timedStore) Watch(ctx context.Context, prefix string, index uint64) ([]
 		t.m.storeErrors.WithLabelValues("watch").Inc()
 		t.m.storeResult(err)
 	}
-	return kvs, i, err
 }
 
 func (t *timedStore) Close() error { return t.s.Close() }

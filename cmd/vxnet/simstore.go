@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/vxnet/vxnet/internal/pause"
 	"github.com/vxnet/vxnet/store"
 )
 
@@ -201,6 +202,27 @@ func (s *simStore) Watch(ctx context.Context, prefix string, index uint64) ([]st
 		s.read("watch", prefix, kvs...)
 	}
 	return kvs, idx, err
+}
+
+// WatchKeys counts a watch return and the keys' bytes read, as Watch
+// counts keys and values, and keeps the backend's keys-only blocking
+// query (store.KeyWatcher).
+func (s *simStore) WatchKeys(ctx context.Context, prefix string, index uint64) ([]string, uint64, error) {
+	if err := s.check("watch keys", prefix); err != nil {
+		pause.For(ctx, time.Second) // as Watch: no busy loop of failing calls
+		return nil, 0, err
+	}
+	ks, idx, err := store.WatchKeys(ctx, s.s, prefix, index)
+	s.n.calls.add("watch keys", prefix, err)
+	if err == nil {
+		s.n.Watches.Add(1)
+		n := 0
+		for _, k := range ks {
+			n += len(k)
+		}
+		s.n.readBytes("watch keys", prefix, n)
+	}
+	return ks, idx, err
 }
 
 // PutEphemeral is the heartbeat's write, held by the Consul session.

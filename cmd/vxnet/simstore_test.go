@@ -2,24 +2,16 @@ package main
 
 import (
 	"context"
-	"path/filepath"
 	"testing"
 
 	"github.com/vxnet/vxnet/store"
-	"github.com/vxnet/vxnet/store/bolt"
 )
 
 // The simulation's counting store passes the read of several keys in one
 // request on (store.MultiGetter) and counts it as one read, so the
 // figures of `make scale` are those of the plugin's reads.
 func TestSimStoreKeepsGetMany(t *testing.T) {
-	b, err := bolt.Open(filepath.Join(t.TempDir(), "db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
-	var n storeCounts
-	s := newSimStore(b, &n)
+	b, s, n := boltSimStore(t)
 	if _, ok := store.Store(s).(store.MultiGetter); !ok {
 		t.Fatalf("%T reads no keys together (store.MultiGetter)", s)
 	}

@@ -83,6 +83,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"WatchIgnoresOtherPrefixes", testWatchIgnoresOtherPrefixes},
 		{"WatchStaleIndex", testWatchStaleIndex},
 		{"WatchCancel", testWatchCancel},
+		{"WatchKeys", testWatchKeys},
 		{"ConcurrentCAS", testConcurrentCAS},
 		{"CancelledContext", testCancelledContext},
 		{"Close", testClose},

@@ -1,0 +1,245 @@
+package driver
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/vxnet/vxnet/internal/pause"
+	"github.com/vxnet/vxnet/store"
+	"github.com/vxnet/vxnet/store/keys"
+)
+
+// One watch of the change logs per host (change 12, docs/scaling.md).
+//
+// Why: every member of a network held a blocking query on the network's
+// change log, and each endpoint add woke all of them: a request per
+// member per add, about a millisecond of a Consul server's CPU each
+// (212,700 of the add phase's requests at 100 simulated hosts, where every
+// host is on every network). Here a host holds one blocking query on the
+// keys under changes/ (store.WatchKeys: the keys alone), issued no sooner
+// than logRoundEvery after its last round began. A round asks which logs
+// of its networks moved (one index check, store.Changed) and reads those
+// together (one store.GetMany), then hands each to its network's follower
+// (waitLog, in place of the follower's own watch). A host spends at most
+// three requests a round on following all its networks, however many
+// endpoints are added meanwhile; a change reaches it at most
+// logRoundEvery and three requests after it was written.
+//
+// Invariant: a write after the blocking query answered at index P has a
+// larger index, so the next query returns at once and the round after it
+// reads the logs as they are then. A network is followed (followLog)
+// before its follower first lists it, so every change is either in that
+// listing or after a later answer of the query.
+//
+// Upgrade: nothing changes in the store. Hosts of an earlier version
+// advance the logs as before, which wakes this query; records of hosts
+// that predate the logs reach a host by its periodic full listing, as
+// before.
+const logRoundEvery = 500 * time.Millisecond
+
+// logWatch is what a host knows of the change logs of the networks it
+// follows. The zero value is ready: the watch starts with the first
+// network followed and runs until the driver closes.
+type logWatch struct {
+	mu      sync.Mutex
+	nets    map[string]*logState // network key → its log
+	some    chan struct{}        // a network was followed (cap 1)
+	running bool
+}
+
+// logState is one network's change log as a round last read it, or the
+// newest index its follower listed.
+type logState struct {
+	follows int       // watchers following it
+	kv      *store.KV // the log as read; nil: absent, or not read
+	index   uint64    // kv's index (absent: larger than the last one seen), or the follower's
+	read    bool      // kv and index are a round's read, not the follower's index
+	ver     uint64    // counts the follower's index updates: a round's read from before one is dropped
+	moved   chan struct{}
+}
+
+// followLog has the host's watch follow network key's change log.
+func (d *Driver) followLog(key string) {
+	w := &d.logs
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.nets == nil {
+		w.nets, w.some = map[string]*logState{}, make(chan struct{}, 1)
+	}
+	st := w.nets[key]
+	if st == nil {
+		st = &logState{moved: make(chan struct{})}
+		w.nets[key] = st
+	}
+	st.follows++
+	select {
+	case w.some <- struct{}{}:
+	default:
+	}
+	if !w.running {
+		w.running = true
+		go d.watchLogs(d.life)
+	}
+}
+
+// unfollowLog undoes one followLog.
+func (d *Driver) unfollowLog(key string) {
+	w := &d.logs
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if st := w.nets[key]; st != nil {
+		if st.follows--; st.follows <= 0 {
+			delete(w.nets, key)
+		}
+	}
+}
+
+// waitLog is what Store.Watch of network key's change log returns, from
+// the host's watch where the network is followed: the log (none if
+// absent) and its index, once that differs from index. An index newer
+// than any the watch read (the follower listed since) is kept, and only a
+// later read returns.
+func (d *Driver) waitLog(ctx context.Context, key string, index uint64) ([]store.KV, uint64, error) {
+	w := &d.logs
+	w.mu.Lock()
+	st := w.nets[key]
+	if st == nil {
+		w.mu.Unlock()
+		return d.o.Store.Watch(ctx, keys.Changes(key), index)
+	}
+	defer w.mu.Unlock()
+	switch {
+	case st.read && st.index > index:
+		return st.result()
+	case st.index < index:
+		st.index, st.read = index, false
+		st.ver++
+	}
+	for {
+		moved := st.moved
+		w.mu.Unlock()
+		select {
+		case <-ctx.Done():
+			w.mu.Lock()
+			return nil, 0, fmt.Errorf("watch change log of network %s: %w", key, ctx.Err())
+		case <-moved:
+		}
+		w.mu.Lock()
+		if st.read && st.index != index {
+			return st.result()
+		}
+	}
+}
+
+// result is the state as Store.Watch would return it. w.mu is held.
+func (st *logState) result() ([]store.KV, uint64, error) {
+	if st.kv == nil {
+		return nil, st.index, nil
+	}
+	return []store.KV{*st.kv}, st.index, nil
+}
+
+// set records a round's read of the log (nil: absent) and wakes its
+// follower. w.mu is held.
+func (st *logState) set(kv *store.KV, index uint64) {
+	st.kv, st.index, st.read = kv, index, true
+	close(st.moved)
+	st.moved = make(chan struct{})
+}
+
+// watchLogs is the host's watch of the change logs: a round after each
+// answer of the blocking query, at most one per logRoundEvery.
+func (d *Driver) watchLogs(ctx context.Context) {
+	var (
+		index   uint64
+		last    time.Time
+		failing bool
+	)
+	for d.logs.waitFollowed(ctx) {
+		pause.For(ctx, time.Until(last.Add(logRoundEvery)))
+		ks, next, err := store.WatchKeys(ctx, d.o.Store, keys.AllChanges, index)
+		if err == nil {
+			last = time.Now()
+			err = d.logRound(ctx, ks, next)
+		}
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			if !failing {
+				d.o.Log.WithError(err).Warn("watching the change logs failed; keeping current peers and retrying")
+			}
+			failing = true
+			pause.For(ctx, time.Second)
+			continue
+		}
+		if failing {
+			d.o.Log.Info("watching the change logs works again")
+		}
+		failing, index = false, next
+	}
+}
+
+// waitFollowed blocks while no network is followed; false when ctx ends.
+func (w *logWatch) waitFollowed(ctx context.Context) bool {
+	for {
+		w.mu.Lock()
+		n, some := len(w.nets), w.some
+		w.mu.Unlock()
+		if n > 0 {
+			return ctx.Err() == nil
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-some:
+		}
+	}
+}
+
+// logRound reads the followed logs that moved, given the keys under
+// changes/ at the query's index: one index check of those present, one
+// read of those that moved. A log no longer present is read as absent.
+func (d *Driver) logRound(ctx context.Context, present []string, index uint64) error {
+	in := make(map[string]bool, len(present))
+	for _, k := range present {
+		in[k] = true
+	}
+	w := &d.logs
+	known, vers := map[string]uint64{}, map[string]uint64{}
+	w.mu.Lock()
+	for key, st := range w.nets {
+		switch k := keys.Changes(key); {
+		case in[k]:
+			known[k], vers[k] = st.index, st.ver
+		case st.read && st.kv != nil:
+			st.set(nil, max(index, st.index+1))
+		}
+	}
+	w.mu.Unlock()
+	changed, err := store.Changed(ctx, d.o.Store, known)
+	if err != nil {
+		return fmt.Errorf("check the change logs of %d networks: %w", len(known), err)
+	}
+	got, err := store.GetMany(ctx, d.o.Store, changed)
+	if err != nil {
+		return fmt.Errorf("read %d changed change logs: %w", len(changed), err)
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, k := range changed {
+		st := w.nets[strings.TrimPrefix(k, keys.AllChanges)]
+		if st == nil || st.ver != vers[k] {
+			continue // no longer followed, or its follower listed since
+		}
+		if kv, ok := got[k]; ok {
+			st.set(&kv, kv.ModifyIndex)
+		} else {
+			st.set(nil, max(index, st.index+1))
+		}
+	}
+	return nil
+}
