@@ -13,29 +13,40 @@ import (
 	"github.com/vxnet/vxnet/store/keys"
 )
 
-// gatedCreates holds the first n lease creates (CAS on an absent key)
-// made through it until all n have arrived, so n requests made together
-// have all chosen their address before any takes it; later creates pass.
+// gatedCreates, once armed, holds the first n lease creates (CAS on an
+// absent key) made through it until all n have arrived, so n requests
+// made together have all chosen their address before any takes it; later
+// creates pass.
 type gatedCreates struct {
 	*listCounter
 	n       int
 	mu      sync.Mutex
+	armed   bool
 	arrived int
 	all     chan struct{}
+}
+
+// arm makes the next n lease creates wait for each other.
+func (g *gatedCreates) arm() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.armed, g.arrived, g.all = true, 0, make(chan struct{})
 }
 
 func (g *gatedCreates) CAS(ctx context.Context, key string, value []byte, index uint64) (uint64, error) {
 	if index == 0 && strings.HasPrefix(key, keys.AllLeases) {
 		g.mu.Lock()
-		g.arrived++
-		if g.arrived == g.n {
-			close(g.all)
+		wait, all := g.armed && g.arrived < g.n, g.all
+		if wait {
+			g.arrived++
+			if g.arrived == g.n {
+				close(all)
+			}
 		}
-		wait := g.arrived <= g.n
 		g.mu.Unlock()
 		if wait {
 			select {
-			case <-g.all:
+			case <-all:
 			case <-time.After(5 * time.Second): // the test then fails on its count
 			}
 		}
@@ -50,15 +61,12 @@ func (g *gatedCreates) CAS(ctx context.Context, key string, value []byte, index 
 func TestLeaseNextTogetherListsNothing(t *testing.T) {
 	const together = 4
 	s, _ := openStore(t)
-	g := &gatedCreates{listCounter: &listCounter{Store: s}, n: together, all: make(chan struct{})}
+	g := &gatedCreates{listCounter: &listCounter{Store: s}, n: together}
 	m := New(Options{Store: g, HostID: "h1"})
-	g.arrived = together // the pool's setup passes the gate
 	id := requestNetwork(t, m, ipamapi.RequestPoolRequest{Pool: "198.19.5.0/24"})
 	mustRequest(t, m, id, "", gwOpts)
-	mustRequest(t, m, id, "", nil)
-	g.mu.Lock()
-	g.arrived = 0
-	g.mu.Unlock()
+	mustRequest(t, m, id, "", nil) // this host has leased in the pool: it has a cursor
+	g.arm()
 	before := g.leaseLists.Load()
 	got := make([]netip.Prefix, together)
 	errs := make([]error, together)
