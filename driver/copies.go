@@ -21,8 +21,11 @@ import (
 // Why no index check, as store.Cache makes: a copy never changes while it
 // exists. It is written create-only (publish, recordEndpoint) and only
 // deleted after; endpoint IDs are Docker's, never reused. So a key listed
-// again holds the value read before. The repair (reconcileLocked) reads
-// the copies afresh, not from here.
+// again holds the value read before. Even a copy deleted and made again
+// between two rounds under the same ID (a CreateEndpoint Docker retried)
+// cannot mislead the check: it uses only the copy's ID, which is its key,
+// and its network, which is that of the Docker network the ID was made
+// in. The repair (reconcileLocked) reads the copies afresh, not from here.
 type copyCache struct {
 	mu sync.Mutex
 	m  map[string]Endpoint

@@ -23,13 +23,18 @@ type NetworkConfig struct {
 // bridge and VXLAN device, or verifies and repairs them. Gateway addresses on br0 converge to
 // c.Addresses; a vxlan0 whose VNI, port, local address or learning/proxy
 // flags differ is recreated. On failure what this call created is removed.
+// A network that needs no change is only checked, beside the endpoint
+// calls (verifyNetwork).
 func (p *Plane) EnsureNetwork(c NetworkConfig) (err error) {
 	if err := c.validate(); err != nil {
 		return err
 	}
+	log := p.log.WithField("vni", c.VNI)
+	if intact, err := p.verifyNetwork(log, c); intact || err != nil {
+		return err
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	log := p.log.WithField("vni", c.VNI)
 	path := p.nsPath(c.VNI)
 	var rb rollback
 	defer func() { err = rb.finish(log, err) }()

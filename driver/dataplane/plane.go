@@ -94,9 +94,10 @@ type Plane struct {
 	sysctl string // a writable /proc/sys
 	log    *logrus.Entry
 	// mu orders namespace lifecycles against work inside namespaces:
-	// EnsureNetwork and DeleteNetwork hold it alone; endpoint and peer
-	// operations share it and run in parallel (distinct links, or one
-	// SetPeers at a time under peerMu). A single lock made fifty parallel
+	// EnsureNetwork (to repair, intact.go) and DeleteNetwork hold it
+	// alone; endpoint and peer operations share it and run in parallel
+	// (distinct links, or one SetPeers at a time under peerMu). A single
+	// lock made fifty parallel
 	// `docker run` on one host wait for each other's netlink calls, which a
 	// busy kernel makes slow, past the 10 s callback bound.
 	mu     sync.RWMutex

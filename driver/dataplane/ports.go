@@ -1,11 +1,9 @@
 package dataplane
 
 import (
-	"errors"
 	"fmt"
 	"strings"
 
-	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netlink/nl"
 	"golang.org/x/sys/unix"
 )
@@ -21,28 +19,23 @@ import (
 // took 19 ms and allocated dozens of objects per link, CPU and garbage
 // that the Joins running beside the round paid for (issue #13).
 func bridgePorts(master int) ([]string, error) {
-	var names []string
-	for range dumpRetries {
+	return dump(fmt.Sprintf("ports of bridge (index %d)", master), func() ([]string, error) {
 		req := nl.NewNetlinkRequest(unix.RTM_GETLINK, unix.NLM_F_DUMP)
 		req.AddData(nl.NewIfInfomsg(unix.AF_UNSPEC))
 		req.AddData(nl.NewRtAttr(unix.IFLA_MASTER, nl.Uint32Attr(uint32(master))))
 		msgs, err := req.Execute(unix.NETLINK_ROUTE, unix.RTM_NEWLINK)
-		if errors.Is(err, netlink.ErrDumpInterrupted) {
-			continue // incomplete: a link changed meanwhile
-		}
 		if err != nil {
-			return nil, fmt.Errorf("list ports of bridge (index %d): %w", master, err)
+			return nil, err // an interrupted dump is incomplete: dump asks again
 		}
-		names = names[:0]
-		for _, m := range msgs {
+		var names []string
+		for _, msg := range msgs {
 			// A kernel that ignored the filter sends every link: check.
-			if name, m, ok := nameAndMaster(m); ok && m == master {
+			if name, idx, ok := nameAndMaster(msg); ok && idx == master {
 				names = append(names, name)
 			}
 		}
 		return names, nil
-	}
-	return nil, fmt.Errorf("list ports of bridge (index %d): %w", master, netlink.ErrDumpInterrupted)
+	})
 }
 
 // nameAndMaster reads IFLA_IFNAME and IFLA_MASTER of an RTM_NEWLINK
