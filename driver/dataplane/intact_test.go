@@ -2,8 +2,11 @@ package dataplane
 
 import (
 	"net/netip"
+	"runtime"
 	"testing"
 	"time"
+
+	"github.com/vishvananda/netns"
 )
 
 // EnsureNetwork of an intact network, made every reconcile round, runs
@@ -17,20 +20,7 @@ func TestEnsureNetworkIntactBesideEndpointCalls(t *testing.T) {
 	if err := h.plane.EnsureNetwork(c); err != nil {
 		t.Fatalf("EnsureNetwork: %v", err)
 	}
-	h.plane.mu.RLock() // an endpoint call in flight
-	done := make(chan error, 1)
-	go func() { done <- h.plane.EnsureNetwork(c) }()
-	select {
-	case err := <-done:
-		h.plane.mu.RUnlock()
-		if err != nil {
-			t.Fatalf("EnsureNetwork of an intact network: %v", err)
-		}
-	case <-time.After(10 * time.Second):
-		h.plane.mu.RUnlock()
-		<-done
-		t.Fatal("EnsureNetwork of an intact network waited for an endpoint call to end: it holds the Plane's lock alone")
-	}
+	besideEndpointCall(t, h, "EnsureNetwork of an intact network", func() error { return h.plane.EnsureNetwork(c) })
 
 	nh := h.nsHandle(t, c.VNI)
 	for _, drift := range []struct {
@@ -58,5 +48,35 @@ func TestEnsureNetworkIntactBesideEndpointCalls(t *testing.T) {
 		if t.Failed() {
 			t.Fatalf("not repaired: %s", drift.what)
 		}
+	}
+}
+
+// besideEndpointCall runs fn in h's namespace while an endpoint call
+// holds h's Plane's lock shared, and fails naming what when fn waits for
+// it to end.
+func besideEndpointCall(t *testing.T, h *testHost, what string, fn func() error) {
+	t.Helper()
+	p := h.plane
+	p.mu.RLock()
+	done := make(chan error, 1)
+	go func() {
+		// The thread enters the test host and dies with the goroutine.
+		runtime.LockOSThread()
+		if err := netns.Set(h.ns); err != nil {
+			done <- err
+			return
+		}
+		done <- fn()
+	}()
+	select {
+	case err := <-done:
+		p.mu.RUnlock()
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+	case <-time.After(10 * time.Second):
+		p.mu.RUnlock()
+		<-done
+		t.Fatalf("%s waited for an endpoint call to end: it holds the Plane's lock alone", what)
 	}
 }
