@@ -14,8 +14,8 @@ import (
 //
 // Why: those searches read keys of every host (every network record,
 // every VNI, every pool), so every round on every host they grew with the
-// cluster: at 200 simulated hosts they were about half of the create
-// phase's store requests, and Consul timed out (docs/scaling.md). They
+// cluster: at 100 simulated hosts they were a quarter of the create
+// phase's store requests, and at 200 Consul timed out (docs/scaling.md). They
 // look only for what an operation of this host cut short, and such an
 // operation is killed with the plugin (the next start sweeps) or fails in
 // this process, or it leaves its mess for the next network callback to
@@ -24,9 +24,10 @@ import (
 // DeleteNetwork that follows succeeds, which leaves the pool held. So a
 // sweep runs at start, in the round after each network create or remove
 // of this host (they are rare beside endpoint callbacks; the driver's
-// CreateNetwork and DeleteNetwork call soon), in each round after one
-// failed, and otherwise every `every` (jittered, so hosts do not sweep together) as a
-// backstop. every 0 sweeps every round, as before.
+// CreateNetwork and DeleteNetwork call soon), again in each round after
+// a round with an error (only a round without one ends a sweep: done),
+// and otherwise every `every` (jittered, so hosts do not sweep
+// together) as a backstop. every 0 sweeps every round, as before.
 type sweepClock struct {
 	mu    sync.Mutex
 	every time.Duration

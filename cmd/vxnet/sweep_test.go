@@ -57,11 +57,11 @@ func sweepCalls(calls map[string]int64) int64 {
 // A steady reconcile round reads no key of the whole cluster: the
 // searches for this host's leftovers (dropStale's networks and VNIs, the
 // IPAM's ReleaseLost) run at start, after each network create or
-// remove of the host, and every sweepEvery. Before, every round of every host listed
-// every network, VNI and pool of the cluster: about half of the create
-// phase's requests at 200 simulated hosts (docs/scaling.md). A leftover
-// is still found in the round after a failed create, and a removal
-// sweeps too.
+// remove of the host, and every sweepEvery. Before, every round of every
+// host listed every network, VNI and pool of the cluster: a quarter of
+// the create phase's requests at 100 simulated hosts (docs/scaling.md).
+// A leftover is still found in the round after a failed create, and a
+// removal sweeps too.
 func TestSteadyRoundsDoNotSweepTheCluster(t *testing.T) {
 	h, n, raw := countedHost(t)
 	ctx := context.Background()
