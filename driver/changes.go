@@ -14,7 +14,7 @@ import (
 )
 
 // The change log of a network (changes/<net>, a ChangeLog) is what its
-// members watch instead of the prefix endpoints/<net>/ (since change 12
+// members watch instead of the prefix endpoints/<net>/ (since change 14
 // through the host's one watch of all change logs, logwatch.go).
 //
 // Why: Consul answers a blocking query on a prefix with the whole prefix,

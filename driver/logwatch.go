@@ -12,7 +12,7 @@ import (
 	"github.com/vxnet/vxnet/store/keys"
 )
 
-// One watch of the change logs per host (change 12, docs/scaling.md).
+// One watch of the change logs per host (change 14, docs/scaling.md).
 //
 // Why: every member of a network held a blocking query on the network's
 // change log, and each endpoint add woke all of them: a request per
