@@ -3,6 +3,7 @@ package dataplane
 import (
 	"net/netip"
 	"runtime"
+	"slices"
 	"testing"
 	"time"
 
@@ -48,6 +49,31 @@ func TestEnsureNetworkIntactBesideEndpointCalls(t *testing.T) {
 		if t.Failed() {
 			t.Fatalf("not repaired: %s", drift.what)
 		}
+	}
+}
+
+// Networks, asked every reconcile round, runs beside the endpoint calls
+// when there is no stale filter to remove (its look for them held the
+// Plane's lock alone, issue #13); a stale one is still removed.
+func TestNetworksBesideEndpointCalls(t *testing.T) {
+	h := setupNetwork(t, 4114)
+	var nets []uint32
+	besideEndpointCall(t, h, "Networks", func() error {
+		var err error
+		nets, err = h.plane.Networks()
+		return err
+	})
+	if !slices.Equal(nets, []uint32{4114}) {
+		t.Fatalf("Networks = %v, want [4114]", nets)
+	}
+	if err := removeNetnsFile(h.plane.log, h.plane.nsPath(4114)); err != nil {
+		t.Fatal(err)
+	}
+	if nets, err := h.plane.Networks(); err != nil || len(nets) != 0 {
+		t.Fatalf("Networks after the namespace went: %v, %v; want none", nets, err)
+	}
+	if vnis, err := filterVNIs(); err != nil || slices.Contains(vnis, 4114) {
+		t.Fatalf("filters after Networks: %v, %v; want vni 4114's gone", vnis, err)
 	}
 }
 

@@ -147,26 +147,50 @@ func (p *Plane) Networks() ([]uint32, error) {
 }
 
 // removeStaleFilters deletes the filters of VNIs without a live namespace.
+// It looks for them sharing the lock with the endpoint calls and holds it
+// alone only to delete: reconcile lists the networks every round, and
+// holding the lock alone for the look made every endpoint call of the
+// moment wait (issue #13: most of the lock waits of Leave and
+// DeleteEndpoint while the bench's Scale step removed 1000 endpoints).
 func (p *Plane) removeStaleFilters() error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	vnis, err := filterVNIs()
-	if err != nil {
+	p.mu.RLock()
+	stale, err := p.staleFilters()
+	p.mu.RUnlock()
+	if err != nil || len(stale) == 0 {
 		return err
 	}
-	for _, vni := range vnis {
-		live, err := isNetnsMount(p.nsPath(vni))
-		if err != nil {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if stale, err = p.staleFilters(); err != nil {
+		return err
+	}
+	for _, vni := range stale {
+		p.log.WithField("vni", vni).Warn("removing the VXLAN filter of a network with no namespace")
+		if err := deleteFilter(p.log.WithField("vni", vni), vni); err != nil {
 			return err
-		}
-		if !live {
-			p.log.WithField("vni", vni).Warn("removing the VXLAN filter of a network with no namespace")
-			if err := deleteFilter(p.log.WithField("vni", vni), vni); err != nil {
-				return err
-			}
 		}
 	}
 	return nil
+}
+
+// staleFilters lists the VNIs that have a filter and no live namespace;
+// the caller holds mu.
+func (p *Plane) staleFilters() ([]uint32, error) {
+	vnis, err := filterVNIs()
+	if err != nil {
+		return nil, err
+	}
+	var stale []uint32
+	for _, vni := range vnis {
+		live, err := isNetnsMount(p.nsPath(vni))
+		if err != nil {
+			return nil, err
+		}
+		if !live {
+			stale = append(stale, vni)
+		}
+	}
+	return stale, nil
 }
 
 func (p *Plane) liveNetworks() ([]uint32, error) {
