@@ -64,8 +64,12 @@ func benchScale(t *testing.T, b *benchEnv) {
 	r := &bench.Result{Series: []bench.Series{first, last}}
 	r.Summarize()
 	first, last = r.Series[0], r.Series[1]
-	b.target(fmt.Sprintf("Join p99 flat up to %d endpoints", n), "last block ≤1.5× first",
-		fmt.Sprintf("%.1f ms → %.1f ms (p50 %.1f → %.1f ms)", first.P99, last.P99, first.Median, last.Median), last.P99 <= 1.5*first.P99)
+	// Flat means the median as well as p99: a slow outlier in the first
+	// block would otherwise hide a median that grows (05:40 UTC run: p99
+	// 106 → 59.5 ms while p50 went 7.1 → 16.7 ms).
+	b.target(fmt.Sprintf("Join p99 and p50 flat up to %d endpoints", n), "last block ≤1.5× first, p50 and p99",
+		fmt.Sprintf("p99 %.1f → %.1f ms, p50 %.1f → %.1f ms", first.P99, last.P99, first.Median, last.Median),
+		last.P99 <= 1.5*first.P99 && last.Median <= 1.5*first.Median)
 
 	b.createNetEverywhere(t, spreadNet, spreadSubnet, "--internal")
 	vni := b.newVNIs(t, []string{b.prodVNI})[0]
