@@ -1,7 +1,6 @@
 package driver
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"maps"
@@ -17,7 +16,6 @@ import (
 	"github.com/vxnet/vxnet/driver/dataplane"
 	"github.com/vxnet/vxnet/scope"
 	"github.com/vxnet/vxnet/store"
-	"github.com/vxnet/vxnet/store/keys"
 )
 
 // countingPlane counts the SetPeers calls that reach the data plane.
@@ -43,16 +41,9 @@ func (c *countingPlane) sets() int {
 // planRecord is endpoint record i of host h (VTEP 198.18.0.1<h>) at store
 // index, with address and MAC numbers ip and mac: equal numbers on two
 // records make them conflict.
-func planRecord(t testing.TB, i, h, ip, mac int, index uint64) store.KV {
-	ep := Endpoint{ID: fmt.Sprintf("%064x", i+1), Network: "n", Host: fmt.Sprintf("h%d", h),
-		VTEP:  netip.AddrFrom4([4]byte{198, 18, 0, byte(10 + h)}),
-		Addrs: []netip.Prefix{netip.PrefixFrom(netip.AddrFrom4([4]byte{198, 19, byte(ip / 250), byte(ip%250 + 2)}), 22)},
-		MAC:   fmt.Sprintf("02:42:c6:13:%02x:%02x", mac/250, mac%250+2)}
-	b, err := json.Marshal(ep)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return store.KV{Key: keys.Endpoint("n", ep.ID), Value: b, ModifyIndex: index}
+func planRecord(i, h, ip, mac int, index uint64) store.KV {
+	return rec(index, fmt.Sprintf("%064x", i+1), fmt.Sprintf("h%d", h), fmt.Sprintf("198.18.0.%d", 10+h),
+		fmt.Sprintf("02:42:c6:13:%02x:%02x", mac/250, mac%250+2), fmt.Sprintf("198.19.%d.%d/22", ip/250, ip%250+2))
 }
 
 // A change of an endpoint record costs the peer watcher work and memory
@@ -78,7 +69,7 @@ func TestPeerChangeCostsItsRecord(t *testing.T) {
 	allocs := func(n int) float64 {
 		var kvs []store.KV
 		for i := range n {
-			kvs = append(kvs, planRecord(t, i, 1, i, i, uint64(10+i)))
+			kvs = append(kvs, planRecord(i, 1, i, i, uint64(10+i)))
 		}
 		w := &watcher{key: "n", vni: vni, recs: newRecordCache(), logged: map[string]bool{}, lagged: map[string]bool{}}
 		if err := d.program(w, kvs, true); err != nil {
@@ -87,7 +78,7 @@ func TestPeerChangeCostsItsRecord(t *testing.T) {
 		index := uint64(10 + n)
 		return testing.AllocsPerRun(50, func() {
 			index++
-			grown := append(slices.Clip(kvs), planRecord(t, n, 1, n, n, index))
+			grown := append(slices.Clip(kvs), planRecord(n, 1, n, n, index))
 			if err := d.program(w, grown, true); err != nil {
 				t.Fatal(err)
 			}
@@ -108,7 +99,7 @@ func TestPeerChangeCostsItsRecord(t *testing.T) {
 		t.Errorf("%d SetPeers for 2 first listings and their changes of local endpoints, want 2", got)
 	}
 	w := &watcher{key: "n", vni: vni, recs: newRecordCache(), logged: map[string]bool{}, lagged: map[string]bool{}}
-	kvs := []store.KV{planRecord(t, 0, 1, 0, 0, 10)}
+	kvs := []store.KV{planRecord(0, 1, 0, 0, 10)}
 	steps := []struct {
 		what  string
 		kvs   []store.KV
@@ -119,9 +110,9 @@ func TestPeerChangeCostsItsRecord(t *testing.T) {
 		{"first listing", kvs, true, true, ""},
 		{"the same listing", kvs, true, false, ""},
 		{"resync", nil, false, true, ""},
-		{"a local endpoint added", append(slices.Clip(kvs), planRecord(t, 1, 1, 1, 1, 11)), true, false, ""},
-		{"a remote endpoint added", append(slices.Clip(kvs), planRecord(t, 1, 1, 1, 1, 11), planRecord(t, 2, 2, 2, 2, 12)), true, true, "198.19.0.4@198.18.0.12"},
-		{"a local endpoint removed", append(slices.Clip(kvs), planRecord(t, 2, 2, 2, 2, 12)), true, false, "198.19.0.4@198.18.0.12"},
+		{"a local endpoint added", append(slices.Clip(kvs), planRecord(1, 1, 1, 1, 11)), true, false, ""},
+		{"a remote endpoint added", append(slices.Clip(kvs), planRecord(1, 1, 1, 1, 11), planRecord(2, 2, 2, 2, 12)), true, true, "198.19.0.4@198.18.0.12"},
+		{"a local endpoint removed", append(slices.Clip(kvs), planRecord(2, 2, 2, 2, 12)), true, false, "198.19.0.4@198.18.0.12"},
 		{"the remote endpoint removed", kvs, true, true, ""},
 	}
 	for _, s := range steps {
@@ -170,7 +161,7 @@ func TestPeerPlanMatchesFullResolution(t *testing.T) {
 								}
 							}
 						case op == 3:
-							kv := planRecord(t, i, 1+rng.IntN(3), i, i, index)
+							kv := planRecord(i, 1+rng.IntN(3), i, i, index)
 							kv.Value = []byte(`{"id":"` + fmt.Sprintf("%064x", i+1) + `","mac":"bad"}`)
 							live[i] = kv
 						default:
@@ -182,7 +173,7 @@ func TestPeerPlanMatchesFullResolution(t *testing.T) {
 							if rng.IntN(3) == 0 {
 								mac = rng.IntN(40)
 							}
-							live[i] = planRecord(t, i, 1+rng.IntN(3), ip, mac, index)
+							live[i] = planRecord(i, 1+rng.IntN(3), ip, mac, index)
 						}
 					}
 					kvs := slices.SortedFunc(maps.Values(live), func(a, b store.KV) int { return strings.Compare(a.Key, b.Key) })
