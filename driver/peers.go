@@ -39,6 +39,7 @@ type watcher struct {
 	// were there at the first listing (primed), which says nothing of lag.
 	lagged map[string]bool
 	primed bool
+	plan   *peerPlan // the peers resolved and programmed (peerplan.go)
 }
 
 // startWatch starts the peer goroutine of n unless it runs already. It
@@ -150,7 +151,7 @@ func (d *Driver) program(w *watcher, kvs []store.KV, fresh bool) error {
 	}
 	live := d.withoutGone(w.kvs, w.recs)
 	d.feedNames(w.key, live, w.recs)
-	if err := d.o.Plane.SetPeers(w.vni, d.decodedPeers(live, w.logged, w.recs)); err != nil {
+	if err := d.setPeers(w, live, fresh); err != nil {
 		return err
 	}
 	if fresh {
