@@ -14,12 +14,7 @@ import (
 // reconcile round (store.RoundReader): without it a steady round would be
 // its five requests again.
 func TestStoreKeepsReadRound(t *testing.T) {
-	b, err := bolt.Open(filepath.Join(t.TempDir(), "db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	st := New(time.Now).Store(b)
-	defer st.Close()
+	st := timedBolt(t)
 	rr, ok := st.(store.RoundReader)
 	if !ok {
 		t.Fatalf("%T reads no round in one request (store.RoundReader)", st)
@@ -36,4 +31,17 @@ func TestStoreKeepsReadRound(t *testing.T) {
 	if err != nil || len(changed) != 0 || len(lists["p/"]) != 1 {
 		t.Fatalf("ReadRound = %v, %v, %v; want p/a listed, nothing changed", lists, changed, err)
 	}
+}
+
+// timedBolt is a bolt store in the test's directory behind the timed
+// store, closed when the test ends.
+func timedBolt(t *testing.T) store.Store {
+	t.Helper()
+	b, err := bolt.Open(filepath.Join(t.TempDir(), "db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := New(time.Now).Store(b)
+	t.Cleanup(func() { st.Close() })
+	return st
 }
