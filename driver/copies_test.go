@@ -2,7 +2,6 @@ package driver
 
 import (
 	"context"
-	"fmt"
 	"slices"
 	"testing"
 
@@ -39,11 +38,11 @@ func TestReconcileReadsEachEndpointCopyOnce(t *testing.T) {
 	round("round after a Join", 1)
 	round("steady round after a Join", 0)
 
-	gone := fmt.Sprintf("%064x", 2)
+	gone := endpointID(2)
 	if err := s.Delete(ctx, keys.HostEndpoint("h1", gone)); err != nil {
 		t.Fatal(err)
 	}
-	mine, err := e.d.ownEndpoints(ctx)
+	mine, err := e.d.ownEndpoints(ctx, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -89,7 +89,7 @@ func TestReconcileListsNoEndpointRecords(t *testing.T) {
 	if n := r.Take(); n != 0 {
 		t.Fatalf("steady reconcile round read or listed %d endpoint records; want none", n)
 	}
-	purged := keys.Endpoint("198.19.1.0_24", fmt.Sprintf("%064x", 2))
+	purged := keys.Endpoint("198.19.1.0_24", endpointID(2))
 	if err := s.Delete(ctx, purged); err != nil {
 		t.Fatal(err)
 	}

@@ -114,11 +114,16 @@ func joinEndpoints(t *testing.T, e *env, n int) {
 	}
 }
 
+// endpointID is the ID of endpoint i of joinEndpoints: distinct in its
+// first 12 characters, as Docker's random IDs are (ports are named by
+// them: dataplane.ShortID).
+func endpointID(i int) string { return fmt.Sprintf("%012x%052x", i, 0) }
+
 // joinEndpoint creates and joins endpoint i of joinEndpoints.
 func joinEndpoint(t *testing.T, e *env, i int) {
 	t.Helper()
 	ctx := context.Background()
-	id := fmt.Sprintf("%064x", i)
+	id := endpointID(i)
 	if _, err := e.d.CreateEndpoint(ctx, &network.CreateEndpointRequest{NetworkID: net1, EndpointID: id,
 		Interface: &network.EndpointInterface{Address: fmt.Sprintf("198.19.1.%d/24", i+1)}}); err != nil {
 		t.Fatal(err)

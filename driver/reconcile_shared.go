@@ -21,10 +21,17 @@ import (
 // The order makes a callback in flight look amiss rather than fine:
 // ports are listed before this host's endpoint copies, so a port a Join
 // made has its copy (CreateEndpoint wrote it before) in that listing.
+//
+// Its reads of this host's own records are one round (store.Round): one
+// request reads what the last check read, at the indexes it left, and
+// answers the calls it covers (netCache.beginRound). The searches of the
+// whole cluster (staleRecords, when a sweep is due) stay out of it.
 func (d *Driver) inSync(ctx context.Context) bool {
 	d.mu.RLock()
 	defer d.mu.RUnlock()
-	kvs, _, err := d.o.Store.List(ctx, keys.HostNetworks(d.o.HostID))
+	sweepCtx := ctx
+	ctx = d.nets.beginRound(ctx, d.o.Store)
+	kvs, err := store.ListPrefix(ctx, d.o.Store, keys.HostNetworks(d.o.HostID))
 	if err != nil {
 		return false
 	}
@@ -36,7 +43,7 @@ func (d *Driver) inSync(ctx context.Context) bool {
 	if !ok {
 		return false
 	}
-	mine, err := d.ownEndpoints(ctx)
+	mine, err := d.ownEndpoints(ctx, ports)
 	if err != nil {
 		return false
 	}
@@ -53,7 +60,7 @@ func (d *Driver) inSync(ctx context.Context) bool {
 			return false
 		}
 	}
-	joined, reserved, err := d.staleRecords(ctx, local)
+	joined, reserved, err := d.staleRecords(sweepCtx, local)
 	return err == nil && len(joined) == 0 && len(reserved) == 0
 }
 

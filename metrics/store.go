@@ -110,6 +110,15 @@ func (t *timedStore) Changed(ctx context.Context, known map[string]uint64) ([]st
 	return ks, err
 }
 
+// ReadRound keeps the wrapped store's one read of a reconcile round
+// (store.RoundReader).
+func (t *timedStore) ReadRound(ctx context.Context, prefixes []string, known map[string]uint64) (map[string][]store.KV, []string, error) {
+	start := time.Now()
+	lists, changed, err := store.ReadRound(ctx, t.s, prefixes, known)
+	t.observe("read_round", start, err)
+	return lists, changed, err
+}
+
 // GetMany keeps the wrapped store's reads of several keys in one
 // request (store.MultiGetter).
 func (t *timedStore) GetMany(ctx context.Context, ks []string) (map[string]store.KV, error) {

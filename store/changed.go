@@ -25,12 +25,15 @@ func Changed(ctx context.Context, s Store, known map[string]uint64) ([]string, e
 	if len(known) == 0 {
 		return nil, nil
 	}
-	if ic, ok := s.(IndexChecker); ok {
-		return ic.Changed(ctx, known)
-	}
-	out := make([]string, 0, len(known))
-	for k := range known {
-		out = append(out, k)
-	}
-	return out, nil
+	// In a round (round.go) the round's read answers what it covers.
+	return checkRound(ctx, s, known, func(known map[string]uint64) ([]string, error) {
+		if ic, ok := s.(IndexChecker); ok {
+			return ic.Changed(ctx, known)
+		}
+		out := make([]string, 0, len(known))
+		for k := range known {
+			out = append(out, k)
+		}
+		return out, nil
+	})
 }

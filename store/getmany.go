@@ -25,10 +25,17 @@ type MultiGetter interface {
 // MaxTxnOps keys where s is a MultiGetter, else (and for one key) with a
 // Get each.
 func GetMany(ctx context.Context, s Store, ks []string) (map[string]KV, error) {
+	var got map[string]KV
+	var err error
 	if mg, ok := s.(MultiGetter); ok && len(ks) > 1 {
-		return mg.GetMany(ctx, ks)
+		got, err = mg.GetMany(ctx, ks)
+	} else {
+		got, err = GetEach(ctx, s, ks)
 	}
-	return GetEach(ctx, s, ks)
+	if r := roundOf(ctx); r != nil && err == nil {
+		r.read(ks, got) // the next round checks them at these indexes
+	}
+	return got, err
 }
 
 // GetEach is GetMany with a Get per key: the fallback of stores and

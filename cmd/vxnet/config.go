@@ -57,7 +57,7 @@ func newFlagSet(c *config, out io.Writer) *flag.FlagSet {
 	fs.StringVar(&c.LogLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.StringVar(&c.LogFormat, "log-format", "text", "log format: text or json")
 	fs.DurationVar(&c.ReconcileInterval, "reconcile-interval", 5*time.Second, "how often the kernel state is checked against the store and repaired (0 = only at start)")
-	fs.DurationVar(&c.HeartbeatInterval, "heartbeat-interval", 2*time.Second, "how often this host writes its heartbeat to the store")
+	fs.DurationVar(&c.HeartbeatInterval, "heartbeat-interval", 3*time.Second, "how often this host writes its heartbeat to the store")
 	fs.DurationVar(&c.DeadAfter, "dead-after", 10*time.Second, "a host whose heartbeat has not moved for this long is silent and probed: if its underlay stops answering, its FDB/neighbour entries are left out until it answers (its addresses stay leased)")
 	fs.DurationVar(&c.ForgetAfter, "forget-after", 24*time.Hour, "a host silent for this long is forgotten as by `vxnet host forget`: its records, memberships and addresses are released (0 = never)")
 	fs.StringVar(&c.MetricsAddr, "metrics-addr", "", "serve Prometheus /metrics and /healthz on this host:port, e.g. 127.0.0.1:9414 (default off)")

@@ -40,7 +40,7 @@ func TestParseConfig(t *testing.T) {
 		{[]string{"--scope", "swarm"}, nil, `--scope "swarm"`},
 		{[]string{"--log-format", "xml"}, nil, `--log-format "xml"`},
 		{[]string{"--socket", "rel.sock"}, nil, "want an absolute path"},
-		{[]string{"--dead-after", "1s"}, nil, "--heartbeat-interval 2s / --dead-after 1s: want"},
+		{[]string{"--dead-after", "1s"}, nil, "--heartbeat-interval 3s / --dead-after 1s: want"},
 		{[]string{"--forget-after", "30s"}, nil, "--forget-after 30s: want 0 (never) or at least 1m"},
 		{[]string{"--host-id", "a/b"}, nil, `--host-id: host ID "a/b"`},
 		{[]string{"--host-id-file", "rel"}, nil, `--host-id-file "rel": want an absolute path`},
@@ -194,4 +194,24 @@ func asFlags(c *config) []string {
 	var out []string
 	fs.VisitAll(func(f *flag.Flag) { out = append(out, "--"+f.Name+"="+f.Value.String()) })
 	return out
+}
+
+// The default heartbeat leaves hosts of the earlier version (which call a
+// host silent after --dead-after without its key moving) three beats per
+// --dead-after, and beats less often than every 2 s: each beat is a
+// request (and on Consul a renewal every third of the session's TTL).
+func TestDefaultHeartbeat(t *testing.T) {
+	c, err := parseConfig(nil, func(string) string { return "" }, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.HeartbeatInterval <= 2*time.Second {
+		t.Errorf("--heartbeat-interval defaults to %s: want more than 2s (a request per beat on every host)", c.HeartbeatInterval)
+	}
+	if c.DeadAfter < 3*c.HeartbeatInterval {
+		t.Errorf("--heartbeat-interval %s, --dead-after %s: want three beats per dead-after, so one lost beat makes no host silent", c.HeartbeatInterval, c.DeadAfter)
+	}
+	if simAgentTimes.HeartbeatInterval != c.HeartbeatInterval || simAgentTimes.DeadAfter != c.DeadAfter {
+		t.Errorf("vxnet simulate runs heartbeats %s / dead-after %s, the plugin %s / %s: it must measure the plugin's defaults", simAgentTimes.HeartbeatInterval, simAgentTimes.DeadAfter, c.HeartbeatInterval, c.DeadAfter)
+	}
 }

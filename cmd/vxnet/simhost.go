@@ -41,7 +41,7 @@ type simNet struct {
 
 // simAgentTimes are the plugin's defaults: the simulation measures them.
 var simAgentTimes = agentOptions{
-	ReconcileInterval: 5 * time.Second, HeartbeatInterval: 2 * time.Second,
+	ReconcileInterval: 5 * time.Second, HeartbeatInterval: 3 * time.Second,
 	DeadAfter: 10 * time.Second, ForgetAfter: 24 * time.Hour,
 }
 

@@ -279,3 +279,32 @@ func (s *simStore) Changed(ctx context.Context, known map[string]uint64) ([]stri
 	s.n.readBytes("check indexes", first, n)
 	return changed, err
 }
+
+// ReadRound counts one read per call (on Consul one transaction per 128
+// operations), named by its first prefix, and the listings and the
+// checked keys' metadata as bytes read.
+func (s *simStore) ReadRound(ctx context.Context, prefixes []string, known map[string]uint64) (map[string][]store.KV, []string, error) {
+	first, n := "", 0
+	if len(prefixes) > 0 {
+		first = prefixes[0]
+	}
+	for k := range known {
+		if first == "" {
+			first = k
+		}
+		n += len(k) + checkMetaBytes
+	}
+	if err := s.check("read round", first); err != nil {
+		return nil, nil, err
+	}
+	s.n.Reads.Add(1)
+	lists, changed, err := store.ReadRound(ctx, s.s, prefixes, known)
+	s.n.calls.add("read round", first, err)
+	for _, kvs := range lists {
+		for _, kv := range kvs {
+			n += len(kv.Key) + len(kv.Value)
+		}
+	}
+	s.n.readBytes("read round", first, n)
+	return lists, changed, err
+}

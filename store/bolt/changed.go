@@ -15,23 +15,9 @@ func (s *Store) Changed(ctx context.Context, known map[string]uint64) ([]string,
 		return nil, err
 	}
 	var out []string
-	err := s.db.View(func(tx *bbolt.Tx) error {
-		b := tx.Bucket([]byte(bucketKV))
-		for k, idx := range known {
-			raw := b.Get([]byte(k))
-			if raw == nil {
-				out = append(out, k)
-				continue
-			}
-			kv, err := decode(k, raw)
-			if err != nil {
-				return err
-			}
-			if kv.ModifyIndex != idx {
-				out = append(out, k)
-			}
-		}
-		return nil
+	err := s.db.View(func(tx *bbolt.Tx) (err error) {
+		out, err = changedIn(tx.Bucket([]byte(bucketKV)), known)
+		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("check indexes of %d keys: %w", len(known), err)

@@ -74,6 +74,9 @@ type Store struct {
 	// failingSince is when calls started failing with retryable errors
 	// (UnixNano), 0 while the last call succeeded (retry.go).
 	failingSince atomic.Int64
+	// smallTxn: Consul refused a ReadRound transaction of roundOps
+	// operations (before 1.14); it takes store.MaxTxnOps (round.go).
+	smallTxn atomic.Bool
 }
 
 // Open connects to the Consul agent named by uri,

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -12,17 +13,26 @@ import (
 
 // session is the Consul session ephemeral keys are held with.
 type session struct {
-	mu sync.Mutex
-	id string
+	mu      sync.Mutex
+	id      string
+	renewed time.Time // when id was created or last renewed
 }
 
 // PutEphemeral writes key held by this store's session (TTL ttl, behaviour
 // delete): if the process stops renewing it, Consul deletes the key after
-// the TTL (Consul allows up to twice the TTL). Each call renews the
-// session, creating a new one when Consul no longer knows it. If the key
-// cannot be acquired (another session holds it, or Consul's lock delay
-// after a lost session), the value is still written without a session, so
-// readers see it move.
+// the TTL (Consul allows up to twice the TTL). The session is renewed
+// only once a third of ttl has passed since it was created or renewed,
+// not on every call, and created anew when Consul no longer knows it (a
+// renewal answers 404, an acquire "invalid session": it expired, its keys
+// were deleted). If the key cannot be acquired (another session holds
+// it, or Consul's lock delay after a lost session), the value is still
+// written without a session, so readers see it move.
+//
+// Why not every call: each renewal is an HTTP request and a Raft entry,
+// and the heartbeat called this every 2 s on every host: half of the
+// heartbeat's requests, at 200 simulated hosts among the largest of the
+// Consul servers' loads (docs/scaling.md, change 15). A session renewed
+// every TTL/3 still has two renewals' margin before it expires.
 func (s *Store) PutEphemeral(ctx context.Context, key string, value []byte, ttl time.Duration) error {
 	if err := s.checkKey(ctx, "put ephemeral", key); err != nil {
 		return err
@@ -32,10 +42,19 @@ func (s *Store) PutEphemeral(ctx context.Context, key string, value []byte, ttl 
 	cctx, done := s.callCtx(ctx, callTimeout)
 	defer done()
 	w := (&api.WriteOptions{}).WithContext(cctx)
-	if err := s.renew(w, key, ttl); err != nil {
+	if err := s.renew(w, key, ttl, false); err != nil {
 		return s.fail(ctx, "put ephemeral", key, err)
 	}
-	ok, _, err := s.kv.Acquire(&api.KVPair{Key: s.path(key), Value: value, Session: s.sess.id}, w)
+	pair := &api.KVPair{Key: s.path(key), Value: value, Session: s.sess.id}
+	ok, _, err := s.kv.Acquire(pair, w)
+	if isSessionInvalid(err) {
+		// Expired between renewals (this host was cut off for the TTL):
+		// a new session, and the key again.
+		if err = s.renew(w, key, ttl, true); err == nil {
+			pair.Session = s.sess.id
+			ok, _, err = s.kv.Acquire(pair, w)
+		}
+	}
 	if err != nil {
 		return s.fail(ctx, "put ephemeral", key, err)
 	}
@@ -48,14 +67,23 @@ func (s *Store) PutEphemeral(ctx context.Context, key string, value []byte, ttl 
 	return nil
 }
 
-// renew renews the session, or creates one if there is none (any more).
-func (s *Store) renew(w *api.WriteOptions, key string, ttl time.Duration) error {
+// renew renews the session when a third of ttl has passed since it was
+// created or renewed, and creates one if there is none (any more); gone
+// says Consul no longer knows it.
+func (s *Store) renew(w *api.WriteOptions, key string, ttl time.Duration, gone bool) error {
+	if gone {
+		s.sess.id = ""
+	}
+	if s.sess.id != "" && time.Since(s.sess.renewed) < ttl/3 {
+		return nil
+	}
 	if s.sess.id != "" {
 		entry, _, err := s.sessions.Renew(s.sess.id, w)
 		if err != nil && !isSessionGone(err) {
 			return err
 		}
 		if err == nil && entry != nil {
+			s.sess.renewed = time.Now()
 			return nil
 		}
 		s.sess.id = ""
@@ -67,7 +95,7 @@ func (s *Store) renew(w *api.WriteOptions, key string, ttl time.Duration) error 
 	if err != nil {
 		return fmt.Errorf("create session: %w", err)
 	}
-	s.sess.id = id
+	s.sess.id, s.sess.renewed = id, time.Now()
 	return nil
 }
 
@@ -75,6 +103,13 @@ func (s *Store) renew(w *api.WriteOptions, key string, ttl time.Duration) error 
 func isSessionGone(err error) bool {
 	var se api.StatusError
 	return errors.As(err, &se) && se.Code == 404
+}
+
+// isSessionInvalid tells an acquire with a session Consul no longer knows
+// (its state store answers "invalid session", as a 500) from a failure.
+func isSessionInvalid(err error) bool {
+	var se api.StatusError
+	return errors.As(err, &se) && strings.Contains(se.Body, "invalid session")
 }
 
 // destroySession ends the session at Close, so its keys go at once.

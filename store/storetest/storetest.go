@@ -77,6 +77,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"ListKeys", testListKeys},
 		{"Changed", testChanged},
 		{"GetMany", testGetMany},
+		{"ReadRound", testReadRound},
 		{"Txn", testTxn},
 		{"WatchPut", testWatchPut},
 		{"WatchDelete", testWatchDelete},

@@ -1,0 +1,77 @@
+package consul_test
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/vxnet/vxnet/store/consul"
+)
+
+// countingConsul is a proxy in front of a real Consul that counts the
+// HTTP requests by method and path ("PUT /v1/session/renew"; the ID or
+// key after the endpoint left out): what a Consul server answers.
+type countingConsul struct {
+	proxy *httputil.ReverseProxy
+	mu    sync.Mutex
+	n     map[string]int
+}
+
+func (c *countingConsul) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	c.mu.Lock()
+	c.n[r.Method+" "+endpointOf(r.URL.Path)]++
+	c.mu.Unlock()
+	c.proxy.ServeHTTP(w, r)
+}
+
+// endpointOf is path up to the endpoint: /v1/kv/a/b is /v1/kv,
+// /v1/session/renew/<id> is /v1/session/renew.
+func endpointOf(path string) string {
+	parts := strings.SplitN(strings.TrimPrefix(path, "/"), "/", 4)
+	if len(parts) > 1 && parts[1] == "kv" || len(parts) < 3 {
+		return "/" + strings.Join(parts[:min(2, len(parts))], "/")
+	}
+	return "/" + strings.Join(parts[:3], "/")
+}
+
+// count returns the requests of key ("PUT /v1/txn") since the last reset.
+func (c *countingConsul) count(key string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.n[key]
+}
+
+// total returns every request since the last reset.
+func (c *countingConsul) total() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := 0
+	for _, v := range c.n {
+		n += v
+	}
+	return n
+}
+
+func (c *countingConsul) reset() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.n = map[string]int{}
+}
+
+// openCounting opens a store with prefix through a countingConsul in
+// front of the test's Consul at addr; the proxy stops when the test ends.
+func openCounting(t *testing.T, addr, prefix string) (*countingConsul, *consul.Store) {
+	t.Helper()
+	u, err := url.Parse("http://" + addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &countingConsul{proxy: httputil.NewSingleHostReverseProxy(u), n: map[string]int{}}
+	srv := httptest.NewServer(c)
+	t.Cleanup(srv.Close)
+	return c, open(t, strings.TrimPrefix(srv.URL, "http://"), prefix)
+}

@@ -1,0 +1,141 @@
+package consul
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"sort"
+	"strings"
+
+	"github.com/hashicorp/consul/api"
+
+	"github.com/vxnet/vxnet/store"
+)
+
+// roundOps is the most operations ReadRound puts in one transaction:
+// Consul's limit since 1.14 (128). An older Consul answers 413 to more
+// than 64, and the store falls back to store.MaxTxnOps for good.
+const roundOps = 128
+
+// ReadRound lists prefixes and checks the indexes of known in one
+// read-only transaction (store.RoundReader) of get-tree and check-index
+// operations, per roundOps operations, read as consistently as List (the
+// leader confirms it leads). When a check fails Consul rolls the
+// transaction back and answers only the failed checks, by position: the
+// listings of that transaction are then left out, and the caller lists
+// them itself. Check results come last in an answer, one per check, so
+// what comes before them are the listings, told apart by prefix.
+func (s *Store) ReadRound(ctx context.Context, prefixes []string, known map[string]uint64) (map[string][]store.KV, []string, error) {
+	if err := store.NoNesting(prefixes); err != nil {
+		return nil, nil, err
+	}
+	for _, p := range prefixes {
+		if err := s.checkKey(ctx, "read round", p); err != nil {
+			return nil, nil, err
+		}
+	}
+	ks := make([]string, 0, len(known))
+	for k := range known {
+		if err := s.checkKey(ctx, "read round", k); err != nil {
+			return nil, nil, err
+		}
+		ks = append(ks, k)
+	}
+	sort.Strings(ks)
+	lists := map[string][]store.KV{}
+	var changed []string
+	first := true
+	for first || len(ks) > 0 {
+		n := s.roundOps()
+		var ps []string
+		if first {
+			ps, n = prefixes, max(n-len(prefixes), 1)
+		}
+		n = min(n, len(ks))
+		got, ch, err := s.roundChunk(ctx, ps, ks[:n], known)
+		if errors.Is(err, errTooManyOps) && s.smallTxn.CompareAndSwap(false, true) {
+			continue // again, in chunks an older Consul takes
+		}
+		if err != nil {
+			return nil, nil, err
+		}
+		for p, kvs := range got {
+			lists[p] = kvs
+		}
+		changed, ks, first = append(changed, ch...), ks[n:], false
+	}
+	return lists, changed, nil
+}
+
+// errTooManyOps is Consul's 413 to a transaction of more than it takes.
+var errTooManyOps = errors.New("too many operations in one transaction")
+
+// roundOps is the operations per ReadRound transaction this Consul takes.
+func (s *Store) roundOps() int {
+	if s.smallTxn.Load() {
+		return store.MaxTxnOps
+	}
+	return roundOps
+}
+
+// roundChunk lists ps and checks ks in one transaction.
+func (s *Store) roundChunk(ctx context.Context, ps, ks []string, known map[string]uint64) (map[string][]store.KV, []string, error) {
+	txn := make(api.TxnOps, 0, len(ps)+len(ks))
+	for _, p := range ps {
+		txn = append(txn, &api.TxnOp{KV: &api.KVTxnOp{Verb: api.KVGetTree, Key: s.path(p)}})
+	}
+	for _, k := range ks {
+		txn = append(txn, &api.TxnOp{KV: &api.KVTxnOp{Verb: api.KVCheckIndex, Key: s.path(k), Index: known[k]}})
+	}
+	subject := strings.Join(ps, ",") + store.KeysName(ks)
+	ok, resp, err := s.readTxn(ctx, "read round", subject, txn, true)
+	var se api.StatusError
+	if errors.As(err, &se) && se.Code == http.StatusRequestEntityTooLarge {
+		return nil, nil, errTooManyOps
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	if !ok {
+		return nil, failedChecks(resp, len(ps), ks), nil
+	}
+	lists := make(map[string][]store.KV, len(ps))
+	for _, p := range ps {
+		lists[p] = []store.KV{}
+	}
+	for _, r := range resp.Results[:max(len(resp.Results)-len(ks), 0)] {
+		if r.KV == nil {
+			continue
+		}
+		kv := s.kvOf(r.KV)
+		for _, p := range ps {
+			if strings.HasPrefix(kv.Key, p) {
+				lists[p] = append(lists[p], kv)
+			}
+		}
+	}
+	for _, kvs := range lists {
+		sort.Slice(kvs, func(i, j int) bool { return kvs[i].Key < kvs[j].Key })
+	}
+	return lists, nil, nil
+}
+
+// failedChecks names the keys of ks (whose checks follow skip listings)
+// that a rolled-back transaction's errors name; an error without a
+// position counts every key as changed, as Changed does.
+func failedChecks(resp *api.TxnResponse, skip int, ks []string) []string {
+	var out []string
+	for _, e := range resp.Errors {
+		i := e.OpIndex - skip
+		if i < 0 || i >= len(ks) {
+			return ks
+		}
+		out = append(out, ks[i])
+	}
+	if len(out) == 0 {
+		return ks
+	}
+	return out
+}
+
+var _ store.RoundReader = (*Store)(nil)
