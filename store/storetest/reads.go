@@ -23,6 +23,8 @@ type ValueReads struct {
 	reads    int
 	requests int // Get, List and GetMany calls that read a record under Prefix
 	checks   int // index checks (Changed calls)
+	// GetManyLeader calls (leaderget.go)
+	leaderReads int
 }
 
 func (r *ValueReads) count(kvs ...store.KV) {
