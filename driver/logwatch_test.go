@@ -18,9 +18,10 @@ import (
 // them.
 type logRequests struct {
 	store.Store
-	mu     sync.Mutex
-	n      int
-	rounds int // watches of all change logs: one per round
+	mu      sync.Mutex
+	n       int
+	rounds  int // index checks of change logs: one per round
+	watches int // watches of all change logs
 }
 
 func (c *logRequests) count(ks ...string) {
@@ -48,20 +49,21 @@ func (c *logRequests) Watch(ctx context.Context, prefix string, index uint64) ([
 		c.count(prefix)
 		if prefix == keys.AllChanges {
 			c.mu.Lock()
-			c.rounds++
+			c.watches++
 			c.mu.Unlock()
 		}
 	}
 	return kvs, idx, err
 }
 
-// takeRounds returns the rounds begun since the last takeRounds.
-func (c *logRequests) takeRounds() int {
+// takeRounds returns the rounds and the watches of all change logs
+// since the last takeRounds.
+func (c *logRequests) takeRounds() (rounds, watches int) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	n := c.rounds
-	c.rounds = 0
-	return n
+	rounds, watches = c.rounds, c.watches
+	c.rounds, c.watches = 0, 0
+	return rounds, watches
 }
 
 func (c *logRequests) Get(ctx context.Context, key string) (store.KV, error) {
@@ -80,6 +82,11 @@ func (c *logRequests) Changed(ctx context.Context, known map[string]uint64) ([]s
 		ks = append(ks, k)
 	}
 	c.count(ks...)
+	if len(ks) > 0 && strings.HasPrefix(ks[0], keys.AllChanges) {
+		c.mu.Lock()
+		c.rounds++
+		c.mu.Unlock()
+	}
 	return store.Changed(ctx, c.Store, known)
 }
 
@@ -127,7 +134,8 @@ func TestOneLogWatchPerHost(t *testing.T) {
 	// Rounds of two-host networks are at least logRoundPerHost apart
 	// (logpace.go), of at most three requests each (watch, check, read),
 	// however many networks moved.
-	n, rounds := c.take(), c.takeRounds()
+	n := c.take()
+	rounds, _ := c.takeRounds()
 	t.Logf("%d change-log requests in %d rounds for %d adds on %d networks, propagated in %v", n, rounds, nets*perNet, nets, took.Round(time.Millisecond))
 	if most := int(took/logRoundPerHost) + 2; rounds > most {
 		t.Errorf("h2 made %d log rounds in %v; want at most %d (one per %v)", rounds, took.Round(time.Millisecond), most, logRoundPerHost)
@@ -187,4 +195,43 @@ func TestFollowReadsUncarriedRecordsTogether(t *testing.T) {
 	e1.deleteNetwork(net1)
 	e2.deleteNetwork(net1)
 	e1.wantNoKeys()
+}
+
+// While its logs keep moving a host checks them without waiting on the
+// watch first, which would return at once: a round of two requests
+// (check, read), not three. Every add still reaches it.
+func TestBusyRoundsSkipTheWatch(t *testing.T) {
+	s, _ := countedStore(t, "", false)
+	c := &logRequests{Store: s}
+	h1, h2 := newHost(t, s, "h1", "198.18.0.11"), newHost(t, c, "h2", "198.18.0.12")
+	ctx := context.Background()
+	netID := strings.Repeat("7", 64)
+	for _, h := range []*env{h1, h2} {
+		if err := h.d.CreateNetwork(ctx, createReq(netID, "198.19.20.0/24", "", nil)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(2 * logRoundIdle) // h2's watcher has listed the network
+	c.takeRounds()
+	const adds = 30
+	var want []string
+	for i := range adds {
+		if err := h1.createEndpoint(netID, fmt.Sprintf("%064x", 400+i), fmt.Sprintf("198.19.20.%d/24", 10+i), ""); err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, fmt.Sprintf("198.19.20.%d@198.18.0.11", 10+i))
+		time.Sleep(4 * logRoundPerHost) // a round's gap on a two-host network is 2 × logRoundPerHost
+	}
+	waitPeers(t, h2, DefaultVNIOffset, strings.Join(want, ","))
+	rounds, watches := c.takeRounds()
+	t.Logf("%d adds followed in %d rounds, %d of them after a watch", adds, rounds, watches)
+	if rounds < 2 || watches >= rounds {
+		t.Errorf("h2 followed %d adds in %d rounds, %d of them waiting on the watch; want fewer watches than rounds", adds, rounds, watches)
+	}
+	for i := range adds {
+		h1.deleteEndpoint(netID, fmt.Sprintf("%064x", 400+i))
+	}
+	h1.deleteNetwork(netID)
+	h2.deleteNetwork(netID)
+	h1.wantNoKeys()
 }
