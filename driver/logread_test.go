@@ -30,8 +30,14 @@ func TestLogRoundsReadInDefaultMode(t *testing.T) {
 	if leader == 0 || reads != leader {
 		t.Errorf("h2 read the change log in %d requests while %d endpoints were added, %d in default mode; want all, at least one", reads, adds, leader)
 	}
-	for i := range adds {
-		e1.deleteEndpoint(net1, fmt.Sprintf("%064x", 300+i))
+	dropTwoMembers(e1, e2, 300, adds)
+}
+
+// dropTwoMembers removes what twoMembers and n endpoints of e1 numbered
+// from first made, and checks that nothing is left.
+func dropTwoMembers(e1, e2 *env, first, n int) {
+	for i := range n {
+		e1.deleteEndpoint(net1, fmt.Sprintf("%064x", first+i))
 	}
 	e1.deleteEndpoint(net1, ep1)
 	e1.deleteNetwork(net1)

@@ -188,13 +188,7 @@ func TestFollowReadsUncarriedRecordsTogether(t *testing.T) {
 	if n := r.TakeRequests(); n != 1 {
 		t.Errorf("following %d adds read the %d records the log does not carry in %d requests; want 1", adds, adds-carriedRecords, n)
 	}
-	for i := range adds {
-		e1.deleteEndpoint(net1, fmt.Sprintf("%064x", 200+i))
-	}
-	e1.deleteEndpoint(net1, ep1)
-	e1.deleteNetwork(net1)
-	e2.deleteNetwork(net1)
-	e1.wantNoKeys()
+	dropTwoMembers(e1, e2, 200, adds)
 }
 
 // While its logs keep moving a host checks them without waiting on the

@@ -10,11 +10,7 @@ import (
 // on (store.LeaderGetter); LeaderReads tells how many calls were such.
 func (r *ValueReads) GetManyLeader(ctx context.Context, ks []string) (map[string]store.KV, error) {
 	got, err := store.GetManyLeader(ctx, r.Store, ks)
-	kvs := make([]store.KV, 0, len(got))
-	for _, kv := range got {
-		kvs = append(kvs, kv)
-	}
-	r.count(kvs...)
+	r.countGot(got)
 	r.mu.Lock()
 	r.leaderReads++
 	r.mu.Unlock()
