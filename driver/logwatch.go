@@ -20,13 +20,30 @@ import (
 // (212,700 of the add phase's requests at 100 simulated hosts, where every
 // host is on every network). Here a host holds one blocking query on the
 // keys under changes/ (store.WatchKeys: the keys alone), issued no sooner
-// than logRoundEvery after its last round began. A round asks which logs
-// of its networks moved (one index check, store.Changed) and reads those
-// together (one store.GetMany), then hands each to its network's follower
+// than the pace allows after its last round began (logpace.go; 500 ms
+// before change 20). A round asks which logs of its networks moved (one
+// index check, store.Changed) and reads those together (one
+// store.GetManyLeader), then hands each to its network's follower
 // (waitLog, in place of the follower's own watch). A host spends at most
 // three requests a round on following all its networks, however many
-// endpoints are added meanwhile; a change reaches it at most
-// logRoundEvery and three requests after it was written.
+// endpoints are added meanwhile; a change reaches it at most a round's gap
+// and three requests after it was written.
+//
+// While its logs keep moving (change 20), a round after one that read
+// moved logs checks them without the watch, which would return at once:
+// two requests a round instead of three. After the first round that finds
+// nothing, the next waits on the watch again, from the index of the last
+// one: it returns at once if anything moved since, then blocks.
+//
+// The round's reads are not linearizable (change 20): the index check and
+// the logs' read are answered by Consul's leader without a quorum round,
+// and may be a moment old during a change of leader. That is harmless to
+// a follower: a log older than the one it has (a lower sequence number, or
+// absent) makes it list the network consistently (follow.go); an older
+// log that still names changes it has not seen names them as they were
+// written, and the next round, finding the log's index moved, reads it
+// again. A follower drops an endpoint only on a consistent read (a
+// record the log does not carry, read absent; a full listing).
 //
 // Invariant: a write after the blocking query answered at index P has a
 // larger index, so the next query returns at once and the round after it
@@ -38,7 +55,6 @@ import (
 // advance the logs as before, which wakes this query; records of hosts
 // that predate the logs reach a host by its periodic full listing, as
 // before.
-const logRoundEvery = 500 * time.Millisecond
 
 // logWatch is what a host knows of the change logs of the networks it
 // follows. The zero value is ready: the watch starts with the first
@@ -151,19 +167,45 @@ func (st *logState) set(kv *store.KV, index uint64) {
 }
 
 // watchLogs is the host's watch of the change logs: a round after each
-// answer of the blocking query, at most one per logRoundEvery.
+// answer of the blocking query, paced by logPace.
 func (d *Driver) watchLogs(ctx context.Context) {
 	var (
 		index   uint64
-		last    time.Time
+		pace    logPace
 		failing bool
+		// seen is the largest index of a log a round read; busy tells
+		// that the last round read moved logs: the next checks them
+		// without the watch (something moves all the time: the watch
+		// would return at once).
+		seen uint64
+		busy bool
 	)
 	for d.logs.waitFollowed(ctx) {
-		pause.For(ctx, time.Until(last.Add(logRoundEvery)))
-		ks, next, err := store.WatchKeys(ctx, d.o.Store, keys.AllChanges, index)
+		pause.For(ctx, time.Until(pace.next()))
+		var (
+			ks      []string
+			next    = index
+			err     error
+			watched = !busy
+		)
+		if watched {
+			ks, next, err = store.WatchKeys(ctx, d.o.Store, keys.AllChanges, index)
+		}
 		if err == nil {
-			last = time.Now()
-			err = d.logRound(ctx, ks, next)
+			start := time.Now()
+			var (
+				moved bool
+				top   uint64
+			)
+			moved, top, err = d.logRound(ctx, ks, next, watched)
+			// A round that read no log of its own is paced as idle only
+			// when the watch woke it for a write after every log read:
+			// another network's change. Not when it checked without the
+			// watch, nor when the write that woke it was read already
+			// (written after the watch answered, and read by the round
+			// that followed).
+			pace.done(start, time.Now(), moved || !watched || next <= seen, d.memberCount())
+			seen, busy = max(seen, top), moved && err == nil
 		}
 		if err != nil {
 			if ctx.Err() != nil {
@@ -200,10 +242,13 @@ func (w *logWatch) waitFollowed(ctx context.Context) bool {
 	}
 }
 
-// logRound reads the followed logs that moved, given the keys under
-// changes/ at the query's index: one index check of those present, one
-// read of those that moved. A log no longer present is read as absent.
-func (d *Driver) logRound(ctx context.Context, present []string, index uint64) error {
+// logRound reads the followed logs that moved: one index check, one read
+// of those that moved. After a watch (watched), present are the keys
+// under changes/ at the query's index: those are checked, a log no longer
+// present is read as absent. Without one, every followed log not known
+// absent is checked (an absent one counts as moved). moved tells that a
+// followed log moved; top is the largest index of the logs read.
+func (d *Driver) logRound(ctx context.Context, present []string, index uint64, watched bool) (moved bool, top uint64, err error) {
 	in := make(map[string]bool, len(present))
 	for _, k := range present {
 		in[k] = true
@@ -213,20 +258,24 @@ func (d *Driver) logRound(ctx context.Context, present []string, index uint64) e
 	w.mu.Lock()
 	for key, st := range w.nets {
 		switch k := keys.Changes(key); {
-		case in[k]:
+		case in[k], !watched && !(st.read && st.kv == nil):
 			known[k], vers[k] = st.index, st.ver
-		case st.read && st.kv != nil:
+		case watched && st.read && st.kv != nil:
 			st.set(nil, max(index, st.index+1))
 		}
 	}
 	w.mu.Unlock()
 	changed, err := store.Changed(ctx, d.o.Store, known)
 	if err != nil {
-		return fmt.Errorf("check the change logs of %d networks: %w", len(known), err)
+		return false, 0, fmt.Errorf("check the change logs of %d networks: %w", len(known), err)
 	}
-	got, err := store.GetMany(ctx, d.o.Store, changed)
+	if len(changed) == 0 {
+		return false, 0, nil
+	}
+	// Not linearizable: see the top of this file for why that is harmless.
+	got, err := store.GetManyLeader(ctx, d.o.Store, changed)
 	if err != nil {
-		return fmt.Errorf("read %d changed change logs: %w", len(changed), err)
+		return true, 0, fmt.Errorf("read %d changed change logs: %w", len(changed), err)
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -235,11 +284,15 @@ func (d *Driver) logRound(ctx context.Context, present []string, index uint64) e
 		if st == nil || st.ver != vers[k] {
 			continue // no longer followed, or its follower listed since
 		}
+		// Moved: at another index than known, or gone. (A store without
+		// an index check reports every log changed.)
 		if kv, ok := got[k]; ok {
+			top, moved = max(top, kv.ModifyIndex), moved || kv.ModifyIndex != known[k]
 			st.set(&kv, kv.ModifyIndex)
 		} else {
+			moved = moved || st.kv != nil
 			st.set(nil, max(index, st.index+1))
 		}
 	}
-	return nil
+	return moved, top, nil
 }

@@ -18,8 +18,10 @@ import (
 // them.
 type logRequests struct {
 	store.Store
-	mu sync.Mutex
-	n  int
+	mu      sync.Mutex
+	n       int
+	rounds  int // index checks of change logs: one per round
+	watches int // watches of all change logs
 }
 
 func (c *logRequests) count(ks ...string) {
@@ -45,8 +47,23 @@ func (c *logRequests) Watch(ctx context.Context, prefix string, index uint64) ([
 	kvs, idx, err := c.Store.Watch(ctx, prefix, index)
 	if err == nil {
 		c.count(prefix)
+		if prefix == keys.AllChanges {
+			c.mu.Lock()
+			c.watches++
+			c.mu.Unlock()
+		}
 	}
 	return kvs, idx, err
+}
+
+// takeRounds returns the rounds and the watches of all change logs
+// since the last takeRounds.
+func (c *logRequests) takeRounds() (rounds, watches int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	rounds, watches = c.rounds, c.watches
+	c.rounds, c.watches = 0, 0
+	return rounds, watches
 }
 
 func (c *logRequests) Get(ctx context.Context, key string) (store.KV, error) {
@@ -65,6 +82,11 @@ func (c *logRequests) Changed(ctx context.Context, known map[string]uint64) ([]s
 		ks = append(ks, k)
 	}
 	c.count(ks...)
+	if len(ks) > 0 && strings.HasPrefix(ks[0], keys.AllChanges) {
+		c.mu.Lock()
+		c.rounds++
+		c.mu.Unlock()
+	}
 	return store.Changed(ctx, c.Store, known)
 }
 
@@ -91,8 +113,9 @@ func TestOneLogWatchPerHost(t *testing.T) {
 			}
 		}
 	}
-	time.Sleep(2 * logRoundEvery) // h2's watchers have listed their networks
+	time.Sleep(2 * logRoundIdle) // h2's watchers have listed their networks
 	c.take()
+	c.takeRounds()
 	start := time.Now()
 	for j := range perNet {
 		for i := range nets {
@@ -108,12 +131,17 @@ func TestOneLogWatchPerHost(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	took := time.Since(start)
-	// Rounds are logRoundEvery apart: the adds and their propagation fit
-	// in a few, of at most three requests each (watch, check, read).
-	n, most := c.take(), 3*(int(took/logRoundEvery)+2)
-	t.Logf("%d change-log requests for %d adds on %d networks, propagated in %v", n, nets*perNet, nets, took.Round(time.Millisecond))
-	if n > most {
-		t.Errorf("h2 made %d change-log requests to follow %d adds on %d networks in %v; want at most %d (one watch for all its networks)", n, nets*perNet, nets, took.Round(time.Millisecond), most)
+	// Rounds of two-host networks are at least logRoundPerHost apart
+	// (logpace.go), of at most three requests each (watch, check, read),
+	// however many networks moved.
+	n := c.take()
+	rounds, _ := c.takeRounds()
+	t.Logf("%d change-log requests in %d rounds for %d adds on %d networks, propagated in %v", n, rounds, nets*perNet, nets, took.Round(time.Millisecond))
+	if most := int(took/logRoundPerHost) + 2; rounds > most {
+		t.Errorf("h2 made %d log rounds in %v; want at most %d (one per %v)", rounds, took.Round(time.Millisecond), most, logRoundPerHost)
+	}
+	if n > 3*rounds {
+		t.Errorf("h2 made %d change-log requests in %d rounds to follow %d adds on %d networks; want at most 3 a round (one watch for all its networks)", n, rounds, nets*perNet, nets)
 	}
 	for i := range nets {
 		for j := range perNet {
@@ -160,11 +188,44 @@ func TestFollowReadsUncarriedRecordsTogether(t *testing.T) {
 	if n := r.TakeRequests(); n != 1 {
 		t.Errorf("following %d adds read the %d records the log does not carry in %d requests; want 1", adds, adds-carriedRecords, n)
 	}
-	for i := range adds {
-		e1.deleteEndpoint(net1, fmt.Sprintf("%064x", 200+i))
+	dropTwoMembers(e1, e2, 200, adds)
+}
+
+// While its logs keep moving a host checks them without waiting on the
+// watch first, which would return at once: a round of two requests
+// (check, read), not three. Every add still reaches it.
+func TestBusyRoundsSkipTheWatch(t *testing.T) {
+	s, _ := countedStore(t, "", false)
+	c := &logRequests{Store: s}
+	h1, h2 := newHost(t, s, "h1", "198.18.0.11"), newHost(t, c, "h2", "198.18.0.12")
+	ctx := context.Background()
+	netID := strings.Repeat("7", 64)
+	for _, h := range []*env{h1, h2} {
+		if err := h.d.CreateNetwork(ctx, createReq(netID, "198.19.20.0/24", "", nil)); err != nil {
+			t.Fatal(err)
+		}
 	}
-	e1.deleteEndpoint(net1, ep1)
-	e1.deleteNetwork(net1)
-	e2.deleteNetwork(net1)
-	e1.wantNoKeys()
+	time.Sleep(2 * logRoundIdle) // h2's watcher has listed the network
+	c.takeRounds()
+	const adds = 30
+	var want []string
+	for i := range adds {
+		if err := h1.createEndpoint(netID, fmt.Sprintf("%064x", 400+i), fmt.Sprintf("198.19.20.%d/24", 10+i), ""); err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, fmt.Sprintf("198.19.20.%d@198.18.0.11", 10+i))
+		time.Sleep(4 * logRoundPerHost) // a round's gap on a two-host network is 2 × logRoundPerHost
+	}
+	waitPeers(t, h2, DefaultVNIOffset, strings.Join(want, ","))
+	rounds, watches := c.takeRounds()
+	t.Logf("%d adds followed in %d rounds, %d of them after a watch", adds, rounds, watches)
+	if rounds < 2 || watches >= rounds {
+		t.Errorf("h2 followed %d adds in %d rounds, %d of them waiting on the watch; want fewer watches than rounds", adds, rounds, watches)
+	}
+	for i := range adds {
+		h1.deleteEndpoint(netID, fmt.Sprintf("%064x", 400+i))
+	}
+	h1.deleteNetwork(netID)
+	h2.deleteNetwork(netID)
+	h1.wantNoKeys()
 }

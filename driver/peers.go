@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/vxnet/vxnet/driver/dataplane"
@@ -40,20 +41,26 @@ type watcher struct {
 	lagged map[string]bool
 	primed bool
 	plan   *peerPlan // the peers resolved and programmed (peerplan.go)
+	// members is the number of hosts of the network's record as last
+	// given to startWatch (logpace.go).
+	members atomic.Int32
 }
 
 // startWatch starts the peer goroutine of n unless it runs already. It
 // converges the network namespace's FDB and neighbour entries to the
 // store's endpoint records of other hosts: one goroutine per network, so
 // updates apply in order; a restart replays the same path from a full list.
+// A running one takes n's hosts (reconcile gives it the record each round).
 func (d *Driver) startWatch(n *Network) {
 	d.wmu.Lock()
 	defer d.wmu.Unlock()
-	if _, ok := d.watchers[n.Key]; ok {
+	if w, ok := d.watchers[n.Key]; ok {
+		w.setMembers(n)
 		return
 	}
 	ctx, cancel := context.WithCancel(d.life)
 	w := &watcher{cancel: cancel, done: make(chan struct{}), key: n.Key, vni: n.VNI, recs: newRecordCache(), logged: map[string]bool{}, lagged: map[string]bool{}}
+	w.setMembers(n)
 	d.watchers[n.Key] = w
 	go func() {
 		defer close(w.done)

@@ -21,7 +21,7 @@ const maxLeaseAttempts = 64
 // RequestAddress leases an address: the gateway, a preferred (static)
 // address, or the next free one.
 func (m *IPAM) RequestAddress(ctx context.Context, r *ipamapi.RequestAddressRequest) (*ipamapi.RequestAddressResponse, error) {
-	pool, err := m.pool(ctx, r.PoolID)
+	pool, err := m.leasePool(ctx, r.PoolID, r.Options[requestAddressType] == gatewayType)
 	if err != nil {
 		return nil, err
 	}

@@ -99,6 +99,11 @@ func (s *simStore) Get(ctx context.Context, key string) (store.KV, error) {
 // store.MaxTxnOps keys, or a Get per key: the count follows the backend),
 // named by its first key, and the records as bytes read.
 func (s *simStore) GetMany(ctx context.Context, ks []string) (map[string]store.KV, error) {
+	return s.getMany(ctx, ks, store.GetMany)
+}
+
+// getMany is GetMany read by get.
+func (s *simStore) getMany(ctx context.Context, ks []string, get func(context.Context, store.Store, []string) (map[string]store.KV, error)) (map[string]store.KV, error) {
 	if len(ks) == 0 {
 		return map[string]store.KV{}, nil
 	}
@@ -106,7 +111,7 @@ func (s *simStore) GetMany(ctx context.Context, ks []string) (map[string]store.K
 		return nil, err
 	}
 	s.n.Reads.Add(int64((len(ks) + store.MaxTxnOps - 1) / store.MaxTxnOps))
-	got, err := store.GetMany(ctx, s.s, ks)
+	got, err := get(ctx, s.s, ks)
 	s.n.calls.add("get many", ks[0], err)
 	kvs := make([]store.KV, 0, len(got))
 	for _, kv := range got {
@@ -114,6 +119,12 @@ func (s *simStore) GetMany(ctx context.Context, ks []string) (map[string]store.K
 	}
 	s.read("get many", ks[0], kvs...)
 	return got, err
+}
+
+// GetManyLeader is GetMany in the backend's default mode
+// (store.LeaderGetter), counted as GetMany.
+func (s *simStore) GetManyLeader(ctx context.Context, ks []string) (map[string]store.KV, error) {
+	return s.getMany(ctx, ks, store.GetManyLeader)
 }
 
 func (s *simStore) Put(ctx context.Context, key string, value []byte) (uint64, error) {

@@ -17,10 +17,21 @@ import (
 // again key by key, so an absent key, an ACL denial or any other cause
 // is told apart as Get tells it.
 func (s *Store) GetMany(ctx context.Context, ks []string) (map[string]store.KV, error) {
+	return s.getMany(ctx, ks, true)
+}
+
+// GetManyLeader is GetMany in Consul's default mode (store.LeaderGetter):
+// the leader answers without the quorum round that confirms it leads.
+func (s *Store) GetManyLeader(ctx context.Context, ks []string) (map[string]store.KV, error) {
+	return s.getMany(ctx, ks, false)
+}
+
+// getMany is GetMany, read consistently or in default mode.
+func (s *Store) getMany(ctx context.Context, ks []string, consistent bool) (map[string]store.KV, error) {
 	out := make(map[string]store.KV, len(ks))
 	for len(ks) > 0 {
 		n := min(len(ks), store.MaxTxnOps)
-		got, err := s.getChunk(ctx, ks[:n])
+		got, err := s.getChunk(ctx, ks[:n], consistent)
 		if err != nil {
 			return nil, err
 		}
@@ -33,8 +44,8 @@ func (s *Store) GetMany(ctx context.Context, ks []string) (map[string]store.KV, 
 }
 
 // getChunk reads ks (at most store.MaxTxnOps keys) in one transaction,
-// or key by key when Consul rolled it back.
-func (s *Store) getChunk(ctx context.Context, ks []string) (map[string]store.KV, error) {
+// or key by key (consistently, as Get) when Consul rolled it back.
+func (s *Store) getChunk(ctx context.Context, ks []string, consistent bool) (map[string]store.KV, error) {
 	txn := make(api.TxnOps, len(ks))
 	for i, k := range ks {
 		if err := s.checkKey(ctx, "get many", k); err != nil {
@@ -43,7 +54,7 @@ func (s *Store) getChunk(ctx context.Context, ks []string) (map[string]store.KV,
 		txn[i] = &api.TxnOp{KV: &api.KVTxnOp{Verb: api.KVGet, Key: s.path(k)}}
 	}
 	subject := store.KeysName(ks)
-	ok, resp, err := s.readTxn(ctx, "get many", subject, txn, true)
+	ok, resp, err := s.readTxn(ctx, "get many", subject, txn, consistent)
 	if err != nil {
 		return nil, err
 	}

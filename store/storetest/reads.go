@@ -23,6 +23,8 @@ type ValueReads struct {
 	reads    int
 	requests int // Get, List and GetMany calls that read a record under Prefix
 	checks   int // index checks (Changed calls)
+	// GetManyLeader calls (leaderget.go)
+	leaderReads int
 }
 
 func (r *ValueReads) count(kvs ...store.KV) {
@@ -57,12 +59,17 @@ func (r *ValueReads) List(ctx context.Context, prefix string) ([]store.KV, uint6
 // the read of several keys on (store.MultiGetter).
 func (r *ValueReads) GetMany(ctx context.Context, ks []string) (map[string]store.KV, error) {
 	got, err := store.GetMany(ctx, r.Store, ks)
+	r.countGot(got)
+	return got, err
+}
+
+// countGot counts the records of a read of several keys.
+func (r *ValueReads) countGot(got map[string]store.KV) {
 	kvs := make([]store.KV, 0, len(got))
 	for _, kv := range got {
 		kvs = append(kvs, kv)
 	}
 	r.count(kvs...)
-	return got, err
 }
 
 // ListKeys counts the keys listed, with Keys.

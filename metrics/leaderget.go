@@ -1,0 +1,17 @@
+package metrics
+
+import (
+	"context"
+	"time"
+
+	"github.com/vxnet/vxnet/store"
+)
+
+// GetManyLeader keeps the wrapped store's default-mode read of several
+// keys (store.LeaderGetter), timed as GetMany.
+func (t *timedStore) GetManyLeader(ctx context.Context, ks []string) (map[string]store.KV, error) {
+	start := time.Now()
+	got, err := store.GetManyLeader(ctx, t.s, ks)
+	t.observe("get_many", start, err)
+	return got, err
+}

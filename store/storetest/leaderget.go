@@ -1,0 +1,22 @@
+package storetest
+
+import (
+	"context"
+
+	"github.com/vxnet/vxnet/store"
+)
+
+// GetManyLeader counts as GetMany does and passes the default-mode read
+// on (store.LeaderGetter); LeaderReads tells how many calls were such.
+func (r *ValueReads) GetManyLeader(ctx context.Context, ks []string) (map[string]store.KV, error) {
+	got, err := store.GetManyLeader(ctx, r.Store, ks)
+	r.countGot(got)
+	r.mu.Lock()
+	r.leaderReads++
+	r.mu.Unlock()
+	return got, err
+}
+
+// TakeLeaderReads returns the GetManyLeader calls since the last
+// TakeLeaderReads.
+func (r *ValueReads) TakeLeaderReads() int { return r.take(&r.leaderReads) }
