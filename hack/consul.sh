@@ -7,6 +7,12 @@ cache=${VXNET_CACHE:-$HOME/.cache/vxnet}
 bin="$cache/consul-$version"
 if [ -x "$bin" ]; then echo "$bin"; exit 0; fi
 mkdir -p "$cache"
+# One build at a time: callers that find a build under way (unit tests,
+# e2e, make scale and make bench started together on a fresh machine)
+# wait for it and take its binary instead of compiling Consul again each.
+exec 8>"$cache/consul.lock"
+flock 8
+if [ -x "$bin" ]; then echo "$bin"; exit 0; fi
 export GOTOOLCHAIN=local GOFLAGS=-mod=mod
 dir=$(go mod download -json "github.com/hashicorp/consul@v$version" | sed -n 's/^\t"Dir": "\(.*\)",$/\1/p')
 [ -n "$dir" ] || { echo "consul.sh: module download failed" >&2; exit 1; }
