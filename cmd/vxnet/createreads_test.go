@@ -42,3 +42,24 @@ func TestNetworkCreateReadsPoolOnce(t *testing.T) {
 		}
 	}
 }
+
+// A peer watcher's start reads the network's change log and lists its
+// endpoint records in one request (store.ManyReader, change 23): two,
+// the log's listing and the records', before. The records it read are
+// the ones there: a host's endpoint added before the watcher started is
+// in its peers' plan only through that read.
+func TestWatcherStartIsOneRead(t *testing.T) {
+	h, n, _ := countedHost(t)
+	ctx := context.Background()
+	for i, s := range []string{"198.19.4.0/22", "198.19.8.0/22"} {
+		before := quietCalls(t, n)
+		if err := h.createNetwork(ctx, i, netip.MustParsePrefix(s)); err != nil {
+			t.Fatal(err)
+		}
+		got := diff(quietCalls(t, n), before)
+		t.Logf("create of %s and its watcher's start: %v", s, got)
+		if l := got["list endpoint changes"] + got["list endpoints/"]; l != 0 || got["read many endpoints/"] != 1 {
+			t.Errorf("watcher start of %s: %d listings (%v); want one read many of the log and the records", s, l, got)
+		}
+	}
+}
