@@ -10,6 +10,8 @@ import (
 
 	"github.com/vxnet/vxnet/store"
 	"github.com/vxnet/vxnet/store/bolt"
+	"github.com/vxnet/vxnet/store/consul"
+	"github.com/vxnet/vxnet/store/consul/consultest"
 	"github.com/vxnet/vxnet/store/keys"
 )
 
@@ -133,7 +135,23 @@ func TestMovedRoundIsTwoRequests(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { b.Close() })
-	h, n := countedHostOn(t, rollbackRounds{b})
+	testMovedRound(t, rollbackRounds{b})
+}
+
+// The same on Consul itself.
+func TestMovedRoundIsTwoConsulRequests(t *testing.T) {
+	c, err := consul.Open(context.Background(), "consul://"+consultest.Addr(t)+"/vxnet-round-test-"+store.Nonce())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	testMovedRound(t, c)
+}
+
+// testMovedRound counts the requests of the rounds after network records
+// on b moved.
+func testMovedRound(t *testing.T, b store.Store) {
+	h, n := countedHostOn(t, b)
 	ctx := context.Background()
 	var recs []string
 	for i, s := range []string{"198.19.4.0/22", "198.19.8.0/22"} {
@@ -162,7 +180,7 @@ func TestMovedRoundIsTwoRequests(t *testing.T) {
 		for _, k := range recs[:i+1] { // other hosts join: the records move
 			kv, err := b.Get(ctx, k)
 			if err == nil {
-				_, err = b.Put(ctx, k, kv.Value)
+				_, err = b.Put(ctx, k, append(kv.Value, ' ')) // a new value: Consul keeps the index of an equal one
 			}
 			if err != nil {
 				t.Fatal(err)
