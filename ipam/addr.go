@@ -71,7 +71,7 @@ func (m *IPAM) pool(ctx context.Context, id string) (*Pool, error) {
 // gateway fixes the pool's gateway on first request (the preferred one or
 // the subnet's first host address) and returns it to every later request.
 func (m *IPAM) gateway(ctx context.Context, id string, pref netip.Addr) (netip.Addr, error) {
-	p, err := m.updatePool(ctx, id, func(cur *Pool) (*Pool, error) {
+	p, err := m.updateHeldPool(ctx, id, func(cur *Pool) (*Pool, error) {
 		if cur == nil || cur.removed() {
 			return nil, errkind.Errorf(errkind.NotFound, "unknown pool ID %q", id)
 		}
@@ -149,7 +149,8 @@ func (m *IPAM) leaseAux(ctx context.Context, id string, p *Pool, a netip.Addr) (
 // preferred address is a container's static --ip. The network driver calls
 // it once its network on the subnet exists.
 func (m *IPAM) SetupDone(ctx context.Context, subnet netip.Prefix) error {
-	_, err := m.updatePool(ctx, keys.PoolID(subnet), func(cur *Pool) (*Pool, error) {
+	id := keys.PoolID(subnet)
+	_, err := m.updateHeldPool(ctx, id, func(cur *Pool) (*Pool, error) {
 		if cur == nil || !cur.Setup[m.o.HostID] {
 			return cur, nil // another IPAM driver's subnet, or done already
 		}
@@ -157,6 +158,7 @@ func (m *IPAM) SetupDone(ctx context.Context, subnet netip.Prefix) error {
 		next.Setup = copyWithout(cur.Setup, m.o.HostID)
 		return &next, nil
 	})
+	m.release(id) // the create is done (held.go)
 	if err != nil {
 		return fmt.Errorf("pool %s ready: %w", subnet, err)
 	}

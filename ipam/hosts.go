@@ -49,7 +49,7 @@ func (m *IPAM) ForgetHost(ctx context.Context, host string) (leases, pools int, 
 			return cur.without(host), nil
 		})
 		if err == nil {
-			err = m.finishRemoval(ctx, id)
+			_, err = m.finishRemoval(ctx, id)
 		}
 		if err != nil {
 			return leases, pools, fmt.Errorf("forget host %q: pool %q: %w", host, id, err)

@@ -79,6 +79,10 @@ type IPAM struct {
 	// starts, so a released address is not handed out again at once.
 	mu     sync.Mutex
 	cursor map[string]netip.Addr
+	// held is, by pool ID, the pool record as this host last read or
+	// wrote it in a network create, which its next update starts from
+	// (held.go).
+	held map[string]store.Held[Pool]
 	// pools caches the pool records PoolState and ReleaseLost read every
 	// reconcile round, read again only when their store index moved
 	// (store.Cache): they grow with the pool's hosts.
@@ -154,10 +158,12 @@ func (m *IPAM) RequestPool(ctx context.Context, r *ipamapi.RequestPoolRequest) (
 // joinPool creates the pool or adds this host to its users. A pool its
 // last user marked removed is finished off first and created anew.
 func (m *IPAM) joinPool(ctx context.Context, id string, want *Pool) error {
-	if err := m.finishRemoval(ctx, id); err != nil {
+	read, err := m.finishRemoval(ctx, id)
+	if err != nil {
 		return err
 	}
-	_, err := m.updatePool(ctx, id, func(cur *Pool) (*Pool, error) {
+	m.hold(id, read) // the update starts from this read (held.go)
+	_, err = m.updateHeldPool(ctx, id, func(cur *Pool) (*Pool, error) {
 		if cur == nil || cur.removed() {
 			p := *want
 			p.Hosts = map[string]bool{m.o.HostID: true}
@@ -273,8 +279,9 @@ func (m *IPAM) ReleasePool(ctx context.Context, r *ipamapi.ReleasePoolRequest) e
 		last = next.removed()
 		return next, nil
 	})
+	m.release(r.PoolID)
 	if err == nil {
-		err = m.finishRemoval(ctx, r.PoolID)
+		_, err = m.finishRemoval(ctx, r.PoolID)
 	}
 	if err == nil {
 		err = m.unclaim(ctx, r.PoolID)
@@ -294,35 +301,36 @@ const maxRemovalAttempts = 8
 // lease written before the mark, then the record, with a CAS on the mark.
 // A host that takes the pool over meanwhile (RequestPool) rewrote the
 // record, so the CAS fails and its pool and its new leases stay. A pool
-// that is absent or in use is left alone.
-func (m *IPAM) finishRemoval(ctx context.Context, id string) error {
+// that is absent or in use is left alone. It returns the record as it
+// last read it: in use, or absent (a nil Value, index 0).
+func (m *IPAM) finishRemoval(ctx context.Context, id string) (*store.Held[Pool], error) {
 	for range maxRemovalAttempts {
 		kv, err := m.o.Store.Get(ctx, keys.Pool(id))
 		if errors.Is(err, store.ErrNotFound) {
-			return nil
+			return &store.Held[Pool]{}, nil
 		}
 		if err != nil {
-			return fmt.Errorf("read pool %q: %w", id, err)
+			return nil, fmt.Errorf("read pool %q: %w", id, err)
 		}
 		var p Pool
 		if err := store.Decode(kv, &p); err != nil {
-			return err
+			return nil, err
 		}
 		if !p.removed() {
-			return nil
+			return &store.Held[Pool]{Value: &p, Index: kv.ModifyIndex}, nil
 		}
 		if err := m.deleteLeases(ctx, id, kv.ModifyIndex); err != nil {
-			return err
+			return nil, err
 		}
 		err = m.o.Store.DeleteCAS(ctx, keys.Pool(id), kv.ModifyIndex)
 		if err == nil {
-			return nil
+			return &store.Held[Pool]{}, nil
 		}
 		if !errors.Is(err, store.ErrConflict) {
-			return fmt.Errorf("delete pool %q: %w", id, err)
+			return nil, fmt.Errorf("delete pool %q: %w", id, err)
 		}
 	}
-	return fmt.Errorf("remove pool %q: the record changed %d times meanwhile: %w", id, maxRemovalAttempts, store.ErrConflict)
+	return nil, fmt.Errorf("remove pool %q: the record changed %d times meanwhile: %w", id, maxRemovalAttempts, store.ErrConflict)
 }
 
 // deleteLeases deletes the leases of pool id written before index, each

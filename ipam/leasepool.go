@@ -27,12 +27,19 @@ import (
 // leader: the copy is used only where such staleness changes nothing,
 // this host a settled member (it requested the pool and created its
 // network: setup over) and the gateway fixed. Otherwise, and for gateway
-// requests, the record is read consistently.
+// requests, the record is read consistently, but in a network create
+// (the record RequestPool wrote, held.go).
 func (m *IPAM) leasePool(ctx context.Context, id string, gateway bool) (*Pool, error) {
 	if _, err := ParsePoolID(id); err != nil {
 		return nil, err
 	}
-	if !gateway {
+	if gateway {
+		// In a network create, right after RequestPool: the record it
+		// wrote, which the gateway's update CASes from (held.go).
+		if p, ok := m.heldPool(id); ok {
+			return p, nil
+		}
+	} else {
 		c, err := m.pools.Get(ctx, m.o.Store, keys.Pool(id))
 		if err == nil && m.settled(c.Value) {
 			return c.Value, nil

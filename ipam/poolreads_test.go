@@ -112,3 +112,28 @@ func TestPoolMembersChecksOnce(t *testing.T) {
 		t.Errorf("PoolMembers after h2 joined one pool: %d records read, %d index checks; want 1 and 1", n, c)
 	}
 }
+
+// A create whose held pool record another host wrote meanwhile loses
+// nothing: the CAS from the held copy fails, the record is read again
+// and both hosts' changes stay (change 22).
+func TestHeldPoolMovedByAnotherHost(t *testing.T) {
+	s, _ := openStore(t)
+	h1, h2 := New(Options{Store: s, HostID: "h1"}), New(Options{Store: s, HostID: "h2"})
+	ctx := context.Background()
+	id := requestPool(t, h1, ipamapi.RequestPoolRequest{Pool: "198.19.3.0/24"})
+	requestPool(t, h2, ipamapi.RequestPoolRequest{Pool: "198.19.3.0/24"}) // h1's copy is stale now
+	gw, err := h1.RequestAddress(ctx, &ipamapi.RequestAddressRequest{PoolID: id, Options: map[string]string{requestAddressType: gatewayType}})
+	if err != nil || gw.Address != "198.19.3.1/24" {
+		t.Fatalf("gateway: %+v, %v; want 198.19.3.1/24", gw, err)
+	}
+	if err := h1.SetupDone(ctx, netip.MustParsePrefix("198.19.3.0/24")); err != nil {
+		t.Fatal(err)
+	}
+	p, err := h1.pool(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !p.Hosts["h1"] || !p.Hosts["h2"] || p.Setup["h1"] || !p.Setup["h2"] || p.Gateway.String() != "198.19.3.1" {
+		t.Errorf("pool after both requests: hosts %v, setup %v, gateway %v; want h1 and h2 users, h2 alone in setup, gateway 198.19.3.1", p.Hosts, p.Setup, p.Gateway)
+	}
+}

@@ -171,8 +171,15 @@ type stamper[T any] interface {
 // update is store.Update for the package's records: every value written
 // carries a fresh nonce, and fn returning cur itself writes nothing.
 func update[T any, P stamper[T]](ctx context.Context, s store.Store, key string, fn func(cur P) (P, error)) (P, error) {
+	next, _, err := updateHeld(ctx, s, key, nil, fn)
+	return next, err
+}
+
+// updateHeld is update from a held record (store.UpdateHeld); it also
+// returns the index written (0: nothing written).
+func updateHeld[T any, P stamper[T]](ctx context.Context, s store.Store, key string, h *store.Held[T], fn func(cur P) (P, error)) (P, uint64, error) {
 	var kept P
-	next, err := store.Update(ctx, s, key, func(cur *T) (*T, error) {
+	next, idx, err := store.UpdateHeld(ctx, s, key, h, func(cur *T) (*T, error) {
 		next, err := fn(cur)
 		switch {
 		case err != nil:
@@ -188,9 +195,9 @@ func update[T any, P stamper[T]](ctx context.Context, s store.Store, key string,
 		return &c, nil
 	})
 	if errors.Is(err, errNoChange) {
-		return kept, nil
+		return kept, 0, nil
 	}
-	return next, err
+	return next, idx, err
 }
 
 // updatePool is update of the record of pool id.

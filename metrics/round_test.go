@@ -33,6 +33,24 @@ func TestStoreKeepsReadRound(t *testing.T) {
 	}
 }
 
+// The metrics wrapper keeps the store's listings and reads in one request
+// (store.ManyReader): a peer watcher's start and a round's second read.
+func TestStoreKeepsReadMany(t *testing.T) {
+	st := timedBolt(t)
+	mr, ok := st.(store.ManyReader)
+	if !ok {
+		t.Fatalf("%T lists and reads in no one request (store.ManyReader)", st)
+	}
+	ctx := context.Background()
+	if _, err := st.Put(ctx, "k", []byte("v")); err != nil {
+		t.Fatal(err)
+	}
+	lists, got, err := mr.ReadMany(ctx, []string{"p/"}, []string{"k", "absent"})
+	if err != nil || len(lists["p/"]) != 0 || len(got) != 1 {
+		t.Fatalf("ReadMany = %v, %v, %v; want p/ listed empty, k read", lists, got, err)
+	}
+}
+
 // timedBolt is a bolt store in the test's directory behind the timed
 // store, closed when the test ends.
 func timedBolt(t *testing.T) store.Store {

@@ -119,6 +119,15 @@ func (t *timedStore) ReadRound(ctx context.Context, prefixes []string, known map
 	return lists, changed, err
 }
 
+// ReadMany keeps the wrapped store's listings and reads in one request
+// (store.ManyReader).
+func (t *timedStore) ReadMany(ctx context.Context, prefixes, ks []string) (map[string][]store.KV, map[string]store.KV, error) {
+	start := time.Now()
+	lists, got, err := store.ReadMany(ctx, t.s, prefixes, ks)
+	t.observe("read_many", start, err)
+	return lists, got, err
+}
+
 // GetMany keeps the wrapped store's reads of several keys in one
 // request (store.MultiGetter).
 func (t *timedStore) GetMany(ctx context.Context, ks []string) (map[string]store.KV, error) {

@@ -24,18 +24,33 @@ type MultiGetter interface {
 // GetMany returns, by key, those of ks that exist: in one request per
 // MaxTxnOps keys where s is a MultiGetter, else (and for one key) with a
 // Get each.
+//
+// With a round in ctx (WithRound), the keys the round's second read
+// covered are answered from it, once each (Round.take).
 func GetMany(ctx context.Context, s Store, ks []string) (map[string]KV, error) {
+	r := roundOf(ctx)
+	var have map[string]KV
+	ask := ks
+	if r != nil {
+		have, ask = r.take(ks)
+	}
 	var got map[string]KV
 	var err error
-	if mg, ok := s.(MultiGetter); ok && len(ks) > 1 {
-		got, err = mg.GetMany(ctx, ks)
+	if mg, ok := s.(MultiGetter); ok && len(ask) > 1 {
+		got, err = mg.GetMany(ctx, ask)
 	} else {
-		got, err = GetEach(ctx, s, ks)
+		got, err = GetEach(ctx, s, ask)
 	}
-	if r := roundOf(ctx); r != nil && err == nil {
+	if err != nil {
+		return nil, err
+	}
+	for k, kv := range have {
+		got[k] = kv
+	}
+	if r != nil {
 		r.read(ks, got) // the next round checks them at these indexes
 	}
-	return got, err
+	return got, nil
 }
 
 // GetEach is GetMany with a Get per key: the fallback of stores and

@@ -57,38 +57,72 @@ func PutJSON(ctx context.Context, s Store, key string, v any) error {
 // may run several times when other writers interfere, so it must not have
 // side effects. Update returns what fn last returned.
 func Update[T any](ctx context.Context, s Store, key string, fn func(cur *T) (*T, error)) (*T, error) {
+	next, _, err := UpdateHeld(ctx, s, key, nil, fn)
+	return next, err
+}
+
+// Held is a record as its caller last read or wrote it: its value and
+// ModifyIndex (UpdateHeld).
+type Held[T any] struct {
+	Value *T
+	Index uint64
+}
+
+// UpdateHeld is Update whose first attempt starts from h, the record as
+// the caller last read or wrote it, instead of a read (nil h: a read, as
+// Update): the CAS on h's index fails if the record moved since, and the
+// attempts after read it. It returns what fn last returned and the
+// index it was written at (0 when deleted or nothing written). An error
+// of fn on h is returned as on a read: fn must not fail on a held value
+// where a newer one could pass.
+//
+// Why: a network create (RequestPool, the gateway's RequestAddress,
+// SetupDone) updated its pool record three times, each after a read of
+// it, and read it twice more; every join of every host did so, on a
+// record that grows with the hosts (docs/scaling.md, change 22).
+func UpdateHeld[T any](ctx context.Context, s Store, key string, h *Held[T], fn func(cur *T) (*T, error)) (*T, uint64, error) {
 	for attempt := 0; attempt < maxCASRetries; attempt++ {
-		cur, idx, err := GetJSON[T](ctx, s, key)
-		if err != nil && !errors.Is(err, ErrNotFound) {
-			return nil, err
+		var (
+			cur *T
+			idx uint64
+			err error
+		)
+		if attempt == 0 && h != nil {
+			cur, idx = h.Value, h.Index
+		} else if cur, idx, err = GetJSON[T](ctx, s, key); err != nil && !errors.Is(err, ErrNotFound) {
+			return nil, 0, err
 		}
 		next, err := fn(cur)
 		if err != nil {
-			return nil, err
+			return nil, 0, err
 		}
+		var written uint64
 		switch {
 		case next == nil && cur == nil:
-			return nil, nil
+			return nil, 0, nil
 		case next == nil:
 			err = s.DeleteCAS(ctx, key, idx)
 		default:
 			var b []byte
 			if b, err = json.Marshal(next); err != nil {
-				return nil, fmt.Errorf("encode store key %q: %w", key, err)
+				return nil, 0, fmt.Errorf("encode store key %q: %w", key, err)
 			}
-			_, err = s.CAS(ctx, key, b, idx)
+			written, err = s.CAS(ctx, key, b, idx)
 		}
 		if err == nil {
-			return next, nil
+			return next, written, nil
 		}
 		if !errors.Is(err, ErrConflict) {
-			return nil, err
+			return nil, 0, err
+		}
+		if attempt == 0 && h != nil {
+			continue // the held record moved: read it, without a pause
 		}
 		if err := backoff(ctx, attempt); err != nil {
-			return nil, fmt.Errorf("update store key %q: %w", key, err)
+			return nil, 0, fmt.Errorf("update store key %q: %w", key, err)
 		}
 	}
-	return nil, fmt.Errorf("update store key %q: gave up after %d concurrent modifications: %w", key, maxCASRetries, ErrConflict)
+	return nil, 0, fmt.Errorf("update store key %q: gave up after %d concurrent modifications: %w", key, maxCASRetries, ErrConflict)
 }
 
 // backoff sleeps a jittered time that doubles with attempt up to 256 ms:

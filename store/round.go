@@ -52,6 +52,10 @@ type Round struct {
 	passed map[string]uint64 // unchanged at that index
 	failed map[string]uint64 // changed since that index
 	lists  map[string][]KV
+	// The second read's records of failed keys (absent: not in got),
+	// each answered once (take).
+	got    map[string]KV
+	unread map[string]bool // failed keys read, not yet taken
 }
 
 type roundKey struct{}
@@ -94,7 +98,66 @@ func NextRound(ctx context.Context, s Store, prev *Round) *Round {
 		r.failed[k] = known[k]
 		delete(r.passed, k)
 	}
+	r.readMoved(ctx, s, prefixes, changed)
 	return r
+}
+
+// readMoved is the second read of a round whose checks found keys moved
+// (change 24): the listings the first read lost (Consul rolls a
+// transaction with a failed check back) and the moved records, in one
+// request (ManyReader), which the round's calls are then answered from.
+// Without a ManyReader, or when it fails, the calls ask the store.
+//
+// Why: while networks are created every join moves records each member
+// checks, and such a round listed the host's records again and read the
+// moved records in a request each (list hosts/ 11,248, get many network
+// 13,018 of the 200-host create phase; docs/scaling.md).
+func (r *Round) readMoved(ctx context.Context, s Store, prefixes, changed []string) {
+	var lost []string
+	for _, p := range prefixes {
+		if _, ok := r.lists[p]; !ok {
+			lost = append(lost, p)
+		}
+	}
+	mr, ok := s.(ManyReader)
+	if !ok || len(lost)+len(changed) == 0 {
+		return
+	}
+	lists, got, err := mr.ReadMany(ctx, lost, changed)
+	if err != nil {
+		return
+	}
+	if r.lists == nil {
+		r.lists = map[string][]KV{}
+	}
+	for p, kvs := range lists {
+		r.lists[p] = kvs
+	}
+	r.got, r.unread = got, make(map[string]bool, len(changed))
+	for _, k := range changed {
+		r.unread[k] = true
+	}
+}
+
+// take answers what it can of a read of ks from the round's second read,
+// each key once (a later read, after this round's own writes, asks the
+// store): the records read (absent keys left out) and the keys left to
+// ask.
+func (r *Round) take(ks []string) (got map[string]KV, rest []string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	got = map[string]KV{}
+	for _, k := range ks {
+		if !r.unread[k] {
+			rest = append(rest, k)
+			continue
+		}
+		delete(r.unread, k)
+		if kv, ok := r.got[k]; ok {
+			got[k] = kv
+		}
+	}
+	return got, rest
 }
 
 // list answers a listing of prefix from the round's read, and records it.

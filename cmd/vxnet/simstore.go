@@ -319,3 +319,32 @@ func (s *simStore) ReadRound(ctx context.Context, prefixes []string, known map[s
 	s.n.readBytes("read round", first, n)
 	return lists, changed, err
 }
+
+// ReadMany counts one read per call (on Consul one transaction per 128
+// operations), named by its first prefix (else key), and the listings and
+// records as bytes read.
+func (s *simStore) ReadMany(ctx context.Context, prefixes, ks []string) (map[string][]store.KV, map[string]store.KV, error) {
+	first := ""
+	if len(prefixes) > 0 {
+		first = prefixes[0]
+	} else if len(ks) > 0 {
+		first = ks[0]
+	}
+	if err := s.check("read many", first); err != nil {
+		return nil, nil, err
+	}
+	s.n.Reads.Add(1)
+	lists, got, err := store.ReadMany(ctx, s.s, prefixes, ks)
+	s.n.calls.add("read many", first, err)
+	n := 0
+	for _, kvs := range lists {
+		for _, kv := range kvs {
+			n += len(kv.Key) + len(kv.Value)
+		}
+	}
+	for _, kv := range got {
+		n += len(kv.Key) + len(kv.Value)
+	}
+	s.n.readBytes("read many", first, n)
+	return lists, got, err
+}

@@ -30,6 +30,13 @@ func countedHost(t *testing.T) (*simHost, *storeCounts, store.Store) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { b.Close() })
+	h, n := countedHostOn(t, b)
+	return h, n, b
+}
+
+// countedHostOn is countedHost on the store b.
+func countedHostOn(t *testing.T, b store.Store) (*simHost, *storeCounts) {
+	t.Helper()
 	n := &storeCounts{}
 	st := newSimStore(b, n)
 	plane := simplane.New(func(uint32, []dataplane.Peer, time.Time) {})
@@ -45,7 +52,7 @@ func countedHost(t *testing.T) (*simHost, *storeCounts, store.Store) {
 		t.Fatal(err)
 	}
 	t.Cleanup(drv.Close)
-	return &simHost{id: "h1", st: st, plane: plane, ag: &agent{drv: drv, ip: ip}, nets: map[int]simNet{}}, n, b
+	return &simHost{id: "h1", st: st, plane: plane, ag: &agent{drv: drv, ip: ip}, nets: map[int]simNet{}}, n
 }
 
 // sweepCalls are the calls of the searches for leftovers, which read the

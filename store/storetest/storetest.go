@@ -78,6 +78,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Changed", testChanged},
 		{"GetMany", testGetMany},
 		{"ReadRound", testReadRound},
+		{"ReadMany", testReadMany},
 		{"Txn", testTxn},
 		{"WatchPut", testWatchPut},
 		{"WatchDelete", testWatchDelete},
