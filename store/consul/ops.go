@@ -17,11 +17,9 @@ func (s *Store) Get(ctx context.Context, key string) (store.KV, error) {
 	if err := s.checkKey(ctx, "get", key); err != nil {
 		return store.KV{}, err
 	}
-	cctx, done := s.callCtx(ctx, callTimeout)
-	defer done()
 	var pair *api.KVPair
-	_, err := s.retry(cctx, func() (err error) {
-		pair, _, err = s.kv.Get(s.path(key), (&api.QueryOptions{RequireConsistent: true}).WithContext(cctx))
+	_, err := s.retry(ctx, s.attempt, func(actx context.Context) (err error) {
+		pair, _, err = s.kv.Get(s.path(key), (&api.QueryOptions{RequireConsistent: true}).WithContext(actx))
 		return err
 	})
 	if err != nil {
@@ -77,10 +75,8 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 	if err := s.checkKey(ctx, "delete", key); err != nil {
 		return err
 	}
-	cctx, done := s.callCtx(ctx, callTimeout)
-	defer done()
-	_, err := s.retry(cctx, func() error {
-		_, err := s.kv.Delete(s.path(key), (&api.WriteOptions{}).WithContext(cctx))
+	_, err := s.retry(ctx, s.attempt, func(actx context.Context) error {
+		_, err := s.kv.Delete(s.path(key), (&api.WriteOptions{}).WithContext(actx))
 		return err
 	})
 	if err != nil {
@@ -149,20 +145,18 @@ func (s *Store) List(ctx context.Context, prefix string) ([]store.KV, uint64, er
 	if err := s.check(ctx, "list", prefix); err != nil {
 		return nil, 0, err
 	}
-	return s.list(ctx, "list", prefix, &api.QueryOptions{RequireConsistent: true}, callTimeout)
+	return s.list(ctx, "list", prefix, &api.QueryOptions{RequireConsistent: true}, s.attempt)
 }
 
 // list runs one (possibly blocking) List call.
 func (s *Store) list(ctx context.Context, op, prefix string, q *api.QueryOptions,
 	timeout time.Duration) ([]store.KV, uint64, error) {
-	cctx, done := s.callCtx(ctx, timeout)
-	defer done()
 	var (
 		pairs api.KVPairs
 		meta  *api.QueryMeta
 	)
-	_, err := s.retry(cctx, func() (err error) {
-		pairs, meta, err = s.kv.List(s.path(prefix), q.WithContext(cctx))
+	_, err := s.retry(ctx, timeout, func(actx context.Context) (err error) {
+		pairs, meta, err = s.kv.List(s.path(prefix), q.WithContext(actx))
 		return err
 	})
 	if err != nil {

@@ -24,7 +24,7 @@ func (s *Store) Watch(ctx context.Context, prefix string, index uint64) ([]store
 		// listing it gets and is woken again by any later write.
 		q := &api.QueryOptions{WaitIndex: index, WaitTime: watchWait}
 		// Consul adds up to WaitTime/16 of jitter to a blocking query.
-		kvs, next, err := s.list(ctx, "watch", prefix, q, watchWait+watchWait/16+callTimeout)
+		kvs, next, err := s.list(ctx, "watch", prefix, q, watchWait+watchWait/16+s.attempt)
 		if err != nil || next != index {
 			return kvs, next, err
 		}
