@@ -145,12 +145,14 @@ func (s *Store) List(ctx context.Context, prefix string) ([]store.KV, uint64, er
 	if err := s.check(ctx, "list", prefix); err != nil {
 		return nil, 0, err
 	}
-	return s.list(ctx, "list", prefix, &api.QueryOptions{RequireConsistent: true}, s.attempt)
+	kvs, index, _, err := s.list(ctx, "list", prefix, &api.QueryOptions{RequireConsistent: true}, s.attempt)
+	return kvs, index, err
 }
 
-// list runs one (possibly blocking) List call.
+// list runs one (possibly blocking) List call; meta is Consul's about
+// the answer.
 func (s *Store) list(ctx context.Context, op, prefix string, q *api.QueryOptions,
-	timeout time.Duration) ([]store.KV, uint64, error) {
+	timeout time.Duration) ([]store.KV, uint64, *api.QueryMeta, error) {
 	var (
 		pairs api.KVPairs
 		meta  *api.QueryMeta
@@ -160,19 +162,19 @@ func (s *Store) list(ctx context.Context, op, prefix string, q *api.QueryOptions
 		return err
 	})
 	if err != nil {
-		return nil, 0, s.fail(ctx, op, prefix, err)
+		return nil, 0, nil, s.fail(ctx, op, prefix, err)
 	}
 	if meta.ResultsFilteredByACLs {
 		// A partial listing would read as "these keys are gone": callers
 		// delete what they think is gone.
-		return nil, 0, fmt.Errorf("%s %q: Consul left out keys the token may not read (ACL filtering); give the token read on the whole prefix", op, s.path(prefix))
+		return nil, 0, nil, fmt.Errorf("%s %q: Consul left out keys the token may not read (ACL filtering); give the token read on the whole prefix", op, s.path(prefix))
 	}
 	kvs := make([]store.KV, 0, len(pairs))
 	for _, p := range pairs {
 		kvs = append(kvs, s.kvOf(p))
 	}
 	// Consul's docs: an index of 0 is a bug; 1 keeps blocking queries blocking.
-	return kvs, max(meta.LastIndex, 1), nil
+	return kvs, max(meta.LastIndex, 1), meta, nil
 }
 
 // kvOf converts a Consul pair to a store.KV.
