@@ -13,6 +13,7 @@ import (
 	"github.com/docker/go-plugins-helpers/network"
 	"github.com/sirupsen/logrus"
 
+	"github.com/vxnet/vxnet/cmd/vxnet/server"
 	"github.com/vxnet/vxnet/driver/dataplane"
 	"github.com/vxnet/vxnet/driver/simplane"
 	"github.com/vxnet/vxnet/scope"
@@ -81,19 +82,25 @@ func startSimHost(ctx context.Context, s *sim, idx int) (*simHost, error) {
 // vxnet --ipam-driver vxnet --subnet S`: RequestPool, the gateway's
 // RequestAddress, CreateNetwork.
 func (h *simHost) createNetwork(ctx context.Context, n int, subnet netip.Prefix) error {
-	pool, err := h.ag.ip.RequestPool(ctx, &ipam.RequestPoolRequest{AddressSpace: "vxnet-local", Pool: subnet.String()})
+	pool, err := bounded(ctx, func(ctx context.Context) (*ipam.RequestPoolResponse, error) {
+		return h.ag.ip.RequestPool(ctx, &ipam.RequestPoolRequest{AddressSpace: "vxnet-local", Pool: subnet.String()})
+	})
 	if err != nil {
 		return fmt.Errorf("host %s: request pool %s: %w", h.id, subnet, err)
 	}
-	gw, err := h.ag.ip.RequestAddress(ctx, &ipam.RequestAddressRequest{PoolID: pool.PoolID, Options: map[string]string{requestAddressTypeOption: gatewayAddressType}})
+	gw, err := bounded(ctx, func(ctx context.Context) (*ipam.RequestAddressResponse, error) {
+		return h.ag.ip.RequestAddress(ctx, &ipam.RequestAddressRequest{PoolID: pool.PoolID, Options: map[string]string{requestAddressTypeOption: gatewayAddressType}})
+	})
 	if err != nil {
 		return fmt.Errorf("host %s: gateway of %s: %w", h.id, subnet, err)
 	}
 	id := randomID()
-	err = h.ag.drv.CreateNetwork(ctx, &network.CreateNetworkRequest{
-		NetworkID: id,
-		Options:   map[string]interface{}{"com.docker.network.enable_ipv6": false, "com.docker.network.generic": map[string]interface{}{}},
-		IPv4Data:  []*network.IPAMData{{AddressSpace: "vxnet-local", Pool: subnet.String(), Gateway: gw.Address}},
+	_, err = bounded(ctx, func(ctx context.Context) (struct{}, error) {
+		return struct{}{}, h.ag.drv.CreateNetwork(ctx, &network.CreateNetworkRequest{
+			NetworkID: id,
+			Options:   map[string]interface{}{"com.docker.network.enable_ipv6": false, "com.docker.network.generic": map[string]interface{}{}},
+			IPv4Data:  []*network.IPAMData{{AddressSpace: "vxnet-local", Pool: subnet.String(), Gateway: gw.Address}},
+		})
 	})
 	if err != nil {
 		return fmt.Errorf("host %s: create network %s: %w", h.id, subnet, err)
@@ -117,7 +124,9 @@ const (
 // the endpoint's record was written (CreateEndpoint returned).
 func (h *simHost) addEndpoint(ctx context.Context, n int) (netip.Addr, time.Time, error) {
 	sn := h.nets[n]
-	a, err := h.ag.ip.RequestAddress(ctx, &ipam.RequestAddressRequest{PoolID: sn.poolID})
+	a, err := bounded(ctx, func(ctx context.Context) (*ipam.RequestAddressResponse, error) {
+		return h.ag.ip.RequestAddress(ctx, &ipam.RequestAddressRequest{PoolID: sn.poolID})
+	})
 	if err != nil {
 		return netip.Addr{}, time.Time{}, fmt.Errorf("host %s: request address: %w", h.id, err)
 	}
@@ -126,14 +135,27 @@ func (h *simHost) addEndpoint(ctx context.Context, n int) (netip.Addr, time.Time
 		return netip.Addr{}, time.Time{}, fmt.Errorf("host %s: address %q: %w", h.id, a.Address, err)
 	}
 	ep := randomID()
-	if _, err := h.ag.drv.CreateEndpoint(ctx, &network.CreateEndpointRequest{NetworkID: sn.dockerID, EndpointID: ep, Interface: &network.EndpointInterface{Address: a.Address}}); err != nil {
+	if _, err := bounded(ctx, func(ctx context.Context) (*network.CreateEndpointResponse, error) {
+		return h.ag.drv.CreateEndpoint(ctx, &network.CreateEndpointRequest{NetworkID: sn.dockerID, EndpointID: ep, Interface: &network.EndpointInterface{Address: a.Address}})
+	}); err != nil {
 		return netip.Addr{}, time.Time{}, fmt.Errorf("host %s: create endpoint: %w", h.id, err)
 	}
 	written := time.Now()
-	if _, err := h.ag.drv.Join(ctx, &network.JoinRequest{NetworkID: sn.dockerID, EndpointID: ep, SandboxKey: "/var/run/docker/netns/sim" + ep[:12]}); err != nil {
+	if _, err := bounded(ctx, func(ctx context.Context) (*network.JoinResponse, error) {
+		return h.ag.drv.Join(ctx, &network.JoinRequest{NetworkID: sn.dockerID, EndpointID: ep, SandboxKey: "/var/run/docker/netns/sim" + ep[:12]})
+	}); err != nil {
 		return netip.Addr{}, time.Time{}, fmt.Errorf("host %s: join: %w", h.id, err)
 	}
 	return p.Addr(), written, nil
+}
+
+// bounded runs one callback under the deadline the plugin's server gives
+// every Docker callback (server.DefaultTimeout), so the store's calls in
+// it retry within the same bound as in a real plugin.
+func bounded[T any](ctx context.Context, fn func(context.Context) (T, error)) (T, error) {
+	ctx, cancel := context.WithTimeout(ctx, server.DefaultTimeout)
+	defer cancel()
+	return fn(ctx)
 }
 
 // cut makes the host silent (store unreachable, underlay answering) or

@@ -195,7 +195,20 @@ func (s *simStore) ListKeys(ctx context.Context, prefix string) ([]string, error
 }
 
 func (s *simStore) Watch(ctx context.Context, prefix string, index uint64) ([]store.KV, uint64, error) {
-	if err := s.check("watch", prefix); err != nil {
+	return s.watch(ctx, "watch", prefix, index, func(ctx context.Context, st store.Store, prefix string, index uint64) ([]store.KV, uint64, error) {
+		return st.Watch(ctx, prefix, index)
+	})
+}
+
+// WatchStale is Watch answered by any server (store.StaleWatcher),
+// counted apart from Watch.
+func (s *simStore) WatchStale(ctx context.Context, prefix string, index uint64) ([]store.KV, uint64, error) {
+	return s.watch(ctx, "watch stale", prefix, index, store.WatchStale)
+}
+
+func (s *simStore) watch(ctx context.Context, op, prefix string, index uint64,
+	watch func(context.Context, store.Store, string, uint64) ([]store.KV, uint64, error)) ([]store.KV, uint64, error) {
+	if err := s.check(op, prefix); err != nil {
 		// A cut-off host's watch fails after a while, not at once: no
 		// busy loop of failing calls.
 		t := time.NewTimer(time.Second)
@@ -206,11 +219,11 @@ func (s *simStore) Watch(ctx context.Context, prefix string, index uint64) ([]st
 		}
 		return nil, 0, err
 	}
-	kvs, idx, err := s.s.Watch(ctx, prefix, index)
-	s.n.calls.add("watch", prefix, err)
+	kvs, idx, err := watch(ctx, s.s, prefix, index)
+	s.n.calls.add(op, prefix, err)
 	if err == nil {
 		s.n.Watches.Add(1)
-		s.read("watch", prefix, kvs...)
+		s.read(op, prefix, kvs...)
 	}
 	return kvs, idx, err
 }

@@ -196,7 +196,7 @@ func (m *monitor) run(ctx context.Context) {
 	m.setHealthy(true)
 	for ctx.Err() == nil {
 		wctx, cancel := context.WithTimeout(ctx, m.o.Interval)
-		kvs, next, err := m.o.Store.Watch(wctx, keys.Heartbeats, index)
+		kvs, next, err := store.WatchStale(wctx, m.o.Store, keys.Heartbeats, index)
 		cancel()
 		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
 			if m.isHealthy() && m.beating() {
@@ -280,7 +280,14 @@ func (m *monitor) update(kvs []store.KV) {
 			m.seen[host] = &seen{index: kv.ModifyIndex, at: now}
 			continue
 		}
-		if kv.ModifyIndex != s.index {
+		if kv.ModifyIndex < s.index {
+			// An older copy (a follower a moment behind: the read is
+			// stale, change 26) or a store reset (snapshot restored):
+			// no news of the host; its next beat is above this.
+			s.index = kv.ModifyIndex
+			continue
+		}
+		if kv.ModifyIndex > s.index {
 			if now.Sub(s.at) >= m.o.DeadAfter {
 				m.o.Log.WithField("peer", host).Info("silent host heartbeats again")
 			}

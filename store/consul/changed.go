@@ -75,10 +75,8 @@ func (s *Store) changedChunk(ctx context.Context, ks []string, known map[string]
 // as Get does. ok false is a transaction Consul rolled back, its errors
 // in resp.
 func (s *Store) readTxn(ctx context.Context, op, subject string, txn api.TxnOps, consistent bool) (ok bool, resp *api.TxnResponse, err error) {
-	cctx, done := s.callCtx(ctx, callTimeout)
-	defer done()
-	_, err = s.retry(cctx, func() (err error) {
-		ok, resp, _, err = s.txn.Txn(txn, (&api.QueryOptions{RequireConsistent: consistent}).WithContext(cctx))
+	_, err = s.retry(ctx, s.attempt, func(actx context.Context) (err error) {
+		ok, resp, _, err = s.txn.Txn(txn, (&api.QueryOptions{RequireConsistent: consistent}).WithContext(actx))
 		return err
 	})
 	if err != nil {

@@ -48,7 +48,8 @@ const (
 	DefaultPrefix = "vxnet"
 	// defaultPort is Consul's HTTP port, used when the URI has none.
 	defaultPort = "8500"
-	// callTimeout bounds one HTTP call (a blocking one: on top of its wait).
+	// callTimeout bounds one attempt of a call, one HTTP request (a
+	// blocking one: on top of its wait); retry.go bounds the call.
 	callTimeout = 4 * time.Second
 	// watchWait is how long one blocking query waits in Consul.
 	watchWait = 30 * time.Second
@@ -65,8 +66,9 @@ type Store struct {
 	sessions  *api.Session
 	sess      session // held by ephemeral keys
 	transport *http.Transport
-	addr      string // host:port, for errors
-	prefix    string // Consul key prefix, without trailing slash
+	addr      string        // host:port, for errors
+	attempt   time.Duration // one HTTP request's time: callTimeout
+	prefix    string        // Consul key prefix, without trailing slash
 
 	life  context.Context // cancelled by Close
 	close context.CancelFunc
@@ -99,6 +101,7 @@ func Open(ctx context.Context, uri string) (*Store, error) {
 		sessions:  client.Session(),
 		transport: cfg.Transport,
 		addr:      addr,
+		attempt:   callTimeout,
 		prefix:    prefix,
 		life:      life,
 		close:     cancel,
@@ -191,8 +194,10 @@ func (s *Store) callCtx(ctx context.Context, timeout time.Duration) (context.Con
 // ended, errClosed if the store was closed, else the call's error.
 func (s *Store) fail(ctx context.Context, op, subject string, err error) error {
 	switch {
+	case ctx.Err() != nil && !errors.Is(err, ctx.Err()):
+		return fmt.Errorf("%s %q: consul %q: %w: %w (%w)", op, subject, s.addr, ctx.Err(), err, store.ErrUnavailable)
 	case ctx.Err() != nil:
-		return fmt.Errorf("%s %q: %w (%w)", op, subject, ctx.Err(), store.ErrUnavailable)
+		return fmt.Errorf("%s %q: consul %q: %w (%w)", op, subject, s.addr, err, store.ErrUnavailable)
 	case s.life.Err() != nil:
 		return fmt.Errorf("%s %q: consul %q: %w", op, subject, s.addr, errClosed)
 	case retryable(err) || errors.Is(err, context.DeadlineExceeded):

@@ -15,7 +15,7 @@ func (s *Store) ListKeys(ctx context.Context, prefix string) ([]string, error) {
 	if err := s.check(ctx, "list keys", prefix); err != nil {
 		return nil, err
 	}
-	ks, _, err := s.keys(ctx, "list keys", prefix, &api.QueryOptions{RequireConsistent: true}, callTimeout)
+	ks, _, err := s.keys(ctx, "list keys", prefix, &api.QueryOptions{RequireConsistent: true}, s.attempt)
 	return ks, err
 }
 
@@ -29,7 +29,7 @@ func (s *Store) WatchKeys(ctx context.Context, prefix string, index uint64) ([]s
 		}
 		// Default consistency, as Watch (watch.go).
 		q := &api.QueryOptions{WaitIndex: index, WaitTime: watchWait}
-		ks, next, err := s.keys(ctx, "watch keys", prefix, q, watchWait+watchWait/16+callTimeout)
+		ks, next, err := s.keys(ctx, "watch keys", prefix, q, watchWait+watchWait/16+s.attempt)
 		if err != nil || next != index {
 			return ks, next, err
 		}
@@ -38,14 +38,12 @@ func (s *Store) WatchKeys(ctx context.Context, prefix string, index uint64) ([]s
 
 // keys runs one (possibly blocking) ?keys listing.
 func (s *Store) keys(ctx context.Context, op, prefix string, q *api.QueryOptions, timeout time.Duration) ([]string, uint64, error) {
-	cctx, done := s.callCtx(ctx, timeout)
-	defer done()
 	var (
 		paths []string
 		meta  *api.QueryMeta
 	)
-	_, err := s.retry(cctx, func() (err error) {
-		paths, meta, err = s.kv.Keys(s.path(prefix), "", q.WithContext(cctx))
+	_, err := s.retry(ctx, timeout, func(actx context.Context) (err error) {
+		paths, meta, err = s.kv.Keys(s.path(prefix), "", q.WithContext(actx))
 		return err
 	})
 	if err != nil {

@@ -17,11 +17,9 @@ func (s *Store) Get(ctx context.Context, key string) (store.KV, error) {
 	if err := s.checkKey(ctx, "get", key); err != nil {
 		return store.KV{}, err
 	}
-	cctx, done := s.callCtx(ctx, callTimeout)
-	defer done()
 	var pair *api.KVPair
-	_, err := s.retry(cctx, func() (err error) {
-		pair, _, err = s.kv.Get(s.path(key), (&api.QueryOptions{RequireConsistent: true}).WithContext(cctx))
+	_, err := s.retry(ctx, s.attempt, func(actx context.Context) (err error) {
+		pair, _, err = s.kv.Get(s.path(key), (&api.QueryOptions{RequireConsistent: true}).WithContext(actx))
 		return err
 	})
 	if err != nil {
@@ -77,10 +75,8 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 	if err := s.checkKey(ctx, "delete", key); err != nil {
 		return err
 	}
-	cctx, done := s.callCtx(ctx, callTimeout)
-	defer done()
-	_, err := s.retry(cctx, func() error {
-		_, err := s.kv.Delete(s.path(key), (&api.WriteOptions{}).WithContext(cctx))
+	_, err := s.retry(ctx, s.attempt, func(actx context.Context) error {
+		_, err := s.kv.Delete(s.path(key), (&api.WriteOptions{}).WithContext(actx))
 		return err
 	})
 	if err != nil {
@@ -149,36 +145,36 @@ func (s *Store) List(ctx context.Context, prefix string) ([]store.KV, uint64, er
 	if err := s.check(ctx, "list", prefix); err != nil {
 		return nil, 0, err
 	}
-	return s.list(ctx, "list", prefix, &api.QueryOptions{RequireConsistent: true}, callTimeout)
+	kvs, index, _, err := s.list(ctx, "list", prefix, &api.QueryOptions{RequireConsistent: true}, s.attempt)
+	return kvs, index, err
 }
 
-// list runs one (possibly blocking) List call.
+// list runs one (possibly blocking) List call; meta is Consul's about
+// the answer.
 func (s *Store) list(ctx context.Context, op, prefix string, q *api.QueryOptions,
-	timeout time.Duration) ([]store.KV, uint64, error) {
-	cctx, done := s.callCtx(ctx, timeout)
-	defer done()
+	timeout time.Duration) ([]store.KV, uint64, *api.QueryMeta, error) {
 	var (
 		pairs api.KVPairs
 		meta  *api.QueryMeta
 	)
-	_, err := s.retry(cctx, func() (err error) {
-		pairs, meta, err = s.kv.List(s.path(prefix), q.WithContext(cctx))
+	_, err := s.retry(ctx, timeout, func(actx context.Context) (err error) {
+		pairs, meta, err = s.kv.List(s.path(prefix), q.WithContext(actx))
 		return err
 	})
 	if err != nil {
-		return nil, 0, s.fail(ctx, op, prefix, err)
+		return nil, 0, nil, s.fail(ctx, op, prefix, err)
 	}
 	if meta.ResultsFilteredByACLs {
 		// A partial listing would read as "these keys are gone": callers
 		// delete what they think is gone.
-		return nil, 0, fmt.Errorf("%s %q: Consul left out keys the token may not read (ACL filtering); give the token read on the whole prefix", op, s.path(prefix))
+		return nil, 0, nil, fmt.Errorf("%s %q: Consul left out keys the token may not read (ACL filtering); give the token read on the whole prefix", op, s.path(prefix))
 	}
 	kvs := make([]store.KV, 0, len(pairs))
 	for _, p := range pairs {
 		kvs = append(kvs, s.kvOf(p))
 	}
 	// Consul's docs: an index of 0 is a bug; 1 keeps blocking queries blocking.
-	return kvs, max(meta.LastIndex, 1), nil
+	return kvs, max(meta.LastIndex, 1), meta, nil
 }
 
 // kvOf converts a Consul pair to a store.KV.

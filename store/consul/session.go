@@ -39,7 +39,7 @@ func (s *Store) PutEphemeral(ctx context.Context, key string, value []byte, ttl 
 	}
 	s.sess.mu.Lock()
 	defer s.sess.mu.Unlock()
-	cctx, done := s.callCtx(ctx, callTimeout)
+	cctx, done := s.callCtx(ctx, s.attempt)
 	defer done()
 	w := (&api.WriteOptions{}).WithContext(cctx)
 	if err := s.renew(w, key, ttl, false); err != nil {

@@ -49,14 +49,12 @@ func (s *Store) Txn(ctx context.Context, ops []store.Op) error {
 // transaction Consul rolled back returns rolledBack naming its errors;
 // ambiguous tells that an earlier attempt may have been applied.
 func (s *Store) runTxn(ctx context.Context, op, subject string, txn api.TxnOps) (results api.TxnResults, ambiguous bool, rolledBack, err error) {
-	cctx, done := s.callCtx(ctx, callTimeout)
-	defer done()
 	var (
 		ok   bool
 		resp *api.TxnResponse
 	)
-	ambiguous, err = s.retry(cctx, func() (err error) {
-		ok, resp, _, err = s.txn.Txn(txn, (&api.QueryOptions{}).WithContext(cctx))
+	ambiguous, err = s.retry(ctx, s.attempt, func(actx context.Context) (err error) {
+		ok, resp, _, err = s.txn.Txn(txn, (&api.QueryOptions{}).WithContext(actx))
 		return err
 	})
 	if err != nil {

@@ -2,6 +2,7 @@ package consul
 
 import (
 	"context"
+	"time"
 
 	"github.com/hashicorp/consul/api"
 
@@ -24,7 +25,32 @@ func (s *Store) Watch(ctx context.Context, prefix string, index uint64) ([]store
 		// listing it gets and is woken again by any later write.
 		q := &api.QueryOptions{WaitIndex: index, WaitTime: watchWait}
 		// Consul adds up to WaitTime/16 of jitter to a blocking query.
-		kvs, next, err := s.list(ctx, "watch", prefix, q, watchWait+watchWait/16+callTimeout)
+		kvs, next, _, err := s.list(ctx, "watch", prefix, q, watchWait+watchWait/16+s.attempt)
+		if err != nil || next != index {
+			return kvs, next, err
+		}
+	}
+}
+
+// staleMax is how long a server answering a stale read may have been out
+// of touch with its leader: a follower hears from it every heartbeat
+// (about 100 ms at raft_multiplier 1, 500 ms at Consul's default 5).
+const staleMax = time.Second
+
+// WatchStale is Watch answered by whichever server the agent asks
+// (store.StaleWatcher). An answer from a server without a leader, or out
+// of touch with it for more than staleMax, is dropped and the leader asked
+// (Watch).
+func (s *Store) WatchStale(ctx context.Context, prefix string, index uint64) ([]store.KV, uint64, error) {
+	for {
+		if err := s.check(ctx, "watch stale", prefix); err != nil {
+			return nil, 0, err
+		}
+		q := &api.QueryOptions{WaitIndex: index, WaitTime: watchWait, AllowStale: true}
+		kvs, next, meta, err := s.list(ctx, "watch stale", prefix, q, watchWait+watchWait/16+s.attempt)
+		if err == nil && (!meta.KnownLeader || meta.LastContact > staleMax) {
+			return s.Watch(ctx, prefix, index)
+		}
 		if err != nil || next != index {
 			return kvs, next, err
 		}
