@@ -53,7 +53,7 @@ func (p *Plane) EnsureEndpoint(c EndpointConfig) (ifName string, err error) {
 		return "", fmt.Errorf("inspect endpoint %q (vni %d): %w", n.host, c.VNI, err)
 	}
 	if intact {
-		if err := inNetns(path, func() error { return attachPort(log, n.port, c.MTU) }); err != nil {
+		if err := inNetns(log, path, func() error { return attachPort(log, n.port, c.MTU) }); err != nil {
 			return "", fmt.Errorf("attach endpoint port %q (vni %d): %w", n.port, c.VNI, err)
 		}
 		return n.host, nil
@@ -67,7 +67,7 @@ func (p *Plane) EnsureEndpoint(c EndpointConfig) (ifName string, err error) {
 		return "", err
 	}
 	rb.push("veth "+n.host, func() error { return deleteEndpointLinks(log, path, n) })
-	if err := inNetns(path, func() error { return attachPort(log, n.port, c.MTU) }); err != nil {
+	if err := inNetns(log, path, func() error { return attachPort(log, n.port, c.MTU) }); err != nil {
 		return "", fmt.Errorf("attach endpoint port %q (vni %d): %w", n.port, c.VNI, err)
 	}
 	log.WithFields(logrus.Fields{"link": n.host, "port": n.port, "mac": c.MAC}).Info("created endpoint")
@@ -104,7 +104,7 @@ func endpointIntact(log *logrus.Entry, path string, n endpointNames, c EndpointC
 		return false, nil
 	}
 	intact := false
-	err = inNetns(path, func() error {
+	err = inNetns(log, path, func() error {
 		pl, err := linkByName(log, n.port)
 		port, ok := pl.(*netlink.Veth)
 		intact = ok && port.ParentIndex == host.Index && host.ParentIndex == port.Index
@@ -124,7 +124,7 @@ func deleteEndpointLinks(log *logrus.Entry, path string, n endpointNames) error 
 	}
 	var nsDeleted bool
 	if live {
-		err = inNetns(path, func() error {
+		err = inNetns(log, path, func() error {
 			var err error
 			nsDeleted, err = deleteLink(log, n.port)
 			return err
@@ -193,7 +193,7 @@ func (p *Plane) ports(vni uint32) ([]string, error) {
 	}
 	log := p.log.WithField("vni", vni)
 	var ids []string
-	err = inNetns(path, func() error {
+	err = inNetns(log, path, func() error {
 		br, err := mustLink(log, bridgeName)
 		if err != nil {
 			return err
