@@ -57,6 +57,20 @@ func inNetns(log *logrus.Entry, path string, fn func() error) error {
 	})
 }
 
+// currentNetns opens the network namespace of the calling goroutine's
+// thread (the host's in production; host-side calls run there). The
+// thread is locked while it is read, so no other goroutine can have
+// switched it meanwhile.
+func currentNetns() (netns.NsHandle, error) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	h, err := netns.Get()
+	if err != nil {
+		return -1, fmt.Errorf("open current netns: %w", err)
+	}
+	return h, nil
+}
+
 // msgEnterNetns is the Debug message of each switch into a namespace.
 const msgEnterNetns = "setns: enter"
 
