@@ -41,7 +41,8 @@ func (d *Driver) Reconcile(ctx context.Context) error {
 
 // reconcileLocked is Reconcile's repair; the caller holds mu alone.
 func (d *Driver) reconcileLocked(ctx context.Context) error {
-	d.nets.clear() // it may drop networks this host had (netcache.go)
+	d.nets.clear()  // it may drop networks this host had (netcache.go)
+	d.fresh.clear() // and endpoint records with them (fresh.go)
 	kvs, _, err := d.o.Store.List(ctx, keys.HostNetworks(d.o.HostID))
 	if err != nil {
 		return fmt.Errorf("reconcile: list networks of host %q: %w", d.o.HostID, err)
