@@ -17,11 +17,16 @@ const maxFresh = 1024
 // uses (ID, network, MAC) never change in a record's life.
 //
 // No stale entry: Join takes its entry out (a Join after a Leave reads
-// the store); DeleteEndpoint drops it, and so do a network's leave and a
-// reconcile repair, which may remove records behind the callbacks. A
-// plugin restarted between CreateEndpoint and Join has no entry, and Join
-// reads the store, as it does for an entry that does not match its
-// network. Records are shared: read them, do not change them.
+// the store); DeleteEndpoint drops it, a network's leave drops its
+// network's, and every Reconcile round drops them all: other hosts purge
+// the records of a host they found gone, and a Join after a round that
+// saw the purge must fail, as its store read did
+// (TestReconcileRepublishesOnlyLiveEndpoints). A Join between a purge and
+// the next round makes the veth, and that round republishes the endpoint
+// as it does a running container's. A plugin restarted between
+// CreateEndpoint and Join has no entry, and Join reads the store, as it
+// does for an entry of another network. Records are shared: read them,
+// do not change them.
 type freshEndpoints struct {
 	mu sync.Mutex
 	m  map[string]*Endpoint

@@ -31,6 +31,9 @@ import (
 // a repair that must exclude them (inSync, reconcile_shared.go), and takes
 // the lock alone only then.
 func (d *Driver) Reconcile(ctx context.Context) error {
+	// A record kept for a Join is trusted only until the next round:
+	// other hosts may have purged it meanwhile (fresh.go).
+	d.fresh.clear()
 	if d.inSync(ctx) {
 		return nil
 	}
@@ -41,8 +44,7 @@ func (d *Driver) Reconcile(ctx context.Context) error {
 
 // reconcileLocked is Reconcile's repair; the caller holds mu alone.
 func (d *Driver) reconcileLocked(ctx context.Context) error {
-	d.nets.clear()  // it may drop networks this host had (netcache.go)
-	d.fresh.clear() // and endpoint records with them (fresh.go)
+	d.nets.clear() // it may drop networks this host had (netcache.go)
 	kvs, _, err := d.o.Store.List(ctx, keys.HostNetworks(d.o.HostID))
 	if err != nil {
 		return fmt.Errorf("reconcile: list networks of host %q: %w", d.o.HostID, err)
