@@ -101,8 +101,9 @@ type Driver struct {
 	gmu  sync.RWMutex
 	gone map[string]bool // hosts whose entries are left out (SetGone)
 
-	nets  netCache   // Docker network ID → cluster network, for lookup
-	sweep sweepClock // when reconcile searches for leftovers (sweep.go)
+	nets  netCache       // Docker network ID → cluster network, for lookup
+	fresh freshEndpoints // records CreateEndpoint wrote, for their Join (fresh.go)
+	sweep sweepClock     // when reconcile searches for leftovers (sweep.go)
 }
 
 // Network is the cluster record of one vxnet network.

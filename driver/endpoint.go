@@ -44,6 +44,7 @@ func (d *Driver) CreateEndpoint(ctx context.Context, r *network.CreateEndpointRe
 	if err := d.recordEndpoint(ctx, ep); err != nil {
 		return nil, err
 	}
+	d.fresh.put(ep)
 	d.logNet(n).WithFields(map[string]any{"endpoint": ep.ID, "addrs": ep.Addrs, "mac": ep.MAC}).Info("endpoint created")
 	resp := &network.CreateEndpointResponse{}
 	if r.Interface.MacAddress == "" {
@@ -189,6 +190,23 @@ func (d *Driver) endpoint(ctx context.Context, netID, epID string) (*Endpoint, *
 	return ep, n, nil
 }
 
+// joinRecord is Join's endpoint record: the one CreateEndpoint kept
+// (fresh.go) if it is of this network, else the store's; the caller holds
+// mu.
+func (d *Driver) joinRecord(ctx context.Context, netID, epID string) (*Endpoint, *Network, error) {
+	if err := validID("endpoint", epID); err != nil {
+		return nil, nil, err
+	}
+	n, err := d.lookup(ctx, netID)
+	if err != nil {
+		return nil, nil, err
+	}
+	if ep, ok := d.fresh.take(epID); ok && ep.Network == n.Key && ep.DockerNet == netID {
+		return ep, n, nil
+	}
+	return d.endpoint(ctx, netID, epID)
+}
+
 // Join creates the endpoint's veth pair: one end on the network's bridge,
 // the other handed to Docker, which moves it into the container as ethN.
 // No gateway is returned, so Docker attaches the container to
@@ -196,7 +214,7 @@ func (d *Driver) endpoint(ctx context.Context, netID, epID string) (*Endpoint, *
 func (d *Driver) Join(ctx context.Context, r *network.JoinRequest) (*network.JoinResponse, error) {
 	d.mu.RLock()
 	defer d.mu.RUnlock()
-	ep, n, err := d.endpoint(ctx, r.NetworkID, r.EndpointID)
+	ep, n, err := d.joinRecord(ctx, r.NetworkID, r.EndpointID)
 	if err != nil {
 		return nil, err
 	}

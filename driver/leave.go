@@ -26,6 +26,7 @@ func (d *Driver) rollbackCreate(n *Network, dockerID string) {
 // reverse order of creation: endpoints, kernel, membership, local ref.
 func (d *Driver) leave(ctx context.Context, n *Network, dockerID string) error {
 	d.nets.drop(dockerID)
+	d.fresh.dropNetwork(n.Key)
 	d.stopWatch(n.Key)
 	if err := d.deleteLocalEndpoints(ctx, n); err != nil {
 		return err

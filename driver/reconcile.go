@@ -31,6 +31,9 @@ import (
 // a repair that must exclude them (inSync, reconcile_shared.go), and takes
 // the lock alone only then.
 func (d *Driver) Reconcile(ctx context.Context) error {
+	// A record kept for a Join is trusted only until the next round:
+	// other hosts may have purged it meanwhile (fresh.go).
+	d.fresh.clear()
 	if d.inSync(ctx) {
 		return nil
 	}

@@ -13,6 +13,7 @@ import (
 // removeEndpoint deletes one endpoint of this host everywhere; missing
 // pieces are not an error.
 func (d *Driver) removeEndpoint(ctx context.Context, n *Network, id string) error {
+	d.fresh.drop(id)
 	if err := d.o.Plane.DeleteEndpoint(n.VNI, id); err != nil {
 		return fmt.Errorf("delete endpoint %q: %w", id, err)
 	}

@@ -51,7 +51,7 @@ func Dump(netnsDir string) ([]NetworkState, error) {
 	var out []NetworkState
 	for _, vni := range vnis {
 		st := NetworkState{VNI: vni, Netns: p.nsPath(vni)}
-		if err := inNetns(st.Netns, func() error { return dumpNetwork(log, &st) }); err != nil {
+		if err := inNetns(log, st.Netns, func() error { return dumpNetwork(log, &st) }); err != nil {
 			return nil, fmt.Errorf("read network namespace %q (vni %d): %w", st.Netns, vni, err)
 		}
 		if st.Bridge {

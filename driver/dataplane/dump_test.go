@@ -43,7 +43,7 @@ func TestDump(t *testing.T) {
 	if got := summary(); got != want {
 		t.Errorf("Dump:\n got %s\nwant %s", got, want)
 	}
-	if err := inNetns(h.plane.nsPath(vni), func() error {
+	if err := inNetns(h.plane.log, h.plane.nsPath(vni), func() error {
 		vx, err := mustLink(h.plane.log, vxlanName)
 		if err != nil {
 			return err

@@ -8,8 +8,10 @@ import (
 	"runtime"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
+	"github.com/sirupsen/logrus"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 )
@@ -133,6 +135,87 @@ func TestEnsureEndpointRepairs(t *testing.T) {
 	}
 	checkEndpoint(t, h, c)
 	if names := linkNames(t, handleIn(t, h.ns)); !slices.Equal(names, []string{"lo", n.host}) {
+		t.Errorf("host links %v, want lo and %s", names, n.host)
+	}
+}
+
+// nsEnters counts the switches into a namespace a Plane logs (inNetns).
+type nsEnters struct {
+	mu sync.Mutex
+	n  int
+}
+
+func (c *nsEnters) Levels() []logrus.Level { return []logrus.Level{logrus.DebugLevel} }
+
+func (c *nsEnters) Fire(e *logrus.Entry) error {
+	if e.Message == msgEnterNetns {
+		c.mu.Lock()
+		c.n++
+		c.mu.Unlock()
+	}
+	return nil
+}
+
+// take returns the switches since the last take.
+func (c *nsEnters) take() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := c.n
+	c.n = 0
+	return n
+}
+
+// Join's veth is created, and verified, with one switch into the network
+// namespace, not two (issue #13: each switch's wait grew with the host's
+// load); so is a pair repaired from a stale port in the namespace. What
+// the pair looks like is what checkEndpoint wants: MAC, MTU, down host
+// side, up port on br0, peers of each other.
+func TestEnsureEndpointEntersNetnsOnce(t *testing.T) {
+	h := setupNetwork(t, 4206)
+	enters := &nsEnters{}
+	h.plane.log.Logger.AddHook(enters)
+	c := testEndpoint(4206, 1)
+	n := namesFor(c.ID)
+	ensure := func(what string, want int) {
+		t.Helper()
+		enters.take()
+		if _, err := h.plane.EnsureEndpoint(c); err != nil {
+			t.Fatalf("EnsureEndpoint (%s): %v", what, err)
+		}
+		if got := enters.take(); got != want {
+			t.Errorf("EnsureEndpoint (%s): %d switches into the network namespace, want %d", what, got, want)
+		}
+		host, port := checkEndpoint(t, h, c)
+		if host.Attrs().TxQLen != port.Attrs().TxQLen {
+			t.Errorf("%s: txqlen host side %d, port %d", what, host.Attrs().TxQLen, port.Attrs().TxQLen)
+		}
+	}
+	ensure("new", 1)
+	ensure("intact", 1)
+
+	// A stale port left in the namespace (its peer there too), no container
+	// side: one switch.
+	if err := h.plane.DeleteEndpoint(c.VNI, c.ID); err != nil {
+		t.Fatal(err)
+	}
+	nh := h.nsHandle(t, c.VNI)
+	if err := nh.LinkAdd(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: n.port}, PeerName: "stale0"}); err != nil {
+		t.Fatal(err)
+	}
+	ensure("stale port", 1)
+
+	// A container side that matches but whose peer is not the port: the
+	// pair is made anew (a second round, the only one).
+	if err := h.plane.DeleteEndpoint(c.VNI, c.ID); err != nil {
+		t.Fatal(err)
+	}
+	hh := handleIn(t, h.ns)
+	odd := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: n.host, MTU: c.MTU, HardwareAddr: c.MAC}, PeerName: "odd0"}
+	if err := hh.LinkAdd(odd); err != nil {
+		t.Fatal(err)
+	}
+	ensure("foreign peer", 3)
+	if names := linkNames(t, hh); !slices.Equal(names, []string{"lo", n.host}) {
 		t.Errorf("host links %v, want lo and %s", names, n.host)
 	}
 }

@@ -30,7 +30,7 @@ func TestPortFDBDoesNotGrowWithEndpoints(t *testing.T) {
 			got []netlink.Neigh
 			n   int
 		)
-		if err := inNetns(h.plane.nsPath(vni), func() error {
+		if err := inNetns(h.plane.log, h.plane.nsPath(vni), func() error {
 			var err error
 			got, n, err = portFDB(idx)
 			return err

@@ -124,7 +124,7 @@ func TestStaleFilterRemoved(t *testing.T) {
 		t.Fatal(err)
 	}
 	// What DeleteNetwork does before removing the filter.
-	if err := inNetns(h.plane.nsPath(4504), func() error { return deleteAllLinks(h.plane.log) }); err != nil {
+	if err := inNetns(h.plane.log, h.plane.nsPath(4504), func() error { return deleteAllLinks(h.plane.log) }); err != nil {
 		t.Fatal(err)
 	}
 	if err := removeNetnsFile(h.plane.log, h.plane.nsPath(4504)); err != nil {

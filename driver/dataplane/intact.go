@@ -35,7 +35,7 @@ func (p *Plane) verifyNetwork(log *logrus.Entry, c NetworkConfig) (bool, error) 
 		return false, nil
 	}
 	intact := false
-	err := inNetns(path, func() error {
+	err := inNetns(log, path, func() error {
 		var err error
 		intact, err = namespaceIntact(log, p.sysctl, c)
 		return err

@@ -38,8 +38,12 @@ func onLockedThread(fn func() error) error {
 	return <-errc
 }
 
-// inNetns runs fn on a locked thread inside the namespace at path.
-func inNetns(path string, fn func() error) error {
+// inNetns runs fn on a locked thread inside the namespace at path. Each
+// call is a switch into the namespace and back, logged at Debug ("setns:
+// enter"): on a loaded host a switch waits about as long as a store read
+// (issue #13), so callbacks on the hot path count them (EnsureEndpoint: one).
+func inNetns(log *logrus.Entry, path string, fn func() error) error {
+	log.WithField("netns", path).Debug(msgEnterNetns)
 	return onLockedThread(func() error {
 		target, err := netns.GetFromPath(path)
 		if err != nil {
@@ -52,6 +56,23 @@ func inNetns(path string, fn func() error) error {
 		return fn()
 	})
 }
+
+// currentNetns opens the network namespace of the calling goroutine's
+// thread (the host's in production; host-side calls run there). The
+// thread is locked while it is read, so no other goroutine can have
+// switched it meanwhile.
+func currentNetns() (netns.NsHandle, error) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	h, err := netns.Get()
+	if err != nil {
+		return -1, fmt.Errorf("open current netns: %w", err)
+	}
+	return h, nil
+}
+
+// msgEnterNetns is the Debug message of each switch into a namespace.
+const msgEnterNetns = "setns: enter"
 
 // withNsFd calls fn with an open file descriptor of the namespace at path,
 // for netlink calls that move links into it.

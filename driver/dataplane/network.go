@@ -47,7 +47,7 @@ func (p *Plane) EnsureNetwork(c NetworkConfig) (err error) {
 		rb.push("netns "+path, func() error { return removeNetnsFile(log, path) })
 	}
 	var needVxlan bool
-	err = inNetns(path, func() error {
+	err = inNetns(log, path, func() error {
 		var err error
 		needVxlan, err = prepareNamespace(log, path, p.sysctl, c, &rb)
 		return err
@@ -89,7 +89,7 @@ func prepareNamespace(log *logrus.Entry, path, sysctlDir string, c NetworkConfig
 	}
 	if created {
 		rb.push("bridge "+bridgeName, func() error {
-			return inNetns(path, func() error { _, err := deleteLink(log, bridgeName); return err })
+			return inNetns(log, path, func() error { _, err := deleteLink(log, bridgeName); return err })
 		})
 	}
 	added, err := ensureAddrs(log, c.Addresses)
@@ -98,7 +98,7 @@ func prepareNamespace(log *logrus.Entry, path, sysctlDir string, c NetworkConfig
 	}
 	if !created && len(added) > 0 {
 		rb.push("gateway addresses", func() error {
-			return inNetns(path, func() error { return deleteAddrs(log, added) })
+			return inNetns(log, path, func() error { return deleteAddrs(log, added) })
 		})
 	}
 	return checkVxlan(log, c)
@@ -121,7 +121,7 @@ func (p *Plane) DeleteNetwork(vni uint32) error {
 	if live {
 		// Delete links explicitly: namespace teardown is asynchronous, and a
 		// lingering vxlan0 would keep its VNI busy in the host namespace.
-		if err := inNetns(path, func() error { return deleteAllLinks(log) }); err != nil {
+		if err := inNetns(log, path, func() error { return deleteAllLinks(log) }); err != nil {
 			return fmt.Errorf("delete links of network vni %d in netns %q: %w", vni, path, err)
 		}
 	}

@@ -91,7 +91,7 @@ func (p *Plane) SetPeers(vni uint32, peers []Peer) error {
 	if err := syncFilter(log, vni, vteps, false); err != nil {
 		return err
 	}
-	if err := inNetns(path, func() error { return convergePeers(log, peers) }); err != nil {
+	if err := inNetns(log, path, func() error { return convergePeers(log, peers) }); err != nil {
 		return fmt.Errorf("set peers on %q (vni %d) in netns %q: %w", vxlanName, vni, path, err)
 	}
 	return syncFilter(log, vni, vteps, true)

@@ -54,7 +54,7 @@ func TestSysctlDirElsewhere(t *testing.T) {
 		t.Fatalf("EnsureNetwork: %v", err)
 	}
 	var inNet string
-	if err := inNetns(p.nsPath(c.VNI), func() error { inNet = readSysctl(t, key); return nil }); err != nil {
+	if err := inNetns(p.log, p.nsPath(c.VNI), func() error { inNet = readSysctl(t, key); return nil }); err != nil {
 		t.Fatal(err)
 	}
 	if inNet != "0" {
@@ -97,7 +97,7 @@ func TestNamespaceSysctlsRepaired(t *testing.T) {
 		t.Errorf("host namespace sysctls changed from %v to %v", hostBefore, got)
 	}
 	// Drift: every key set back to the kernel's default for a new namespace.
-	err := inNetns(path, func() error {
+	err := inNetns(h.plane.log, path, func() error {
 		for _, s := range wantNsSysctls {
 			if err := os.WriteFile(filepath.Join("/proc/sys", s.key), []byte("1"), 0o644); err != nil {
 				return err
@@ -135,7 +135,7 @@ func readSysctls(t *testing.T) []string {
 
 func checkNsSysctls(t *testing.T, path, when string) {
 	t.Helper()
-	err := inNetns(path, func() error {
+	err := inNetns(testLog(t, "sysctl"), path, func() error {
 		for _, s := range wantNsSysctls {
 			if got := readSysctl(t, filepath.Join("/proc/sys", s.key)); got != s.value {
 				t.Errorf("%s: %s in the network's namespace = %q, want %q", when, s.key, got, s.value)

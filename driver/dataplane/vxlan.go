@@ -86,7 +86,7 @@ func createVxlan(log *logrus.Entry, path string, c NetworkConfig, rb *rollback) 
 	if err != nil {
 		return fmt.Errorf("move vxlan %q (vni %d) to netns %q: %w", tmp, c.VNI, path, err)
 	}
-	err = inNetns(path, func() error {
+	err = inNetns(log, path, func() error {
 		l, err := mustLink(log, tmp)
 		if err != nil {
 			return err
@@ -109,7 +109,7 @@ func createVxlan(log *logrus.Entry, path string, c NetworkConfig, rb *rollback) 
 // under either name.
 func removeVxlan(log *logrus.Entry, path, tmp string) error {
 	_, herr := deleteLink(log, tmp)
-	nerr := inNetns(path, func() error {
+	nerr := inNetns(log, path, func() error {
 		_, err1 := deleteLink(log, tmp)
 		_, err2 := deleteLink(log, vxlanName)
 		return errors.Join(err1, err2)
