@@ -122,7 +122,7 @@ func changeOp(ctx context.Context, s store.Store, net string, ops []store.Op, id
 // on one of ops is returned (wrapping store.ErrConflict).
 func txnWithChanges(ctx context.Context, s store.Store, net string, ops []store.Op, ids ...string) error {
 	var err error
-	for attempt := range maxChangeAttempts {
+	for attempt := 0; moreChangeAttempts(ctx, attempt); attempt++ {
 		var op store.Op
 		if op, err = changeOp(ctx, s, net, ops, ids...); err != nil {
 			return err
@@ -136,12 +136,30 @@ func txnWithChanges(ctx context.Context, s store.Store, net string, ops []store.
 		}
 		pause.For(ctx, backoffPause(attempt))
 	}
+	if ctx.Err() != nil {
+		return fmt.Errorf("network %s: change log: too many concurrent changes until the call's deadline: %w", net, err)
+	}
 	return fmt.Errorf("network %s: change log: too many concurrent changes: %w", net, err)
 }
 
 // maxChangeAttempts bounds the retries of a write that lost the change
-// log to another writer.
+// log to another writer, when the caller has no deadline.
 const maxChangeAttempts = 16
+
+// moreChangeAttempts reports whether a write that lost the change log
+// attempt times may try again. A caller with a deadline (a Docker
+// callback's) keeps trying until it: every member of a network writes the
+// one log, so at 3 hosts removing 4 endpoints each at once 16 attempts
+// were seen to run out (a DeleteEndpoint failed with 409 in `make bench`'s
+// Scale step), although the callback had seconds left and each attempt's
+// random pause makes one of the writers win.
+func moreChangeAttempts(ctx context.Context, attempt int) bool {
+	if ctx.Err() != nil {
+		return false
+	}
+	_, bounded := ctx.Deadline()
+	return bounded || attempt < maxChangeAttempts
+}
 
 // noteChanges advances network net's log by ids after their records were
 // written on their own (the rarer paths: names, republish, forget).

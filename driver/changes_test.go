@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/vxnet/vxnet/store"
 	"github.com/vxnet/vxnet/store/keys"
@@ -158,4 +159,54 @@ func TestPeriodicListingBacksOff(t *testing.T) {
 	e1.deleteEndpoint(net1, ep3)
 	e1.deleteNetwork(net1)
 	e1.wantNoKeys()
+}
+
+// movingLogStore moves network net's change log (another member's write)
+// before each of the first n transactions that advance it.
+type movingLogStore struct {
+	store.Store
+	net   string
+	n     int
+	moved int
+}
+
+func (m *movingLogStore) Txn(ctx context.Context, ops []store.Op) error {
+	for _, op := range ops {
+		if op.Key == keys.Changes(m.net) && m.moved < m.n {
+			m.moved++
+			l, _, err := readChangeLog(ctx, m.Store, m.net)
+			if err != nil {
+				return err
+			}
+			if err := store.PutJSON(ctx, m.Store, keys.Changes(m.net), l.with(fmt.Sprintf("other%d", m.moved))); err != nil {
+				return err
+			}
+		}
+	}
+	return m.Store.Txn(ctx, ops)
+}
+
+// A write that keeps losing the change log to other members tries again
+// while its caller's deadline lasts, not only 16 times; without a
+// deadline the 16 attempts still bound it.
+func TestChangeLogWriteRetriesUntilDeadline(t *testing.T) {
+	const net = "198.19.5.0_24"
+	base := newEnv(t).store
+	rec := []store.Op{{Verb: store.VerbPut, Key: keys.Endpoint(net, "ep1"), Value: []byte(`{}`)}}
+
+	s := &movingLogStore{Store: base, net: net, n: maxChangeAttempts + 4}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := txnWithChanges(ctx, s, net, rec, "ep1"); err != nil {
+		t.Fatalf("with a deadline, after %d lost attempts: %v", s.n, err)
+	}
+	if l, _, err := readChangeLog(ctx, base, net); err != nil || l.Seq != uint64(s.n)+1 {
+		t.Fatalf("change log seq %d (err %v); want %d: the other writers' %d and ours", l.Seq, err, s.n+1, s.n)
+	}
+
+	s = &movingLogStore{Store: base, net: net, n: 1 << 30}
+	err := txnWithChanges(context.Background(), s, net, rec, "ep1")
+	if err == nil || s.moved != maxChangeAttempts {
+		t.Fatalf("without a deadline: err %v after %d attempts; want an error after %d", err, s.moved, maxChangeAttempts)
+	}
 }
