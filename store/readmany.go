@@ -32,23 +32,17 @@ func ReadMany(ctx context.Context, s Store, prefixes, ks []string) (map[string][
 // have no one request for them: a List per prefix and one GetMany (not
 // of one moment).
 func ReadManyEach(ctx context.Context, s Store, prefixes, ks []string) (map[string][]KV, map[string]KV, error) {
-	if err := NoNesting(prefixes); err != nil {
+	lists, err := listEach(ctx, s, prefixes)
+	if err != nil {
 		return nil, nil, err
 	}
-	lists := make(map[string][]KV, len(prefixes))
-	for _, p := range prefixes {
-		kvs, _, err := s.List(ctx, p)
-		if err != nil {
-			return nil, nil, err
-		}
+	for p, kvs := range lists {
 		if kvs == nil {
-			kvs = []KV{}
+			lists[p] = []KV{}
 		}
-		lists[p] = kvs
 	}
 	got := map[string]KV{}
 	if len(ks) > 0 {
-		var err error
 		if got, err = GetMany(ctx, s, ks); err != nil {
 			return nil, nil, err
 		}

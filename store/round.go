@@ -246,22 +246,31 @@ func ReadRound(ctx context.Context, s Store, prefixes []string, known map[string
 // ReadRoundEach is ReadRound from the calls it stands for, for stores
 // that have no one request for them: a List per prefix and one Changed.
 func ReadRoundEach(ctx context.Context, s Store, prefixes []string, known map[string]uint64) (map[string][]KV, []string, error) {
-	if err := NoNesting(prefixes); err != nil {
+	lists, err := listEach(ctx, s, prefixes)
+	if err != nil {
 		return nil, nil, err
-	}
-	lists := make(map[string][]KV, len(prefixes))
-	for _, p := range prefixes {
-		kvs, _, err := s.List(ctx, p)
-		if err != nil {
-			return nil, nil, err
-		}
-		lists[p] = kvs
 	}
 	changed, err := Changed(ctx, s, known)
 	if err != nil {
 		return nil, nil, err
 	}
 	return lists, changed, nil
+}
+
+// listEach lists each of prefixes, one List each, after NoNesting.
+func listEach(ctx context.Context, s Store, prefixes []string) (map[string][]KV, error) {
+	if err := NoNesting(prefixes); err != nil {
+		return nil, err
+	}
+	lists := make(map[string][]KV, len(prefixes))
+	for _, p := range prefixes {
+		kvs, _, err := s.List(ctx, p)
+		if err != nil {
+			return nil, err
+		}
+		lists[p] = kvs
+	}
+	return lists, nil
 }
 
 // NoNesting fails when one of prefixes starts another: a listing read

@@ -20,18 +20,7 @@ func (s *Store) GetMany(ctx context.Context, ks []string) (map[string]store.KV, 
 	out := make(map[string]store.KV, len(ks))
 	err := s.db.View(func(tx *bbolt.Tx) error {
 		b := tx.Bucket([]byte(bucketKV))
-		for _, k := range ks {
-			raw := b.Get([]byte(k))
-			if raw == nil {
-				continue
-			}
-			kv, err := decode(k, raw)
-			if err != nil {
-				return err
-			}
-			out[k] = kv
-		}
-		return nil
+		return getIn(b, ks, out)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("get %d keys: %w", len(ks), err)

@@ -27,31 +27,10 @@ func (s *Store) ReadMany(ctx context.Context, prefixes, ks []string) (map[string
 	got := make(map[string]store.KV, len(ks))
 	err := s.db.View(func(tx *bbolt.Tx) error {
 		b := tx.Bucket([]byte(bucketKV))
-		for _, prefix := range prefixes {
-			p := []byte(prefix)
-			kvs := []store.KV{}
-			c := b.Cursor()
-			for k, raw := c.Seek(p); k != nil && bytes.HasPrefix(k, p); k, raw = c.Next() {
-				kv, err := decode(string(k), raw)
-				if err != nil {
-					return err
-				}
-				kvs = append(kvs, kv)
-			}
-			lists[prefix] = kvs
+		if err := listIn(b, prefixes, lists); err != nil {
+			return err
 		}
-		for _, k := range ks {
-			raw := b.Get([]byte(k))
-			if raw == nil {
-				continue
-			}
-			kv, err := decode(k, raw)
-			if err != nil {
-				return err
-			}
-			got[k] = kv
-		}
-		return nil
+		return getIn(b, ks, got)
 	})
 	if err != nil {
 		return nil, nil, fmt.Errorf("read %d prefixes and %d keys: %w", len(prefixes), len(ks), err)
@@ -60,3 +39,38 @@ func (s *Store) ReadMany(ctx context.Context, prefixes, ks []string) (map[string
 }
 
 var _ store.ManyReader = (*Store)(nil)
+
+// listIn lists each of prefixes in b into lists (an empty, not nil, slice
+// for a prefix with no keys).
+func listIn(b *bbolt.Bucket, prefixes []string, lists map[string][]store.KV) error {
+	for _, prefix := range prefixes {
+		p := []byte(prefix)
+		kvs := []store.KV{}
+		c := b.Cursor()
+		for k, raw := c.Seek(p); k != nil && bytes.HasPrefix(k, p); k, raw = c.Next() {
+			kv, err := decode(string(k), raw)
+			if err != nil {
+				return err
+			}
+			kvs = append(kvs, kv)
+		}
+		lists[prefix] = kvs
+	}
+	return nil
+}
+
+// getIn reads those of ks that exist in b into got.
+func getIn(b *bbolt.Bucket, ks []string, got map[string]store.KV) error {
+	for _, k := range ks {
+		raw := b.Get([]byte(k))
+		if raw == nil {
+			continue
+		}
+		kv, err := decode(k, raw)
+		if err != nil {
+			return err
+		}
+		got[k] = kv
+	}
+	return nil
+}

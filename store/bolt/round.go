@@ -1,7 +1,6 @@
 package bolt
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"sort"
@@ -24,18 +23,8 @@ func (s *Store) ReadRound(ctx context.Context, prefixes []string, known map[stri
 	var changed []string
 	err := s.db.View(func(tx *bbolt.Tx) error {
 		b := tx.Bucket([]byte(bucketKV))
-		for _, prefix := range prefixes {
-			p := []byte(prefix)
-			kvs := []store.KV{}
-			c := b.Cursor()
-			for k, raw := c.Seek(p); k != nil && bytes.HasPrefix(k, p); k, raw = c.Next() {
-				kv, err := decode(string(k), raw)
-				if err != nil {
-					return err
-				}
-				kvs = append(kvs, kv)
-			}
-			lists[prefix] = kvs
+		if err := listIn(b, prefixes, lists); err != nil {
+			return err
 		}
 		var err error
 		changed, err = changedIn(b, known)

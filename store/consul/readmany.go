@@ -32,22 +32,11 @@ func (s *Store) ReadMany(ctx context.Context, prefixes, ks []string) (map[string
 	}
 	lists := make(map[string][]store.KV, len(prefixes))
 	got := make(map[string]store.KV, len(ks))
-	first := true
-	for first || len(ks) > 0 {
-		n := s.roundOps()
-		var ps []string
-		if first {
-			ps, n = prefixes, max(n-len(prefixes), 1)
-		}
-		n = min(n, len(ks))
-		err := s.readManyChunk(ctx, ps, ks[:n], lists, got)
-		if errors.Is(err, errTooManyOps) && s.smallTxn.CompareAndSwap(false, true) {
-			continue // again, in chunks an older Consul takes
-		}
-		if err != nil {
-			return nil, nil, err
-		}
-		ks, first = ks[n:], false
+	err := s.inChunks(prefixes, ks, func(ps, ks []string) error {
+		return s.readManyChunk(ctx, ps, ks, lists, got)
+	})
+	if err != nil {
+		return nil, nil, err
 	}
 	for _, kvs := range lists {
 		sort.Slice(kvs, func(i, j int) bool { return kvs[i].Key < kvs[j].Key })

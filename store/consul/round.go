@@ -44,27 +44,45 @@ func (s *Store) ReadRound(ctx context.Context, prefixes []string, known map[stri
 	sort.Strings(ks)
 	lists := map[string][]store.KV{}
 	var changed []string
-	first := true
-	for first || len(ks) > 0 {
-		n := s.roundOps()
-		var ps []string
-		if first {
-			ps, n = prefixes, max(n-len(prefixes), 1)
-		}
-		n = min(n, len(ks))
-		got, ch, err := s.roundChunk(ctx, ps, ks[:n], known)
-		if errors.Is(err, errTooManyOps) && s.smallTxn.CompareAndSwap(false, true) {
-			continue // again, in chunks an older Consul takes
-		}
+	err := s.inChunks(prefixes, ks, func(ps, ks []string) error {
+		got, ch, err := s.roundChunk(ctx, ps, ks, known)
 		if err != nil {
-			return nil, nil, err
+			return err
 		}
 		for p, kvs := range got {
 			lists[p] = kvs
 		}
-		changed, ks, first = append(changed, ch...), ks[n:], false
+		changed = append(changed, ch...)
+		return nil
+	})
+	if err != nil {
+		return nil, nil, err
 	}
 	return lists, changed, nil
+}
+
+// inChunks runs fn on ks in as many transactions as this Consul needs,
+// prefixes ps with the first; Consul's 413 to the first chunk of more
+// operations than it takes (before 1.14) starts again in smaller chunks.
+func (s *Store) inChunks(ps, ks []string, fn func(ps, ks []string) error) error {
+	first := true
+	for first || len(ks) > 0 {
+		n := s.roundOps()
+		var cps []string
+		if first {
+			cps, n = ps, max(n-len(ps), 1)
+		}
+		n = min(n, len(ks))
+		err := fn(cps, ks[:n])
+		if errors.Is(err, errTooManyOps) && s.smallTxn.CompareAndSwap(false, true) {
+			continue // again, in chunks an older Consul takes
+		}
+		if err != nil {
+			return err
+		}
+		ks, first = ks[n:], false
+	}
+	return nil
 }
 
 // errTooManyOps is Consul's 413 to a transaction of more than it takes.
