@@ -3,32 +3,29 @@ package driver
 import (
 	"context"
 	"net/http"
-	"net/http/httptest"
-	"net/http/httputil"
-	"net/url"
 	"os"
-	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/vxnet/vxnet/store"
 	"github.com/vxnet/vxnet/store/consul"
+	"github.com/vxnet/vxnet/store/consul/consultest"
 )
 
 // requestCounter is a proxy in front of a Consul that counts the HTTP
 // requests it passes on, but blocking queries (?index=: the peer
 // watchers'), which wait in Consul rather than work there.
 type requestCounter struct {
-	proxy *httputil.ReverseProxy
-	n     atomic.Int64
+	*consultest.Proxy
+	n atomic.Int64
 }
 
-func (c *requestCounter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+func (c *requestCounter) serve(w http.ResponseWriter, r *http.Request) {
 	if r.URL.Query().Get("index") == "" {
 		c.n.Add(1)
 	}
-	c.proxy.ServeHTTP(w, r)
+	c.Forward(w, r)
 }
 
 // A steady reconcile round on Consul is one HTTP request: the listing of
@@ -42,14 +39,9 @@ func TestSteadyRoundIsOneConsulRequest(t *testing.T) {
 	if addr == "" {
 		addr = startConsulAgent(t)
 	}
-	u, err := url.Parse("http://" + addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := &requestCounter{proxy: httputil.NewSingleHostReverseProxy(u)}
-	srv := httptest.NewServer(c)
-	t.Cleanup(srv.Close)
-	s, err := consul.Open(context.Background(), "consul://"+strings.TrimPrefix(srv.URL, "http://")+"/vxnet-driver-test-"+store.Nonce())
+	c := &requestCounter{}
+	c.Proxy = consultest.NewProxy(t, addr, c.serve)
+	s, err := consul.Open(context.Background(), "consul://"+c.Addr()+"/vxnet-driver-test-"+store.Nonce())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,10 +2,6 @@ package ipam
 
 import (
 	"net/http"
-	"net/http/httptest"
-	"net/http/httputil"
-	"net/url"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -21,11 +17,11 @@ import (
 // answers each with a 500: the first is applied, the others are rolled
 // back, and no caller learns which was which.
 type losingProxy struct {
-	proxy *httputil.ReverseProxy
-	mu    sync.Mutex
-	left  int           // transactions still to catch
-	all   chan struct{} // closed when the last of them arrived
-	one   sync.Mutex    // sends the caught ones one by one
+	*consultest.Proxy
+	mu   sync.Mutex
+	left int           // transactions still to catch
+	all  chan struct{} // closed when the last of them arrived
+	one  sync.Mutex    // sends the caught ones one by one
 }
 
 func (p *losingProxy) arm(n int) {
@@ -34,9 +30,9 @@ func (p *losingProxy) arm(n int) {
 	p.left, p.all = n, make(chan struct{})
 }
 
-func (p *losingProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodPut || r.URL.Path != "/v1/txn" {
-		p.proxy.ServeHTTP(w, r)
+func (p *losingProxy) serve(w http.ResponseWriter, r *http.Request) {
+	if consultest.Kind(r) != consultest.Txn {
+		p.Forward(w, r)
 		return
 	}
 	p.mu.Lock()
@@ -48,7 +44,7 @@ func (p *losingProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	p.mu.Unlock()
 	if !caught {
-		p.proxy.ServeHTTP(w, r)
+		p.Forward(w, r)
 		return
 	}
 	select {
@@ -56,7 +52,7 @@ func (p *losingProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case <-time.After(10 * time.Second): // the other never came: do not hang the test
 	}
 	p.one.Lock()
-	p.proxy.ServeHTTP(httptest.NewRecorder(), r)
+	p.Lose(r)
 	p.one.Unlock()
 	http.Error(w, "rpc error making call: EOF", http.StatusInternalServerError)
 }
@@ -66,14 +62,9 @@ func (p *losingProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // retries find the lease there; only the call whose nonce it holds may
 // take it as its own, the other moves on to another address.
 func TestLostAnswerNeverDoublesAnAddress(t *testing.T) {
-	u, err := url.Parse("http://" + consultest.Addr(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	lp := &losingProxy{proxy: httputil.NewSingleHostReverseProxy(u)}
-	srv := httptest.NewServer(lp)
-	t.Cleanup(srv.Close)
-	s := openConsul(t, strings.TrimPrefix(srv.URL, "http://"), "vxnet-ipam-test/"+randomHex(t))
+	lp := &losingProxy{}
+	lp.Proxy = consultest.NewProxy(t, consultest.Addr(t), lp.serve)
+	s := openConsul(t, lp.Addr(), "vxnet-ipam-test/"+randomHex(t))
 	m := New(Options{Store: s, HostID: "h1"})
 	id := requestNetwork(t, m, ipamapi.RequestPoolRequest{Pool: "198.19.70.0/24"})
 	for round := range 10 {

@@ -2,30 +2,28 @@ package consul_test
 
 import (
 	"net/http"
-	"net/http/httptest"
-	"net/http/httputil"
-	"net/url"
 	"strings"
 	"sync"
 	"testing"
 
 	"github.com/vxnet/vxnet/store/consul"
+	"github.com/vxnet/vxnet/store/consul/consultest"
 )
 
 // countingConsul is a proxy in front of a real Consul that counts the
 // HTTP requests by method and path ("PUT /v1/session/renew"; the ID or
 // key after the endpoint left out): what a Consul server answers.
 type countingConsul struct {
-	proxy *httputil.ReverseProxy
-	mu    sync.Mutex
-	n     map[string]int
+	*consultest.Proxy
+	mu sync.Mutex
+	n  map[string]int
 }
 
-func (c *countingConsul) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+func (c *countingConsul) serve(w http.ResponseWriter, r *http.Request) {
 	c.mu.Lock()
 	c.n[r.Method+" "+endpointOf(r.URL.Path)]++
 	c.mu.Unlock()
-	c.proxy.ServeHTTP(w, r)
+	c.Forward(w, r)
 }
 
 // endpointOf is path up to the endpoint: /v1/kv/a/b is /v1/kv,
@@ -66,12 +64,7 @@ func (c *countingConsul) reset() {
 // front of the test's Consul at addr; the proxy stops when the test ends.
 func openCounting(t *testing.T, addr, prefix string) (*countingConsul, *consul.Store) {
 	t.Helper()
-	u, err := url.Parse("http://" + addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := &countingConsul{proxy: httputil.NewSingleHostReverseProxy(u), n: map[string]int{}}
-	srv := httptest.NewServer(c)
-	t.Cleanup(srv.Close)
-	return c, open(t, strings.TrimPrefix(srv.URL, "http://"), prefix)
+	c := &countingConsul{n: map[string]int{}}
+	c.Proxy = consultest.NewProxy(t, addr, c.serve)
+	return c, open(t, c.Addr(), prefix)
 }

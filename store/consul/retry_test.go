@@ -3,10 +3,6 @@ package consul_test
 import (
 	"errors"
 	"net/http"
-	"net/http/httptest"
-	"net/http/httputil"
-	"net/url"
-	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -14,6 +10,7 @@ import (
 	"github.com/vxnet/vxnet/errkind"
 	"github.com/vxnet/vxnet/store"
 	"github.com/vxnet/vxnet/store/consul"
+	"github.com/vxnet/vxnet/store/consul/consultest"
 )
 
 // flakyConsul is a proxy in front of a real Consul that behaves like an
@@ -23,18 +20,18 @@ import (
 type flakyConsul struct {
 	failReads atomic.Int32
 	loseWrite atomic.Bool
-	proxy     *httputil.ReverseProxy
+	*consultest.Proxy
 }
 
-func (f *flakyConsul) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+func (f *flakyConsul) serve(w http.ResponseWriter, r *http.Request) {
 	switch {
-	case r.Method == http.MethodGet && strings.HasPrefix(r.URL.Path, "/v1/kv/") && f.failReads.Add(-1) >= 0:
+	case consultest.Kind(r) == consultest.KVGet && f.failReads.Add(-1) >= 0:
 		http.Error(w, "No cluster leader", http.StatusInternalServerError)
-	case r.Method == http.MethodPut && r.URL.Path == "/v1/txn" && f.loseWrite.CompareAndSwap(true, false):
-		f.proxy.ServeHTTP(httptest.NewRecorder(), r) // applied, answer dropped
+	case consultest.Kind(r) == consultest.Txn && f.loseWrite.CompareAndSwap(true, false):
+		f.Lose(r) // applied, answer dropped
 		http.Error(w, "rpc error making call: EOF", http.StatusInternalServerError)
 	default:
-		f.proxy.ServeHTTP(w, r)
+		f.Forward(w, r)
 	}
 }
 
@@ -42,14 +39,9 @@ func (f *flakyConsul) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // the test's Consul; the proxy stops when the test ends.
 func openFlaky(t *testing.T, prefix string) (*flakyConsul, *consul.Store) {
 	t.Helper()
-	u, err := url.Parse("http://" + consulAddr(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	f := &flakyConsul{proxy: httputil.NewSingleHostReverseProxy(u)}
-	srv := httptest.NewServer(f)
-	t.Cleanup(srv.Close)
-	return f, open(t, strings.TrimPrefix(srv.URL, "http://"), prefix)
+	f := &flakyConsul{}
+	f.Proxy = consultest.NewProxy(t, consulAddr(t), f.serve)
+	return f, open(t, f.Addr(), prefix)
 }
 
 // TestRetryAcrossLeaderChange: reads retry through 500s, and a create

@@ -6,8 +6,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"net/http/httputil"
-	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -22,17 +20,16 @@ import (
 // retry was answered (the held write arrives last), or when
 // the test ends.
 type Slow struct {
-	URL string // http://host:port of the proxy
+	*Proxy
 
-	proxy *httputil.ReverseProxy
-	mu    sync.Mutex
-	late  bool                 // see Slow
-	only  string               // see Only
-	hold  map[string]int       // kind → requests still to hold
-	held  map[string]*heldCall // kind → the request held now
-	done  chan struct{}        // closed by Release
-	wg    sync.WaitGroup
-	once  sync.Once
+	mu   sync.Mutex
+	late bool                 // see Slow
+	only string               // see Only
+	hold map[string]int       // kind → requests still to hold
+	held map[string]*heldCall // kind → the request held now
+	done chan struct{}        // closed by Release
+	wg   sync.WaitGroup
+	once sync.Once
 }
 
 type heldCall struct {
@@ -40,29 +37,13 @@ type heldCall struct {
 	retry chan struct{} // closed when the next request of its kind came
 }
 
-// Txn is the kind of /v1/txn writes and read transactions, KVGet of
-// /v1/kv reads.
-const (
-	Txn   = "PUT /v1/txn"
-	KVGet = "GET /v1/kv/"
-)
-
 // NewSlow starts a Slow in front of the Consul at addr; it stops when
 // the test ends.
 func NewSlow(t *testing.T, addr string) *Slow {
 	t.Helper()
-	u, err := url.Parse("http://" + addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := &Slow{proxy: httputil.NewSingleHostReverseProxy(u), hold: map[string]int{},
-		held: map[string]*heldCall{}, done: make(chan struct{})}
-	srv := httptest.NewServer(http.HandlerFunc(s.serve))
-	s.URL = srv.URL
-	t.Cleanup(func() {
-		s.Release()
-		srv.Close()
-	})
+	s := &Slow{hold: map[string]int{}, held: map[string]*heldCall{}, done: make(chan struct{})}
+	s.Proxy = NewProxy(t, addr, s.serve)
+	t.Cleanup(s.Release) // runs before the proxy stops, which waits for held calls
 	return s
 }
 
@@ -72,9 +53,6 @@ func (s *Slow) Release() {
 	s.once.Do(func() { close(s.done) })
 	s.wg.Wait()
 }
-
-// Addr is the proxy's host:port.
-func (s *Slow) Addr() string { return strings.TrimPrefix(s.URL, "http://") }
 
 // Late makes the held requests reach Consul after their retry was
 // answered (else before the retry).
@@ -99,18 +77,8 @@ func (s *Slow) Hold(kind string, n int) {
 	s.hold[kind] = n
 }
 
-func kindOf(r *http.Request) string {
-	switch {
-	case r.Method == http.MethodPut && r.URL.Path == "/v1/txn":
-		return Txn
-	case r.Method == http.MethodGet && strings.HasPrefix(r.URL.Path, "/v1/kv/"):
-		return KVGet
-	}
-	return ""
-}
-
 func (s *Slow) serve(w http.ResponseWriter, r *http.Request) {
-	kind := kindOf(r)
+	kind := Kind(r)
 	s.mu.Lock()
 	late, only := s.late, s.only
 	s.mu.Unlock()
@@ -134,7 +102,7 @@ func (s *Slow) serve(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case prev != nil && mine == nil && late:
 		rec := httptest.NewRecorder()
-		s.proxy.ServeHTTP(rec, r)
+		s.Forward(rec, r)
 		close(prev.retry)
 		<-prev.sent
 		copyResponse(w, rec)
@@ -146,7 +114,7 @@ func (s *Slow) serve(w http.ResponseWriter, r *http.Request) {
 		close(prev.retry)
 	}
 	if mine == nil {
-		s.proxy.ServeHTTP(w, r)
+		s.Forward(w, r)
 		return
 	}
 	body, _ := io.ReadAll(r.Body)
@@ -170,7 +138,7 @@ func (s *Slow) sendHeld(r *http.Request, body []byte, h *heldCall) {
 	out := r.Clone(context.Background())
 	out.Body = io.NopCloser(bytes.NewReader(body))
 	out.ContentLength = int64(len(body))
-	s.proxy.ServeHTTP(httptest.NewRecorder(), out)
+	s.Lose(out)
 }
 
 func copyResponse(w http.ResponseWriter, rec *httptest.ResponseRecorder) {
