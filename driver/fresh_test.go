@@ -75,10 +75,10 @@ func (e *env) join(netID, id string) error {
 	return err
 }
 
-// Join answers from the record CreateEndpoint just wrote: no store request
-// (its one read had grown 1.8 → 5.3 ms from 100 to 1000 endpoints, issue
-// #13). A second Join (after a Leave) reads the store again.
-func TestJoinMakesNoStoreRequest(t *testing.T) {
+// createdEndpoint is a host h1 whose store calls s counts, with network
+// net1 (198.19.1.0/24) and its endpoint ep1 created, not joined.
+func createdEndpoint(t *testing.T) (*env, *storeCalls) {
+	t.Helper()
 	s := &storeCalls{Store: newEnv(t).store, key: keys.Endpoint("198.19.1.0_24", ep1)}
 	e := newHost(t, s, "h1", "198.18.0.11")
 	if err := e.d.CreateNetwork(context.Background(), createReq(net1, "198.19.1.0/24", "", nil)); err != nil {
@@ -87,6 +87,14 @@ func TestJoinMakesNoStoreRequest(t *testing.T) {
 	if err := e.createEndpoint(net1, ep1, "198.19.1.2/24", ""); err != nil {
 		t.Fatal(err)
 	}
+	return e, s
+}
+
+// Join answers from the record CreateEndpoint just wrote: no store request
+// (its one read had grown 1.8 → 5.3 ms from 100 to 1000 endpoints, issue
+// #13). A second Join (after a Leave) reads the store again.
+func TestJoinMakesNoStoreRequest(t *testing.T) {
+	e, s := createdEndpoint(t)
 	s.reset()
 	if err := e.join(net1, ep1); err != nil {
 		t.Fatal(err)
@@ -118,14 +126,7 @@ func TestJoinMakesNoStoreRequest(t *testing.T) {
 // A plugin restarted between CreateEndpoint and Join has no record kept:
 // Join reads it from the store, and makes the same veth.
 func TestJoinAfterRestartReadsStore(t *testing.T) {
-	s := &storeCalls{Store: newEnv(t).store, key: keys.Endpoint("198.19.1.0_24", ep1)}
-	e := newHost(t, s, "h1", "198.18.0.11")
-	if err := e.d.CreateNetwork(context.Background(), createReq(net1, "198.19.1.0/24", "", nil)); err != nil {
-		t.Fatal(err)
-	}
-	if err := e.createEndpoint(net1, ep1, "198.19.1.2/24", ""); err != nil {
-		t.Fatal(err)
-	}
+	e, s := createdEndpoint(t)
 	e.d.Close()
 	d, err := New(e.d.o) // the same store, data plane and host
 	if err != nil {
