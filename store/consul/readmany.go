@@ -2,9 +2,7 @@ package consul
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"net/http"
 	"slices"
 	"sort"
 	"strings"
@@ -47,19 +45,9 @@ func (s *Store) ReadMany(ctx context.Context, prefixes, ks []string) (map[string
 // readManyChunk lists ps and reads ks in one transaction, into lists and
 // got.
 func (s *Store) readManyChunk(ctx context.Context, ps, ks []string, lists map[string][]store.KV, got map[string]store.KV) error {
-	txn := make(api.TxnOps, 0, len(ps)+len(ks))
-	for _, p := range ps {
-		txn = append(txn, &api.TxnOp{KV: &api.KVTxnOp{Verb: api.KVGetTree, Key: s.path(p)}})
-	}
-	for _, k := range ks {
-		txn = append(txn, &api.TxnOp{KV: &api.KVTxnOp{Verb: api.KVGetOrEmpty, Key: s.path(k)}})
-	}
-	subject := strings.Join(ps, ",") + store.KeysName(ks)
-	ok, resp, err := s.readTxn(ctx, "read many", subject, txn, true)
-	var se api.StatusError
-	if errors.As(err, &se) && se.Code == http.StatusRequestEntityTooLarge {
-		return errTooManyOps
-	}
+	ok, resp, subject, err := s.chunkTxn(ctx, "read many", ps, ks, func(k string) *api.KVTxnOp {
+		return &api.KVTxnOp{Verb: api.KVGetOrEmpty, Key: s.path(k)}
+	})
 	if err != nil {
 		return err
 	}

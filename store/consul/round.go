@@ -88,6 +88,27 @@ func (s *Store) inChunks(ps, ks []string, fn func(ps, ks []string) error) error 
 // errTooManyOps is Consul's 413 to a transaction of more than it takes.
 var errTooManyOps = errors.New("too many operations in one transaction")
 
+// chunkTxn runs one chunk of inChunks as op: a consistent read-only
+// transaction that lists ps, then runs keyOp's operation on each of ks,
+// results in that order; subject names them in errors. Consul's 413 to it
+// is errTooManyOps.
+func (s *Store) chunkTxn(ctx context.Context, op string, ps, ks []string, keyOp func(k string) *api.KVTxnOp) (ok bool, resp *api.TxnResponse, subject string, err error) {
+	txn := make(api.TxnOps, 0, len(ps)+len(ks))
+	for _, p := range ps {
+		txn = append(txn, &api.TxnOp{KV: &api.KVTxnOp{Verb: api.KVGetTree, Key: s.path(p)}})
+	}
+	for _, k := range ks {
+		txn = append(txn, &api.TxnOp{KV: keyOp(k)})
+	}
+	subject = strings.Join(ps, ",") + store.KeysName(ks)
+	ok, resp, err = s.readTxn(ctx, op, subject, txn, true)
+	var se api.StatusError
+	if errors.As(err, &se) && se.Code == http.StatusRequestEntityTooLarge {
+		return false, nil, subject, errTooManyOps
+	}
+	return ok, resp, subject, err
+}
+
 // roundOps is the operations per ReadRound transaction this Consul takes.
 func (s *Store) roundOps() int {
 	if s.smallTxn.Load() {
@@ -98,19 +119,9 @@ func (s *Store) roundOps() int {
 
 // roundChunk lists ps and checks ks in one transaction.
 func (s *Store) roundChunk(ctx context.Context, ps, ks []string, known map[string]uint64) (map[string][]store.KV, []string, error) {
-	txn := make(api.TxnOps, 0, len(ps)+len(ks))
-	for _, p := range ps {
-		txn = append(txn, &api.TxnOp{KV: &api.KVTxnOp{Verb: api.KVGetTree, Key: s.path(p)}})
-	}
-	for _, k := range ks {
-		txn = append(txn, &api.TxnOp{KV: &api.KVTxnOp{Verb: api.KVCheckIndex, Key: s.path(k), Index: known[k]}})
-	}
-	subject := strings.Join(ps, ",") + store.KeysName(ks)
-	ok, resp, err := s.readTxn(ctx, "read round", subject, txn, true)
-	var se api.StatusError
-	if errors.As(err, &se) && se.Code == http.StatusRequestEntityTooLarge {
-		return nil, nil, errTooManyOps
-	}
+	ok, resp, _, err := s.chunkTxn(ctx, "read round", ps, ks, func(k string) *api.KVTxnOp {
+		return &api.KVTxnOp{Verb: api.KVCheckIndex, Key: s.path(k), Index: known[k]}
+	})
 	if err != nil {
 		return nil, nil, err
 	}
