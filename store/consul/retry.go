@@ -116,7 +116,7 @@ func retryable(err error) bool {
 		return se.Code >= 500 || se.Code == http.StatusTooManyRequests
 	}
 	// The transaction endpoint's refusals are plain errors carrying only
-	// Consul's message: ACL ones are final too.
+	// Consul's message: ACL ones and a 413 are final too.
 	msg := err.Error()
-	return !strings.Contains(msg, "ACL not found") && !strings.Contains(msg, "Permission denied")
+	return !strings.Contains(msg, "ACL not found") && !strings.Contains(msg, "Permission denied") && !isTooManyOps(err)
 }

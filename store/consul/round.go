@@ -3,7 +3,6 @@ package consul
 import (
 	"context"
 	"errors"
-	"net/http"
 	"sort"
 	"strings"
 
@@ -102,11 +101,18 @@ func (s *Store) chunkTxn(ctx context.Context, op string, ps, ks []string, keyOp 
 	}
 	subject = strings.Join(ps, ",") + store.KeysName(ks)
 	ok, resp, err = s.readTxn(ctx, op, subject, txn, true)
-	var se api.StatusError
-	if errors.As(err, &se) && se.Code == http.StatusRequestEntityTooLarge {
+	if isTooManyOps(err) {
 		return false, nil, subject, errTooManyOps
 	}
 	return ok, resp, subject, err
+}
+
+// isTooManyOps tells Consul's 413 to a transaction of more operations
+// than it takes. The api client's Txn answers it as a plain error with
+// Consul's reason only (no StatusError), like the ACL refusals retryable
+// reads.
+func isTooManyOps(err error) bool {
+	return err != nil && strings.Contains(err.Error(), "Transaction contains too many operations")
 }
 
 // roundOps is the operations per ReadRound transaction this Consul takes.
