@@ -2,6 +2,7 @@ package driver
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"sync/atomic"
@@ -203,5 +204,75 @@ func TestFreshEndpointsBounded(t *testing.T) {
 	f.dropNetwork("n")
 	if n := f.size(); n != 0 {
 		t.Errorf("after dropNetwork: %d records kept, want 0", n)
+	}
+}
+
+// A reconcile round keeps the records of endpoints whose cluster record
+// it finds, so their Join still makes no store request, and drops those
+// whose record is gone (purged by another host, or by hand): their Join
+// fails as its store read does. Before, every round dropped them all.
+func TestJoinKeptAcrossReconcile(t *testing.T) {
+	e, s := createdEndpoint(t)
+	ctx := context.Background()
+	if err := e.createEndpoint(net1, ep2, "198.19.1.3/24", ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.store.Delete(ctx, keys.Endpoint("198.19.1.0_24", ep2)); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.d.Reconcile(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := e.d.fresh.size(); n != 1 {
+		t.Errorf("after a round that found one record gone: %d records kept, want 1", n)
+	}
+	s.reset()
+	if err := e.join(net1, ep1); err != nil {
+		t.Fatal(err)
+	}
+	if n := s.calls.Load(); n != 0 {
+		t.Errorf("Join after a reconcile round: %d store requests, want 0", n)
+	}
+	if err := e.join(net1, ep2); !errkind.Is(err, errkind.NotFound) {
+		t.Errorf("Join of an endpoint whose record was purged: %v, want not found", err)
+	}
+}
+
+// `vxnet host forget` of this host run elsewhere (or another host's
+// --forget-after) deletes its records without telling it: its next round
+// finds them gone and drops what it kept, and the Join fails.
+func TestJoinAfterForgetElsewhere(t *testing.T) {
+	e1, _ := twoHosts(t)
+	ctx := context.Background()
+	if err := e1.createEndpoint(net1, ep1, "198.19.1.2/24", ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ForgetHost(ctx, e1.store, "h1"); err != nil {
+		t.Fatal(err)
+	}
+	_ = e1.d.Reconcile(ctx) // may fail: namespaces of networks the store no longer lists
+	if n := e1.d.fresh.size(); n != 0 {
+		t.Errorf("after the round that followed a forget of this host: %d records kept, want 0", n)
+	}
+	if err := e1.join(net1, ep1); err == nil {
+		t.Error("Join of an endpoint of a forgotten host succeeded")
+	}
+}
+
+// A round that forgets a network whose cluster record is gone
+// (forgetGone) deletes its endpoints' records after the round's check,
+// and drops what it kept of them with them.
+func TestJoinAfterForgetGone(t *testing.T) {
+	e, _ := createdEndpoint(t)
+	ctx := context.Background()
+	if err := e.store.Delete(ctx, keys.Network("198.19.1.0_24")); err != nil {
+		t.Fatal(err)
+	}
+	_ = e.d.Reconcile(ctx) // may fail: the namespace of a network it no longer has
+	if _, err := e.store.Get(ctx, keys.Endpoint("198.19.1.0_24", ep1)); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("endpoint record after forgetGone: %v, want not found", err)
+	}
+	if n := e.d.fresh.size(); n != 0 {
+		t.Errorf("after forgetGone: %d records kept, want 0", n)
 	}
 }

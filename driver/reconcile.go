@@ -31,9 +31,6 @@ import (
 // a repair that must exclude them (inSync, reconcile_shared.go), and takes
 // the lock alone only then.
 func (d *Driver) Reconcile(ctx context.Context) error {
-	// A record kept for a Join is trusted only until the next round:
-	// other hosts may have purged it meanwhile (fresh.go).
-	d.fresh.clear()
 	if d.inSync(ctx) {
 		return nil
 	}
@@ -156,6 +153,7 @@ func (d *Driver) removeUnused(have []uint32, want, left, freed map[uint32]bool, 
 // with the namespaces of networks the host no longer has.
 func (d *Driver) forgetGone(ctx context.Context, dockerID, key string) error {
 	d.o.Log.WithFields(map[string]any{"docker_network": dockerID, "network": key}).Warn("reconcile: forgetting a network whose cluster record is gone (a DeleteNetwork killed after the last host left)")
+	d.fresh.dropNetwork(key)
 	eps, err := d.localEndpoints(ctx)
 	if err != nil {
 		return err

@@ -25,12 +25,16 @@ import (
 // Its reads of this host's own records are one round (store.Round): one
 // request reads what the last check read, at the indexes it left, and
 // answers the calls it covers (netCache.beginRound). The searches of the
-// whole cluster (staleRecords, when a sweep is due) stay out of it.
+// whole cluster (staleRecords, when a sweep is due) stay out of it. The
+// records kept for a Join are checked in it first, whatever it finds
+// after (checkFresh, fresh.go).
 func (d *Driver) inSync(ctx context.Context) bool {
 	d.mu.RLock()
 	defer d.mu.RUnlock()
 	sweepCtx := ctx
+	kept := d.fresh.snapshot() // before the round's read (fresh.go)
 	ctx = d.nets.beginRound(ctx, d.o.Store)
+	d.checkFresh(ctx, kept)
 	kvs, err := store.ListPrefix(ctx, d.o.Store, keys.HostNetworks(d.o.HostID))
 	if err != nil {
 		return false
