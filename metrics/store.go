@@ -5,6 +5,8 @@ import (
 	"errors"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/vxnet/vxnet/store"
 )
 
@@ -12,6 +14,12 @@ import (
 // that ties keys to its writer's life (store.Ephemeral) stays one.
 func (m *Metrics) Store(s store.Store) store.Store {
 	t := &timedStore{s: s, m: m}
+	if f, ok := s.(store.StaleFallbacks); ok {
+		m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "vxnet_store_stale_fallbacks_total",
+			Help: "Stale watch answers (heartbeats) dropped, from a server out of touch with the leader, and asked of the leader instead.",
+		}, func() float64 { return float64(f.StaleFallbacks()) }))
+	}
 	if e, ok := s.(store.Ephemeral); ok {
 		return &timedEphemeral{timedStore: t, e: e}
 	}
@@ -141,6 +149,14 @@ func (t *timedStore) GetMany(ctx context.Context, ks []string) (map[string]store
 // timed; a watch that times out is no store error.
 func (t *timedStore) Watch(ctx context.Context, prefix string, index uint64) ([]store.KV, uint64, error) {
 	kvs, i, err := t.s.Watch(ctx, prefix, index)
+	t.observeWatch(err)
+	return kvs, i, err
+}
+
+// WatchStale keeps the wrapped store's stale watch (store.StaleWatcher),
+// counted as Watch.
+func (t *timedStore) WatchStale(ctx context.Context, prefix string, index uint64) ([]store.KV, uint64, error) {
+	kvs, i, err := store.WatchStale(ctx, t.s, prefix, index)
 	t.observeWatch(err)
 	return kvs, i, err
 }

@@ -22,6 +22,14 @@ type StaleWatcher interface {
 	WatchStale(ctx context.Context, prefix string, index uint64) ([]KV, uint64, error)
 }
 
+// StaleFallbacks is implemented by StaleWatchers that count the answers
+// WatchStale dropped to ask the leader instead (from a server out of
+// touch with it), for /metrics and `vxnet simulate`: many of them mean
+// the stale reads are not sparing the leader.
+type StaleFallbacks interface {
+	StaleFallbacks() uint64
+}
+
 // WatchStale is Watch answered by any server where s is a StaleWatcher,
 // else Watch.
 func WatchStale(ctx context.Context, s Store, prefix string, index uint64) ([]KV, uint64, error) {

@@ -201,9 +201,23 @@ func (s *simStore) Watch(ctx context.Context, prefix string, index uint64) ([]st
 }
 
 // WatchStale is Watch answered by any server (store.StaleWatcher),
-// counted apart from Watch.
+// counted apart from Watch; an answer dropped to ask the leader
+// (store.StaleFallbacks) counts as a "watch stale leader" call too.
 func (s *simStore) WatchStale(ctx context.Context, prefix string, index uint64) ([]store.KV, uint64, error) {
-	return s.watch(ctx, "watch stale", prefix, index, store.WatchStale)
+	f, _ := s.s.(store.StaleFallbacks)
+	before := staleFallbacks(f)
+	kvs, idx, err := s.watch(ctx, "watch stale", prefix, index, store.WatchStale)
+	for range staleFallbacks(f) - before { // the host's one heartbeat watcher: its own
+		s.n.calls.add("watch stale leader", prefix, nil)
+	}
+	return kvs, idx, err
+}
+
+func staleFallbacks(f store.StaleFallbacks) uint64 {
+	if f == nil {
+		return 0
+	}
+	return f.StaleFallbacks()
 }
 
 func (s *simStore) watch(ctx context.Context, op, prefix string, index uint64,

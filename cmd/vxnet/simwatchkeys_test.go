@@ -7,6 +7,7 @@ import (
 
 	"github.com/vxnet/vxnet/store"
 	"github.com/vxnet/vxnet/store/bolt"
+	"github.com/vxnet/vxnet/store/storetest"
 )
 
 // The simulation's counting store keeps the keys-only blocking query
@@ -39,4 +40,19 @@ func boltSimStore(t *testing.T) (store.Store, *simStore, *storeCounts) {
 	t.Cleanup(func() { b.Close() })
 	n := &storeCounts{}
 	return b, newSimStore(b, n), n
+}
+
+// A stale watch answered by the leader after all counts as a "watch stale
+// leader" call of the simulation besides its "watch stale".
+func TestSimStoreCountsStaleFallbacks(t *testing.T) {
+	b, _, _ := boltSimStore(t)
+	n := &storeCounts{}
+	s := newSimStore(&storetest.FallingBack{Store: b}, n)
+	if _, _, err := store.WatchStale(context.Background(), s, "alive/", 0); err != nil {
+		t.Fatal(err)
+	}
+	calls, _ := n.calls.copies()
+	if calls[callKind("watch stale leader", "alive/")] != 1 || calls[callKind("watch stale", "alive/")] != 1 {
+		t.Errorf("calls %v, want one watch stale and one watch stale leader", calls)
+	}
 }

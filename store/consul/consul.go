@@ -79,6 +79,9 @@ type Store struct {
 	// smallTxn: Consul refused a ReadRound transaction of roundOps
 	// operations (before 1.14); it takes store.MaxTxnOps (round.go).
 	smallTxn atomic.Bool
+	// staleFallbacks counts the answers WatchStale dropped for the
+	// leader's (store.StaleFallbacks).
+	staleFallbacks atomic.Uint64
 }
 
 // Open connects to the Consul agent named by uri,

@@ -49,6 +49,7 @@ func (s *Store) WatchStale(ctx context.Context, prefix string, index uint64) ([]
 		q := &api.QueryOptions{WaitIndex: index, WaitTime: watchWait, AllowStale: true}
 		kvs, next, meta, err := s.list(ctx, "watch stale", prefix, q, watchWait+watchWait/16+s.attempt)
 		if err == nil && (!meta.KnownLeader || meta.LastContact > staleMax) {
+			s.staleFallbacks.Add(1)
 			return s.Watch(ctx, prefix, index)
 		}
 		if err != nil || next != index {
@@ -56,3 +57,7 @@ func (s *Store) WatchStale(ctx context.Context, prefix string, index uint64) ([]
 		}
 	}
 }
+
+// StaleFallbacks is how many answers WatchStale dropped to ask the leader
+// (store.StaleFallbacks).
+func (s *Store) StaleFallbacks() uint64 { return s.staleFallbacks.Load() }
