@@ -32,7 +32,8 @@ const maxFresh = 1024
 // network's. Records are also deleted from outside this process: `vxnet
 // host forget` of this host run anywhere, or another host's forget of it
 // after --forget-after, deletes its endpoint records and copies without
-// telling it. So each reconcile round checks the entries kept when it
+// telling it (a forget of another host, or the removal of a network by
+// its last host, touches none of the records a member keeps). So each reconcile round checks the entries kept when it
 // began against the store, in its one read of this host's records
 // (inSync, checkFresh), and drops those whose cluster record is gone, or
 // all of them when that read fails; a Join after a round that saw the
