@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os/exec"
 	"runtime"
 	"slices"
 	"strings"
@@ -311,4 +312,65 @@ func TestParallelEndpoints(t *testing.T) {
 	if names := linkNames(t, h.nsHandle(t, vni)); !slices.Equal(names, []string{bridgeName, "lo", vxlanName}) {
 		t.Errorf("network links %v, want br0, lo, vxlan0", names)
 	}
+}
+
+// TestEnsureEndpointFullBridge: the kernel's bridge takes at most 1023
+// ports (port numbers 1 to BR_MAX_PORTS-1), so a network holds at most 1022
+// endpoints on a host besides its VXLAN port. One more fails with an error
+// that says so, not with the bare errno ("exchange full"), and leaves no
+// pair behind.
+func TestEnsureEndpointFullBridge(t *testing.T) {
+	h := setupNetwork(t, 4209)
+	nh := h.nsHandle(t, 4209)
+	br := mustLinkIn(t, nh, bridgeName)
+	ports := 0
+	for _, l := range mustLinks(t, nh) {
+		if l.Attrs().MasterIndex == br.Attrs().Index {
+			ports++
+		}
+	}
+	// One delete of the whole group at the end: a delete each costs the
+	// kernel an RCU grace period, about 20 s for the thousand.
+	const fillGroup = 7
+	defer func() {
+		out, err := exec.Command("nsenter", "--net="+h.plane.nsPath(4209), "ip", "link", "delete", "group", fmt.Sprint(fillGroup)).CombinedOutput()
+		if err != nil {
+			t.Errorf("delete filler ports: %v: %s", err, out)
+		}
+	}()
+	for i := ports; i < 1023; i++ {
+		// ifb: the cheapest device a bridge takes (this kernel has no dummy)
+		d := &netlink.Ifb{LinkAttrs: netlink.LinkAttrs{Name: fmt.Sprintf("fill%d", i), MasterIndex: br.Attrs().Index, Group: fillGroup}}
+		if err := nh.LinkAdd(d); err != nil {
+			t.Fatalf("filling br0, port %d: %v", i, err)
+		}
+	}
+	c := testEndpoint(4209, 1)
+	_, err := h.plane.EnsureEndpoint(c)
+	if err == nil {
+		t.Fatal("EnsureEndpoint on a bridge with 1023 ports succeeded")
+	}
+	if !strings.Contains(err.Error(), "1023 ports") || !strings.Contains(err.Error(), "1022 endpoints") {
+		t.Errorf("error %q does not name the bridge's limit", err)
+	}
+	n := namesFor(c.ID)
+	for _, name := range linkNames(t, nh) {
+		if name == n.port {
+			t.Errorf("port %q left in the network namespace", name)
+		}
+	}
+	for _, name := range linkNames(t, handleIn(t, h.ns)) {
+		if name == n.host {
+			t.Errorf("container side %q left in the host namespace", name)
+		}
+	}
+}
+
+func mustLinks(t *testing.T, nh *netlink.Handle) []netlink.Link {
+	t.Helper()
+	ls, err := nh.LinkList()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ls
 }

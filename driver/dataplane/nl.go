@@ -114,6 +114,9 @@ func setMaster(log *logrus.Entry, l, master netlink.Link) error {
 	}
 	log.WithFields(logrus.Fields{"link": a.Name, "master": master.Attrs().Name}).Debug("netlink: set master")
 	if err := netlink.LinkSetMaster(l, master); err != nil {
+		if errors.Is(err, unix.EXFULL) {
+			return fmt.Errorf("enslave link %q to %q: the bridge is full: a Linux bridge takes at most 1023 ports, so a network holds at most 1022 endpoints on one host (one port is its VXLAN device); use another network for more: %w", a.Name, master.Attrs().Name, err)
+		}
 		return fmt.Errorf("enslave link %q to %q: %w", a.Name, master.Attrs().Name, err)
 	}
 	return nil
