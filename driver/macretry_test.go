@@ -3,13 +3,11 @@ package driver
 import (
 	"context"
 	"errors"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/vxnet/vxnet/store"
-	"github.com/vxnet/vxnet/store/bolt"
 	"github.com/vxnet/vxnet/store/keys"
 )
 
@@ -39,11 +37,7 @@ func (s *heldMACStore) CAS(ctx context.Context, key string, value []byte, index 
 // and the error names the key and the attempts.
 func TestMACReservationRetriesWhileTheDeadlineLasts(t *testing.T) {
 	const mac = "02:00:00:00:00:09"
-	base, err := bolt.Open(filepath.Join(t.TempDir(), "db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { base.Close() })
+	base := newEnv(t).store
 	key := keys.MAC("198.19.1.0_24", mac)
 	s := &heldMACStore{Store: base, key: key, lose: 10}
 	e := newHost(t, s, "h1", "198.18.0.11")
@@ -62,7 +56,7 @@ func TestMACReservationRetriesWhileTheDeadlineLasts(t *testing.T) {
 	}
 
 	s.lose, s.creates = 1<<30, 0
-	err = e.d.takeMAC(context.Background(), ep)
+	err := e.d.takeMAC(context.Background(), ep)
 	if !errors.Is(err, store.ErrConflict) || s.creates != store.MaxAttempts {
 		t.Fatalf("without a deadline: err %v after %d creates; want a conflict after %d", err, s.creates, store.MaxAttempts)
 	}
