@@ -119,7 +119,7 @@ func (d *Driver) checkIPAM(dockerID string, sub Subnets) error {
 
 // joinWait bounds how long a create waits for the network record of a
 // create of the same network on another host that holds its explicit VNI
-// (milliseconds normally; callbacks answer within 10 s).
+// (milliseconds normally; callbacks answer within 25 s).
 const joinWait = 5 * time.Second
 
 // errCreating: another host is creating the same network (it holds the
