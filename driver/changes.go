@@ -8,7 +8,6 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/vxnet/vxnet/internal/pause"
 	"github.com/vxnet/vxnet/store"
 	"github.com/vxnet/vxnet/store/keys"
 )
@@ -118,13 +117,16 @@ func changeOp(ctx context.Context, s store.Store, net string, ops []store.Op, id
 }
 
 // txnWithChanges applies ops together with the advance of network net's
-// log by ids. Another writer's advance in between is retried; a conflict
-// on one of ops is returned (wrapping store.ErrConflict).
+// log by ids. Another writer's advance in between is retried while ctx's
+// deadline lasts (store.Retry: every member of a network writes the one
+// log, and at 3 hosts removing 4 endpoints each at once 16 attempts ran
+// out with seconds of the callback left); a conflict on one of ops is
+// returned (wrapping store.ErrConflict).
 func txnWithChanges(ctx context.Context, s store.Store, net string, ops []store.Op, ids ...string) error {
-	var err error
-	for attempt := 0; moreChangeAttempts(ctx, attempt); attempt++ {
-		var op store.Op
-		if op, err = changeOp(ctx, s, net, ops, ids...); err != nil {
+	r := store.Retrying(ctx)
+	for r.Next() {
+		op, err := changeOp(ctx, s, net, ops, ids...)
+		if err != nil {
 			return err
 		}
 		err = s.Txn(ctx, append(slices.Clone(ops), op))
@@ -134,31 +136,8 @@ func txnWithChanges(ctx context.Context, s store.Store, net string, ops []store.
 		if _, idx, rerr := readChangeLog(ctx, s, net); rerr != nil || idx == op.Index {
 			return err // the conflict is on ops, not on the log
 		}
-		pause.For(ctx, backoffPause(attempt))
 	}
-	if ctx.Err() != nil {
-		return fmt.Errorf("network %s: change log: too many concurrent changes until the call's deadline: %w", net, err)
-	}
-	return fmt.Errorf("network %s: change log: too many concurrent changes: %w", net, err)
-}
-
-// maxChangeAttempts bounds the retries of a write that lost the change
-// log to another writer, when the caller has no deadline.
-const maxChangeAttempts = 16
-
-// moreChangeAttempts reports whether a write that lost the change log
-// attempt times may try again. A caller with a deadline (a Docker
-// callback's) keeps trying until it: every member of a network writes the
-// one log, so at 3 hosts removing 4 endpoints each at once 16 attempts
-// were seen to run out (a DeleteEndpoint failed with 409 in `make bench`'s
-// Scale step), although the callback had seconds left and each attempt's
-// random pause makes one of the writers win.
-func moreChangeAttempts(ctx context.Context, attempt int) bool {
-	if ctx.Err() != nil {
-		return false
-	}
-	_, bounded := ctx.Deadline()
-	return bounded || attempt < maxChangeAttempts
+	return r.Err(fmt.Sprintf("network %s: advance change log %q", net, keys.Changes(net)))
 }
 
 // noteChanges advances network net's log by ids after their records were

@@ -188,13 +188,13 @@ func (m *movingLogStore) Txn(ctx context.Context, ops []store.Op) error {
 
 // A write that keeps losing the change log to other members tries again
 // while its caller's deadline lasts, not only 16 times; without a
-// deadline the 16 attempts still bound it.
+// deadline store.MaxAttempts still bound it.
 func TestChangeLogWriteRetriesUntilDeadline(t *testing.T) {
 	const net = "198.19.5.0_24"
 	base := newEnv(t).store
 	rec := []store.Op{{Verb: store.VerbPut, Key: keys.Endpoint(net, "ep1"), Value: []byte(`{}`)}}
 
-	s := &movingLogStore{Store: base, net: net, n: maxChangeAttempts + 4}
+	s := &movingLogStore{Store: base, net: net, n: store.MaxAttempts + 4}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	if err := txnWithChanges(ctx, s, net, rec, "ep1"); err != nil {
@@ -206,7 +206,7 @@ func TestChangeLogWriteRetriesUntilDeadline(t *testing.T) {
 
 	s = &movingLogStore{Store: base, net: net, n: 1 << 30}
 	err := txnWithChanges(context.Background(), s, net, rec, "ep1")
-	if err == nil || s.moved != maxChangeAttempts {
-		t.Fatalf("without a deadline: err %v after %d attempts; want an error after %d", err, s.moved, maxChangeAttempts)
+	if err == nil || s.moved != store.MaxAttempts {
+		t.Fatalf("without a deadline: err %v after %d attempts; want an error after %d", err, s.moved, store.MaxAttempts)
 	}
 }

@@ -41,7 +41,8 @@ type MACRecord struct {
 func (d *Driver) takeMAC(ctx context.Context, ep *Endpoint) error {
 	key := keys.MAC(ep.Network, ep.MAC)
 	rec := MACRecord{Endpoint: ep.ID, Host: d.o.HostID, Since: time.Now().UTC(), Nonce: store.Nonce()}
-	for range 4 {
+	r := store.Retrying(ctx)
+	for r.Next() {
 		err := store.CreateJSON(ctx, d.o.Store, key, rec)
 		if !errors.Is(err, store.ErrConflict) {
 			if err != nil {
@@ -52,7 +53,8 @@ func (d *Driver) takeMAC(ctx context.Context, ep *Endpoint) error {
 		cur, idx, err := store.GetJSON[MACRecord](ctx, d.o.Store, key)
 		switch {
 		case errors.Is(err, store.ErrNotFound):
-			continue // released meanwhile
+			r.Now() // released meanwhile
+			continue
 		case err != nil:
 			return fmt.Errorf("endpoint %q: read holder of MAC address %s: %w", ep.ID, ep.MAC, err)
 		case cur.Nonce == rec.Nonce:
@@ -83,7 +85,7 @@ func (d *Driver) takeMAC(ctx context.Context, ep *Endpoint) error {
 			return fmt.Errorf("endpoint %q: take over MAC address %s: %w", ep.ID, ep.MAC, err)
 		}
 	}
-	return errkind.Errorf(errkind.Conflict, "endpoint %q: reserve MAC address %s: too many concurrent changes", ep.ID, ep.MAC)
+	return fmt.Errorf("endpoint %q: %w", ep.ID, r.Err(fmt.Sprintf("reserve MAC address %s (%q)", ep.MAC, key)))
 }
 
 // staleMAC tells whether rec names an endpoint that has had no cluster

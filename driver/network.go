@@ -119,7 +119,7 @@ func (d *Driver) checkIPAM(dockerID string, sub Subnets) error {
 
 // joinWait bounds how long a create waits for the network record of a
 // create of the same network on another host that holds its explicit VNI
-// (milliseconds normally; callbacks answer within 10 s).
+// (milliseconds normally; callbacks answer within 25 s).
 const joinWait = 5 * time.Second
 
 // errCreating: another host is creating the same network (it holds the
@@ -127,24 +127,31 @@ const joinWait = 5 * time.Second
 var errCreating = errors.New("is being created by host")
 
 // join adds this host to the cluster network want.Key, creating it when
-// absent.
+// absent. A lost CAS on the record is retried (store.Retry); a create of
+// the same network on another host is waited for up to joinWait.
 func (d *Driver) join(ctx context.Context, want *Network, dockerID string, ownIPAM bool) (*Network, error) {
 	if err := d.checkOverlap(ctx, want); err != nil {
 		return nil, err
 	}
-	deadline := time.Now().Add(joinWait)
+	waitUntil := time.Now().Add(joinWait)
 	var waited error // the create on another host waited for
-	for attempt := 0; time.Now().Before(deadline) && ctx.Err() == nil; attempt++ {
+	r := store.Retrying(ctx)
+	for r.Next() {
 		cur, idx, err := store.GetJSON[Network](ctx, d.o.Store, keys.Network(want.Key))
 		switch {
 		case errors.Is(err, store.ErrNotFound):
 			n, err := d.createCluster(ctx, want, dockerID)
 			if errors.Is(err, store.ErrConflict) {
-				continue // another host created it first: join that one
+				r.Now() // another host created it first: join that one
+				continue
 			}
 			if errors.Is(err, errCreating) {
+				if !time.Now().Before(waitUntil) {
+					return nil, errkind.Errorf(errkind.Conflict, "join network %s: %w, whose network record did not appear within %s", want.Key, err, joinWait)
+				}
 				waited = err
 				pause.For(ctx, 10*retryPause())
+				r.Waited()
 				continue
 			}
 			return n, err
@@ -156,27 +163,25 @@ func (d *Driver) join(ctx context.Context, want *Network, dockerID string, ownIP
 		}
 		if other, ok := cur.Hosts[d.o.HostID]; ok && other != dockerID {
 			if ownIPAM && d.takeOver(ctx, cur, other) {
+				r.Now()
 				continue
 			}
 			return nil, errkind.Errorf(errkind.Conflict, "subnet %s is already used by vxnet network %q on this host", want.Subnets[0], other)
 		}
 		next := *cur
 		next.Hosts = copyWith(cur.Hosts, d.o.HostID, dockerID)
-		if err := store.CASJSON(ctx, d.o.Store, keys.Network(want.Key), &next, idx); errors.Is(err, store.ErrConflict) {
-			pause.For(ctx, backoffPause(attempt))
-			continue
-		} else if err != nil {
+		err = store.CASJSON(ctx, d.o.Store, keys.Network(want.Key), &next, idx)
+		if err == nil {
+			return &next, nil
+		}
+		if !errors.Is(err, store.ErrConflict) {
 			return nil, fmt.Errorf("join network %s: %w", want.Key, err)
 		}
-		return &next, nil
 	}
-	if err := ctx.Err(); err != nil {
-		return nil, fmt.Errorf("join network %s: %w", want.Key, err)
+	if waited != nil && ctx.Err() != nil {
+		return nil, fmt.Errorf("join network %s: %w, until the call's deadline: %w", want.Key, waited, ctx.Err())
 	}
-	if waited != nil {
-		return nil, errkind.Errorf(errkind.Conflict, "join network %s: %w, whose network record did not appear within %s", want.Key, waited, joinWait)
-	}
-	return nil, errkind.Errorf(errkind.Conflict, "join network %s: too many concurrent changes", want.Key)
+	return nil, r.Err(fmt.Sprintf("join network %q", keys.Network(want.Key)))
 }
 
 // createCluster claims the subnets (see subnets.go), checks them against
@@ -232,7 +237,8 @@ func (d *Driver) reserveVNI(ctx context.Context, explicit uint32, key string) (u
 		}
 		return explicit, nil
 	}
-	for range 32 {
+	r := store.Retrying(ctx)
+	for r.Next() {
 		kvs, _, err := d.o.Store.List(ctx, keys.VNIs)
 		if err != nil {
 			return 0, fmt.Errorf("list VNIs: %w", err)
@@ -259,7 +265,7 @@ func (d *Driver) reserveVNI(ctx context.Context, explicit uint32, key string) (u
 		}
 		return vni, nil
 	}
-	return 0, errkind.New(errkind.Conflict, "reserve VNI: too many concurrent allocations")
+	return 0, r.Err(fmt.Sprintf("reserve a VNI under %q", keys.VNIs))
 }
 
 // compatible tells whether a host may join cur with the options it asked for.

@@ -10,16 +10,12 @@ import (
 	"time"
 
 	"github.com/vxnet/vxnet/errkind"
-	"github.com/vxnet/vxnet/internal/pause"
 	"github.com/vxnet/vxnet/store"
 	"github.com/vxnet/vxnet/store/keys"
 )
 
-const (
-	maxIndexRetries = 32
-	// claimTTL bounds a create between its claim and its end.
-	claimTTL = 2 * time.Minute
-)
+// claimTTL bounds a create between its claim and its end.
+const claimTTL = 2 * time.Minute
 
 // Claims is the value of subnets: claim nonce → claim.
 type Claims map[string]Claim
@@ -121,7 +117,8 @@ func (d *Driver) releaseClaim(ctx context.Context, nonce string) error {
 // store really down fails the next read).
 func (d *Driver) updateClaims(ctx context.Context, fn func(Claims) error) error {
 	unavailable := 0
-	for attempt := range maxIndexRetries {
+	r := store.Retrying(ctx)
+	for r.Next() {
 		cs, index, err := d.readClaims(ctx)
 		if err != nil {
 			return err
@@ -139,9 +136,8 @@ func (d *Driver) updateClaims(ctx context.Context, fn func(Claims) error) error 
 		default:
 			return fmt.Errorf("write subnet claims: %w", err)
 		}
-		pause.For(ctx, backoffPause(attempt))
 	}
-	return errkind.New(errkind.Conflict, "write subnet claims: too many concurrent changes")
+	return r.Err(fmt.Sprintf("write subnet claims %q", keys.Claims))
 }
 
 // overlap returns the first pair of overlapping subnets of a and b.
@@ -156,14 +152,6 @@ func overlap(a, b []netip.Prefix) (netip.Prefix, netip.Prefix, bool) {
 	return netip.Prefix{}, netip.Prefix{}, false
 }
 
-// retryPause is a short jittered pause between attempts of a CAS loop.
+// retryPause is a short jittered pause: join waits ten of them between
+// reads of a network another host is creating.
 func retryPause() time.Duration { return time.Duration(1+rand.IntN(20)) * time.Millisecond }
-
-// backoffPause is the jittered pause before attempt n+1 of a CAS loop many
-// hosts may run on one key at once (joining a network): it doubles from
-// retryPause's range up to 320 ms, so contenders spread out instead of
-// colliding in lockstep (50 hosts joining one network at once exhausted
-// a fixed pause's time bound in `vxnet simulate`).
-func backoffPause(n int) time.Duration {
-	return time.Duration(1+rand.IntN(20<<min(n, 4))) * time.Millisecond
-}

@@ -14,10 +14,6 @@ import (
 	"github.com/vxnet/vxnet/store/keys"
 )
 
-// maxLeaseAttempts bounds the search for a free address when other hosts
-// keep taking the candidates first.
-const maxLeaseAttempts = 64
-
 // RequestAddress leases an address: the gateway, a preferred (static)
 // address, or the next free one.
 func (m *IPAM) RequestAddress(ctx context.Context, r *ipamapi.RequestAddressRequest) (*ipamapi.RequestAddressResponse, error) {
@@ -225,7 +221,8 @@ func (m *IPAM) leaseNext(ctx context.Context, id string, p *Pool) (netip.Addr, e
 			return netip.Addr{}, fmt.Errorf("lease %s: %w", a, err)
 		}
 	}
-	for range maxLeaseAttempts {
+	r := store.Retrying(ctx)
+	for r.Next() {
 		taken, err := m.Leases(ctx, id)
 		if err != nil {
 			return netip.Addr{}, err
@@ -247,7 +244,7 @@ func (m *IPAM) leaseNext(ctx context.Context, id string, p *Pool) (netip.Addr, e
 		}
 		return m.leased(id, a), nil
 	}
-	return netip.Addr{}, errkind.Errorf(errkind.Conflict, "no address leased in pool %q after %d attempts: too much contention", id, maxLeaseAttempts)
+	return netip.Addr{}, r.Err(fmt.Sprintf("lease an address under %q", keys.Leases(id)))
 }
 
 // claimNext returns the allocatable address at or after pool id's cursor and
@@ -295,10 +292,6 @@ func (m *IPAM) advance(id string, a netip.Addr) {
 	m.cursor[id] = a.Next()
 }
 
-// maxReleaseAttempts bounds ReleaseAddress's re-reads of a lease whose
-// conditional delete lost against a concurrent write.
-const maxReleaseAttempts = 8
-
 // ReleaseAddress drops a lease this host holds (in global scope: that a
 // member host of the pool holds, see swarm.go), with a CAS on the index it
 // read, so a lease another host took meanwhile is never deleted. Releasing
@@ -321,7 +314,8 @@ func (m *IPAM) ReleaseAddress(ctx context.Context, r *ipamapi.ReleaseAddressRequ
 		return fmt.Errorf("bad address %q: %w", r.Address, err)
 	}
 	key := keys.Lease(r.PoolID, a)
-	for range maxReleaseAttempts {
+	rt := store.Retrying(ctx)
+	for rt.Next() {
 		kv, err := m.o.Store.Get(ctx, key)
 		if errors.Is(err, store.ErrNotFound) {
 			return nil
@@ -353,7 +347,7 @@ func (m *IPAM) ReleaseAddress(ctx context.Context, r *ipamapi.ReleaseAddressRequ
 			return fmt.Errorf("release %s: %w", a, err)
 		}
 	}
-	return fmt.Errorf("release %s of pool %q: the lease changed %d times meanwhile: %w", a, r.PoolID, maxReleaseAttempts, store.ErrConflict)
+	return rt.Err(fmt.Sprintf("release %s of pool %q (%q)", a, r.PoolID, key))
 }
 
 // mayRelease tells whether this host may release lease l of pool id: it

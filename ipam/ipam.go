@@ -293,10 +293,6 @@ func (m *IPAM) ReleasePool(ctx context.Context, r *ipamapi.ReleasePoolRequest) e
 	return nil
 }
 
-// maxRemovalAttempts bounds finishRemoval's re-reads when the pool record
-// keeps changing under it.
-const maxRemovalAttempts = 8
-
 // finishRemoval removes a pool marked removed (no users): first every
 // lease written before the mark, then the record, with a CAS on the mark.
 // A host that takes the pool over meanwhile (RequestPool) rewrote the
@@ -304,7 +300,8 @@ const maxRemovalAttempts = 8
 // that is absent or in use is left alone. It returns the record as it
 // last read it: in use, or absent (a nil Value, index 0).
 func (m *IPAM) finishRemoval(ctx context.Context, id string) (*store.Held[Pool], error) {
-	for range maxRemovalAttempts {
+	r := store.Retrying(ctx)
+	for r.Next() {
 		kv, err := m.o.Store.Get(ctx, keys.Pool(id))
 		if errors.Is(err, store.ErrNotFound) {
 			return &store.Held[Pool]{}, nil
@@ -330,7 +327,7 @@ func (m *IPAM) finishRemoval(ctx context.Context, id string) (*store.Held[Pool],
 			return nil, fmt.Errorf("delete pool %q: %w", id, err)
 		}
 	}
-	return nil, fmt.Errorf("remove pool %q: the record changed %d times meanwhile: %w", id, maxRemovalAttempts, store.ErrConflict)
+	return nil, r.Err(fmt.Sprintf("remove pool %q (%q)", id, keys.Pool(id)))
 }
 
 // deleteLeases deletes the leases of pool id written before index, each

@@ -7,15 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math/rand/v2"
-	"time"
-
-	"github.com/vxnet/vxnet/internal/pause"
 )
-
-// maxCASRetries bounds every read-modify-write loop: under contention from
-// many hosts each retry re-reads, so a livelock ends in a clear error.
-const maxCASRetries = 32
 
 // GetJSON reads key and decodes it into a T. A missing key wraps ErrNotFound.
 func GetJSON[T any](ctx context.Context, s Store, key string) (*T, uint64, error) {
@@ -55,7 +47,8 @@ func PutJSON(ctx context.Context, s Store, key string, v any) error {
 // gets the current value (nil when the key is absent) and returns the new
 // one, or nil to delete the key, or an error to abort without writing. fn
 // may run several times when other writers interfere, so it must not have
-// side effects. Update returns what fn last returned.
+// side effects. A lost CAS is retried (Retry): while ctx's deadline lasts,
+// MaxAttempts times without one. Update returns what fn last returned.
 func Update[T any](ctx context.Context, s Store, key string, fn func(cur *T) (*T, error)) (*T, error) {
 	next, _, err := UpdateHeld(ctx, s, key, nil, fn)
 	return next, err
@@ -81,13 +74,15 @@ type Held[T any] struct {
 // it, and read it twice more; every join of every host did so, on a
 // record that grows with the hosts (docs/scaling.md, change 22).
 func UpdateHeld[T any](ctx context.Context, s Store, key string, h *Held[T], fn func(cur *T) (*T, error)) (*T, uint64, error) {
-	for attempt := 0; attempt < maxCASRetries; attempt++ {
+	r := Retrying(ctx)
+	for r.Next() {
+		held := r.Attempts() == 1 && h != nil
 		var (
 			cur *T
 			idx uint64
 			err error
 		)
-		if attempt == 0 && h != nil {
+		if held {
 			cur, idx = h.Value, h.Index
 		} else if cur, idx, err = GetJSON[T](ctx, s, key); err != nil && !errors.Is(err, ErrNotFound) {
 			return nil, 0, err
@@ -115,27 +110,11 @@ func UpdateHeld[T any](ctx context.Context, s Store, key string, h *Held[T], fn 
 		if !errors.Is(err, ErrConflict) {
 			return nil, 0, err
 		}
-		if attempt == 0 && h != nil {
-			continue // the held record moved: read it, without a pause
-		}
-		if err := backoff(ctx, attempt); err != nil {
-			return nil, 0, fmt.Errorf("update store key %q: %w", key, err)
+		if held {
+			r.Now() // the held record moved: read it, without a pause
 		}
 	}
-	return nil, 0, fmt.Errorf("update store key %q: gave up after %d concurrent modifications: %w", key, maxCASRetries, ErrConflict)
-}
-
-// backoff sleeps a jittered time that doubles with attempt up to 256 ms:
-// many hosts updating one key at once (every host's RequestPool claims
-// its subnet in ipam/subnets) spread out over a few seconds instead of
-// running out of attempts within one (50 simulated hosts did, with a cap
-// of 64 ms).
-func backoff(ctx context.Context, attempt int) error {
-	d := time.Duration(1+rand.IntN(1<<min(attempt, 8))) * time.Millisecond
-	if !pause.For(ctx, d) {
-		return ctx.Err()
-	}
-	return nil
+	return nil, 0, r.Err(fmt.Sprintf("update store key %q", key))
 }
 
 // CASJSON writes v under key if the key's ModifyIndex is still idx.

@@ -21,7 +21,7 @@ import (
 //
 // Each attempt (one HTTP request) has its own deadline (Store.attempt,
 // callTimeout). A call runs its attempts within its bound: the caller's
-// deadline when it has one (a Docker callback's, 10 s in cmd/vxnet/server,
+// deadline when it has one (a Docker callback's, 25 s in cmd/vxnet/server,
 // below Docker's own 30 s), at most maxCallBound; one attempt's time when
 // it has none (the background loops, which retry on their own schedule).
 // An attempt that ran out of its time on a slow-but-working Consul is

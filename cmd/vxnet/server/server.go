@@ -23,18 +23,34 @@ import (
 	"io"
 	"net/http"
 	"runtime/debug"
+	"sync/atomic"
 	"time"
 
 	"github.com/docker/go-plugins-helpers/sdk"
 	"github.com/sirupsen/logrus"
 
 	"github.com/vxnet/vxnet/cmd/vxnet/journal"
+	"github.com/vxnet/vxnet/errkind"
 )
 
 // Defaults for Options.
 const (
-	DefaultTimeout = 10 * time.Second // a dead store must not hold dockerd longer
+	// DefaultTimeout bounds a callback's work. It is as long as a slow
+	// but answering Consul may need (at 100 simulated hosts a
+	// CreateEndpoint's transaction ran out of 10 s on saturated servers),
+	// and, with lateGrace, below dockerd's own wait for a plugin's answer:
+	// 30 s for a managed plugin enabled with `docker plugin enable`'s
+	// default --timeout, none for a socket plugin or one installed with
+	// `docker plugin install` (moby pkg/plugins/client.go; the HTTP
+	// client's timeout is the plugin's, and callWithRetry sends no second
+	// request once 30 s are spent). A dead store does not hold dockerd
+	// this long: the Consul store fails its calls at once after 3 s of
+	// failures (store/consul/retry.go).
+	DefaultTimeout = 25 * time.Second
 	DefaultMaxBody = 1 << 20
+	// lateGrace is how long a callback past its Timeout, its context
+	// cancelled, may still take to give its own answer (run).
+	lateGrace = 2 * time.Second
 )
 
 // Options configure a Server.
@@ -154,8 +170,22 @@ func (s *Server) decode(w http.ResponseWriter, r *http.Request, req any) ([]byte
 	return body, nil
 }
 
-// run calls fn with a deadline; fn's answer after the deadline is dropped
-// (its context is cancelled, so store calls stop too).
+// run calls fn with a deadline. When the deadline passes first, fn's
+// context is cancelled (its store calls end at once, and it rolls back
+// what it did) and its own answer is awaited for lateGrace more: a
+// success that lands just after the deadline is answered as a success,
+// an error as the timeout it is (Unavailable, so the journal keeps the
+// removal matching a create, as for an fn that gave no answer). Only an
+// fn still running then is answered "no answer within" without its
+// result; should it succeed later, that is logged as an error.
+//
+// Why wait for the late answer: dockerd sends no DeleteEndpoint after a
+// CreateEndpoint that failed, no DeleteNetwork after a failed
+// CreateNetwork (libnetwork releases the addresses and the pool), and
+// nothing at all after a failed RequestAddress, so what fn made after an
+// answered timeout stayed behind (a create only until the journal's
+// replay of its removal). Timeout + lateGrace stays below dockerd's own
+// wait (DefaultTimeout).
 func run[Req any, Resp any](s *Server, ctx context.Context, name string, req *Req, fn func(context.Context, *Req) (Resp, error)) (Resp, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.o.Timeout)
 	defer cancel()
@@ -164,6 +194,7 @@ func run[Req any, Resp any](s *Server, ctx context.Context, name string, req *Re
 		err  error
 	}
 	done := make(chan result, 1)
+	var gaveUp atomic.Bool
 	go func() {
 		defer func() {
 			if p := recover(); p != nil {
@@ -173,11 +204,35 @@ func run[Req any, Resp any](s *Server, ctx context.Context, name string, req *Re
 		}()
 		resp, err := fn(ctx, req)
 		done <- result{resp, err}
+		if err == nil && gaveUp.Load() {
+			s.o.Log.WithField("call", name).WithField("request", req).Errorf("succeeded after it was answered as failed (no answer within %s and %s more): Docker may keep no record of what it made", s.o.Timeout, lateGrace)
+		}
 	}()
 	select {
 	case r := <-done:
 		return r.resp, r.err
 	case <-ctx.Done():
+	}
+	late := func(r result) (Resp, error) {
+		if r.err != nil {
+			// Unavailable whatever fn's error: the journal keeps the
+			// removal matching a create cut off by the deadline.
+			return r.resp, errkind.Mark(fmt.Errorf("%s: no answer within %s (%w): %w", name, s.o.Timeout, ctx.Err(), r.err), errkind.Unavailable)
+		}
+		return r.resp, nil
+	}
+	t := time.NewTimer(lateGrace)
+	defer t.Stop()
+	select {
+	case r := <-done:
+		return late(r)
+	case <-t.C:
+	}
+	gaveUp.Store(true)
+	select {
+	case r := <-done: // sent before gaveUp was set: not logged there
+		return late(r)
+	default:
 		var zero Resp
 		return zero, fmt.Errorf("%s: no answer within %s: %w", name, s.o.Timeout, ctx.Err())
 	}

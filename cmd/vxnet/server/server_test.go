@@ -35,6 +35,17 @@ func (s *stub) CreateNetwork(ctx context.Context, r *network.CreateNetworkReques
 	case "slow":
 		<-ctx.Done()
 		return ctx.Err()
+	case "late": // its last write landed just as the deadline fell
+		<-ctx.Done()
+		time.Sleep(50 * time.Millisecond)
+		return nil
+	case "lateconflict": // a CAS loop ended by the deadline
+		<-ctx.Done()
+		return errkind.Errorf(errkind.Conflict, "lost: %w", ctx.Err())
+	case "stuck": // a kernel call that ignores the deadline
+		<-ctx.Done()
+		time.Sleep(lateGrace + time.Second)
+		return nil
 	case "fail":
 		return errors.New(`network "fail" is bad`)
 	case "badopt":
@@ -105,6 +116,30 @@ func call(h http.Handler, method, path, body string) (int, map[string]any) {
 		return rec.Code, map[string]any{"_raw": rec.Body.String()}
 	}
 	return rec.Code, out
+}
+
+// A callback that succeeds just after its deadline is answered as the
+// success it is: dockerd never removes what a call it was told failed
+// made. One still busy lateGrace after the deadline is answered as a
+// timeout then, not later.
+func TestLateAnswers(t *testing.T) {
+	s, _ := newServer(t, 200*time.Millisecond)
+	if code, out := call(s, "POST", "/NetworkDriver.CreateNetwork", `{"NetworkID":"late"}`); code != 200 {
+		t.Fatalf("a success 50 ms after the deadline was answered %d %v", code, out)
+	}
+	// An error after the deadline is a timeout (503: the journal keeps the
+	// removal matching a create), whatever its kind.
+	if code, out := call(s, "POST", "/NetworkDriver.CreateNetwork", `{"NetworkID":"lateconflict"}`); code != 503 {
+		t.Fatalf("a conflict after the deadline was answered %d %v", code, out)
+	}
+	start := time.Now()
+	code, out := call(s, "POST", "/NetworkDriver.CreateNetwork", `{"NetworkID":"stuck"}`)
+	if msg, _ := out["Err"].(string); code != 503 || !strings.Contains(msg, "no answer within 200ms") {
+		t.Fatalf("a callback stuck past the deadline was answered %d %v", code, out)
+	}
+	if took := time.Since(start); took < 200*time.Millisecond+lateGrace || took > 200*time.Millisecond+lateGrace+500*time.Millisecond {
+		t.Fatalf("a stuck callback was answered after %s; want its deadline and lateGrace, %s", took, 200*time.Millisecond+lateGrace)
+	}
 }
 
 func TestActivateListsBothDrivers(t *testing.T) {
