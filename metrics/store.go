@@ -12,7 +12,12 @@ import (
 // that ties keys to its writer's life (store.Ephemeral) stays one.
 func (m *Metrics) Store(s store.Store) store.Store {
 	t := &timedStore{s: s, m: m}
-	if e, ok := s.(store.Ephemeral); ok {
+	e, eph := s.(store.Ephemeral)
+	l, locks := s.(store.Locker)
+	switch {
+	case eph && locks:
+		return &timedLocker{timedEphemeral: &timedEphemeral{timedStore: t, e: e}, l: l}
+	case eph:
 		return &timedEphemeral{timedStore: t, e: e}
 	}
 	return t
@@ -172,4 +177,18 @@ func (t *timedEphemeral) PutEphemeral(ctx context.Context, key string, value []b
 	err := t.e.PutEphemeral(ctx, key, value, ttl)
 	t.observe("put_ephemeral", start, err)
 	return err
+}
+
+// timedLocker keeps the wrapped store's Lock (store.Locker: the liveness
+// monitors' election, on Consul).
+type timedLocker struct {
+	*timedEphemeral
+	l store.Locker
+}
+
+func (t *timedLocker) Lock(ctx context.Context, key string, value []byte, ttl time.Duration) (bool, error) {
+	start := time.Now()
+	held, err := t.l.Lock(ctx, key, value, ttl)
+	t.observe("lock", start, err)
+	return held, err
 }
