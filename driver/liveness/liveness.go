@@ -2,9 +2,21 @@
 //
 // Every host writes a heartbeat key, alive/<host>, every Interval (on Consul
 // held by a session with a 10 s TTL, so a stopped plugin's key goes by
-// itself); every host watches all heartbeats and calls a host silent when
-// its key has not moved for DeadAfter, as measured by the watcher's own
-// clock (so clock skew between hosts does not matter).
+// itself). A host is silent when its key has not moved for DeadAfter, as
+// measured by the reader's own clock (so clock skew between hosts does
+// not matter).
+//
+// Who reads the heartbeats (monitors.go, change 27): on Consul two hosts at
+// a time, the elected liveness monitors, each holding a slot liveness/<slot>
+// with its session. They read alive/ and publish in their slot which hosts
+// are alive and which silent, written only when that changes (and every
+// KeepAlive); every other host follows the two records with one blocking
+// read instead of reading every heartbeat. A host is silent if a valid
+// record says so, so a switched-off monitor, whose slot stays until Consul
+// invalidates its session, is called silent on time by the other one.
+// Without a valid record (first start, hosts of the earlier version only,
+// both monitors gone or stuck) a host reads alive/ itself, as every host
+// did before; on bbolt (one host) it always does.
 //
 // A silent heartbeat says only that a host's plugin is not talking to the
 // store: the plugin may be down, upgrading or cut off from Consul while its
@@ -18,11 +30,15 @@
 // (OnForget).
 //
 // A store outage must not make every host look silent: while the watch
-// fails, or this host cannot write its own heartbeat, nobody becomes
-// silent, and when the watch works again every host gets a fresh DeadAfter.
-// (A watch that times out looks like a quiet store, but every live host,
-// this one included, moves alive/ every Interval: it is only quiet if this
-// host's own heartbeat goes through.)
+// (of alive/ or of the records) fails, or this host cannot write its own
+// heartbeat, nobody becomes silent, and when the watch works again every
+// host gets a fresh DeadAfter, as every host does at a host that starts
+// reading alive/ itself (a new monitor, or no valid record left). A
+// monitor in that state publishes, if it can, that it is not healthy, and
+// nobody follows it; if it cannot, its session and slot go after the TTL. (A watch that times out looks like
+// a quiet store, but every live host, this one included, moves alive/
+// every Interval: it is only quiet if this host's own heartbeat goes
+// through.)
 //
 // The Interval (--heartbeat-interval) is 3 s; it was 2 s. Hosts of either
 // version call a host silent only after DeadAfter (10 s) without its key

@@ -118,10 +118,13 @@ func (m *tracker) silentFor(host string, s *seen, now time.Time) time.Duration {
 	return now.Sub(s.at)
 }
 
-// followStep waits for the records to move (KeepAlive at most, or until a
-// vacant slot is due) and follows them.
+// followStep waits for the records to move and follows them. The
+// monitors' keep-alives move them every KeepAlive; the wait is twice
+// that (a stuck monitor's record goes stale after three), or until a
+// vacant slot is due: a blocking read cut short by its deadline costs its
+// connection.
 func (m *tracker) followStep(ctx context.Context) {
-	wait := m.o.KeepAlive
+	wait := 2 * m.o.KeepAlive
 	if !m.vacantAt.IsZero() {
 		wait = max(min(wait, time.Until(m.vacantAt)), time.Millisecond)
 	}
