@@ -175,18 +175,24 @@ func isMonitor(ms [slots]string, h string) bool {
 	return false
 }
 
+// notMonitors returns those of hosts that are not in ms.
+func notMonitors(ms [slots]string, hosts []string) []string {
+	var out []string
+	for _, h := range hosts {
+		if !isMonitor(ms, h) {
+			out = append(out, h)
+		}
+	}
+	return out
+}
+
 // Two hosts read alive/, the others follow their records and read it
 // not once, and still find a switched-off host gone.
 func TestFollowersDoNotReadHeartbeats(t *testing.T) {
 	hosts := []string{"h1", "h2", "h3", "h4"}
 	cl := newCluster(t, hosts)
 	ms := cl.monitors(t)
-	var followers []string
-	for _, h := range hosts {
-		if !isMonitor(ms, h) {
-			followers = append(followers, h)
-		}
-	}
+	followers := notMonitors(ms, hosts)
 	for _, h := range followers {
 		waitFor(t, h+" counts the others alive", cl.worlds[h].hasCounts(Counts{Alive: 3}))
 	}
@@ -223,12 +229,7 @@ func TestMonitorSwitchedOff(t *testing.T) {
 	hosts := []string{"h1", "h2", "h3"}
 	cl := newCluster(t, hosts)
 	ms := cl.monitors(t)
-	var follower string
-	for _, h := range hosts {
-		if !isMonitor(ms, h) {
-			follower = h
-		}
-	}
+	follower := notMonitors(ms, hosts)[0]
 	waitFor(t, follower+" counts the others alive", cl.worlds[follower].hasCounts(Counts{Alive: 2}))
 	before := cl.reads[follower].n.Load()
 	cl.switchOff(ms[0]) // its session and record stay
@@ -255,12 +256,7 @@ func TestFailoverFreshDeadAfter(t *testing.T) {
 	hosts := []string{"h1", "h2", "h3", "h4"}
 	cl := newCluster(t, hosts)
 	ms := cl.monitors(t)
-	var followers []string
-	for _, h := range hosts {
-		if !isMonitor(ms, h) {
-			followers = append(followers, h)
-		}
-	}
+	followers := notMonitors(ms, hosts)
 	quiet, next := followers[0], followers[1]
 	waitFor(t, next+" counts the others alive", cl.worlds[next].hasCounts(Counts{Alive: 3}))
 	cl.stops[quiet]() // its plugin stops, its underlay answers
