@@ -32,13 +32,14 @@
 // A store outage must not make every host look silent: while the watch
 // (of alive/ or of the records) fails, or this host cannot write its own
 // heartbeat, nobody becomes silent, and when the watch works again every
-// host gets a fresh DeadAfter, as every host does at a host that starts
-// reading alive/ itself (a new monitor, or no valid record left). A
-// monitor in that state publishes, if it can, that it is not healthy, and
-// nobody follows it; if it cannot, its session and slot go after the TTL. (A watch that times out looks like
-// a quiet store, but every live host, this one included, moves alive/
-// every Interval: it is only quiet if this host's own heartbeat goes
-// through.)
+// host gets a fresh DeadAfter. A host that starts reading alive/ itself
+// (a new monitor, or no valid record left) keeps what the records said:
+// the hosts silent by them stay silent since then, the others get a fresh
+// DeadAfter. A monitor in that state publishes, if it can, that it is not
+// healthy, and nobody follows it; if it cannot, its session and slot go
+// after the TTL. (A watch that times out looks like a quiet store, but
+// every live host, this one included, moves alive/ every Interval: it is
+// only quiet if this host's own heartbeat goes through.)
 //
 // The Interval (--heartbeat-interval) is 3 s; it was 2 s. Hosts of either
 // version call a host silent only after DeadAfter (10 s) without its key
@@ -221,9 +222,12 @@ type tracker struct {
 	mode    mode
 	slot    int  // held while monitoring
 	read    bool // alive/ read since this host became a monitor
-	records map[string]*listed
-	follow  followed  // what the valid records say, while following
-	freshAt time.Time // the last fresh DeadAfter for every host
+	// baseline: the next read of alive/ only notes the heartbeats'
+	// indexes (carryFollowLocked).
+	baseline bool
+	records  map[string]*listed
+	follow   followed  // what the valid records say, while following
+	freshAt  time.Time // the last fresh DeadAfter for every host
 }
 
 // beating tells whether this host's own heartbeat went through lately.
@@ -365,11 +369,17 @@ func (m *tracker) update(kvs []store.KV) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.read = true
+	baseline := m.baseline
+	m.baseline = false
 	for _, kv := range kvs {
 		host := keys.Last(kv.Key)
 		s, ok := m.seen[host]
 		if !ok {
 			m.seen[host] = &seen{index: kv.ModifyIndex, at: now}
+			continue
+		}
+		if baseline {
+			s.index = kv.ModifyIndex
 			continue
 		}
 		if kv.ModifyIndex < s.index {

@@ -20,10 +20,11 @@ import (
 // probes the silent hosts itself and alone decides which are gone.
 //
 // Why two: a monitor switched off keeps its slot until Consul invalidates
-// its session (up to twice the 10 s TTL), and a new monitor starts with a
-// fresh DeadAfter for everyone. Meanwhile the other monitor calls it (and
-// any other host) silent on time: a host is silent if any valid record
-// says so, so a dead monitor's frozen record delays nobody's purge.
+// its session (up to twice the 10 s TTL). Meanwhile the other monitor
+// calls it (and any other host) silent on time: a host is silent if any
+// valid record says so, so a dead monitor's frozen record delays nobody's
+// purge; and the follower that takes the vacant slot keeps the silence
+// the records told it.
 //
 // A record is valid while it says its monitor is healthy (it reads alive/
 // and its own heartbeat goes through: the store-outage rules hold there)
@@ -32,8 +33,9 @@ import (
 // hosts of the earlier version, both monitors gone) a host reads alive/
 // itself as before, and takes a vacant slot when it sees one.
 //
-// A host that changes how it learns of silence, from records to alive/ or
-// to monitoring, gives every host a fresh DeadAfter, as after an outage.
+// A host that stops following the records, to read alive/ itself or to
+// monitor, keeps what they said (carryFollowLocked); only a store outage
+// gives every host a fresh DeadAfter.
 
 const (
 	// slots is how many monitors are elected.
@@ -89,18 +91,44 @@ func (m *tracker) currentMode() mode {
 }
 
 // setModeLocked switches how this host learns of silence and tells
-// whether it changed. Watching alive/ itself or monitoring after anything
-// else starts every host with a fresh DeadAfter.
+// whether it changed. What it knew stays: watching alive/ and monitoring
+// read the same heartbeats, and a host that stops following the records
+// takes over what they said (carryFollowLocked). A fresh DeadAfter for
+// every host here, as once, made a follower that took a vacant slot (the
+// slot of a monitor switched off, at the very moment the other monitor
+// had it purged) call that host alive again: its entries came back for
+// another DeadAfter (TestNames/HostGone at 15.3 s, TestFailoverKeepsSilence).
 func (m *tracker) setModeLocked(to mode, slot int) bool {
 	if m.mode == to && m.slot == slot {
 		return false
 	}
+	from := m.mode
 	m.mode, m.slot, m.read = to, slot, false
 	if to != following {
+		if from == following {
+			m.carryFollowLocked()
+		}
 		m.follow = followed{}
-		m.freshLocked()
 	}
 	return true
+}
+
+// carryFollowLocked gives the hosts the silence the records said, for a
+// host that stops following them: a host silent by the records stays
+// silent since then; every other host gets a fresh DeadAfter (the records
+// called it alive, or did not know it). The heartbeat indexes it has are
+// old (followers do not read alive/), so the next read of alive/ only
+// notes them (baseline) and does not count as a beat.
+func (m *tracker) carryFollowLocked() {
+	now := m.o.Now()
+	for host, s := range m.seen {
+		if at, ok := m.follow.silent[host]; ok {
+			s.at = at
+		} else {
+			s.at = now
+		}
+	}
+	m.baseline = true
 }
 
 // silentFor is how long host (s its entry) has been silent, as this host

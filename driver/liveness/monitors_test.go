@@ -249,10 +249,12 @@ func TestMonitorSwitchedOff(t *testing.T) {
 }
 
 // When a monitor's session goes, another host takes its slot within
-// seconds, and starts with a fresh DeadAfter for every host: a host the
-// records called silent is not silent in its first record, and is again
-// after DeadAfter.
-func TestFailoverFreshDeadAfter(t *testing.T) {
+// seconds and keeps what the records told it: a host they called silent
+// is silent in its first record and in its own counts all along (with a
+// fresh DeadAfter, as before, that host came back to life on the new
+// monitor for another DeadAfter, its entries with it), and no host the
+// records called alive is silent at once.
+func TestFailoverKeepsSilence(t *testing.T) {
 	hosts := []string{"h1", "h2", "h3", "h4"}
 	cl := newCluster(t, hosts)
 	ms := cl.monitors(t)
@@ -272,14 +274,18 @@ func TestFailoverFreshDeadAfter(t *testing.T) {
 	if took > 2*time.Second {
 		t.Errorf("slot 0 vacant for %s", took)
 	}
-	if len(r.Silent) != 0 {
-		t.Errorf("new monitor calls hosts silent at once: %v", r.Silent)
+	if _, ok := r.Silent[quiet]; !ok || len(r.Silent) != 1 {
+		t.Errorf("new monitor's first record calls silent %v; want %s alone, as the records did", r.Silent, quiet)
 	}
+	// The stopped monitor was alive by the records: silent only after a
+	// DeadAfter of its own. quiet stays silent meanwhile.
+	waitFor(t, next+" still counts "+quiet+" silent", cl.worlds[next].hasCounts(Counts{Alive: 2, Silent: 1}))
 	cl.c.pass(t, cl.s, testDeadAfter, ms[1], next)
-	waitFor(t, "the new monitor calling "+quiet+" silent", func() bool {
+	waitFor(t, "the new monitor calling "+ms[0]+" silent too", func() bool {
 		r, _ := cl.record(t, 0)
-		_, silent := r.Silent[quiet]
-		return silent
+		_, q := r.Silent[quiet]
+		_, m := r.Silent[ms[0]]
+		return q && m
 	})
 }
 
