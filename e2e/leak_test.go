@@ -234,6 +234,16 @@ func storeDiff(v *dockerView, have map[string][]byte, running map[*plugin]bool, 
 			want[keys.Heartbeat(p.hostID())] = true
 		}
 	}
+	// A running plugin may hold a liveness monitor slot; Consul drops it
+	// with its session.
+	for k, b := range have {
+		var rec struct{ Host string }
+		if keys.Kind(k) == "liveness monitor" && json.Unmarshal(b, &rec) == nil {
+			for p, run := range running {
+				may[k] = may[k] || (run && p.hostID() == rec.Host)
+			}
+		}
+	}
 	for _, id := range services {
 		want[keys.SwarmService(id)] = true
 	}

@@ -20,7 +20,12 @@ func (m *Metrics) Store(s store.Store) store.Store {
 			Help: "Stale watch answers (heartbeats) dropped, from a server out of touch with the leader, and asked of the leader instead.",
 		}, func() float64 { return float64(f.StaleFallbacks()) }))
 	}
-	if e, ok := s.(store.Ephemeral); ok {
+	e, eph := s.(store.Ephemeral)
+	l, locks := s.(store.Locker)
+	switch {
+	case eph && locks:
+		return &timedLocker{timedEphemeral: &timedEphemeral{timedStore: t, e: e}, l: l}
+	case eph:
 		return &timedEphemeral{timedStore: t, e: e}
 	}
 	return t
@@ -153,14 +158,6 @@ func (t *timedStore) Watch(ctx context.Context, prefix string, index uint64) ([]
 	return kvs, i, err
 }
 
-// WatchStale keeps the wrapped store's stale watch (store.StaleWatcher),
-// counted as Watch.
-func (t *timedStore) WatchStale(ctx context.Context, prefix string, index uint64) ([]store.KV, uint64, error) {
-	kvs, i, err := store.WatchStale(ctx, t.s, prefix, index)
-	t.observeWatch(err)
-	return kvs, i, err
-}
-
 // observeWatch counts one watch that returned err.
 func (t *timedStore) observeWatch(err error) {
 	switch {
@@ -188,4 +185,18 @@ func (t *timedEphemeral) PutEphemeral(ctx context.Context, key string, value []b
 	err := t.e.PutEphemeral(ctx, key, value, ttl)
 	t.observe("put_ephemeral", start, err)
 	return err
+}
+
+// timedLocker keeps the wrapped store's Lock (store.Locker: the liveness
+// monitors' election, on Consul).
+type timedLocker struct {
+	*timedEphemeral
+	l store.Locker
+}
+
+func (t *timedLocker) Lock(ctx context.Context, key string, value []byte, ttl time.Duration) (bool, error) {
+	start := time.Now()
+	held, err := t.l.Lock(ctx, key, value, ttl)
+	t.observe("lock", start, err)
+	return held, err
 }

@@ -183,4 +183,7 @@ func quietLogger(level string) (*logrus.Entry, error) {
 	return logrus.NewEntry(l), nil
 }
 
-var _ store.Ephemeral = (*simStore)(nil)
+var (
+	_ store.Ephemeral = (*simStore)(nil)
+	_ store.Locker    = (*simStore)(nil)
+)

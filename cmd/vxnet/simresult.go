@@ -80,10 +80,14 @@ type simResult struct {
 	IdleBytesPerHostSecond  float64            `json:"idle_bytes_per_host_second"`
 	IdleWritesPerHostSecond float64            `json:"idle_writes_per_host_second"` // heartbeats
 
-	SilentHosts          int     `json:"silent_hosts"`
-	SilentEntriesDropped int     `json:"silent_entries_dropped"` // must be 0
-	KilledHosts          int     `json:"killed_hosts"`
-	PurgeSeconds         float64 `json:"purge_seconds"` // -1: not within a minute
+	SilentHosts          int `json:"silent_hosts"`
+	SilentEntriesDropped int `json:"silent_entries_dropped"` // must be 0
+	KilledHosts          int `json:"killed_hosts"`
+	// SilentMonitors and KilledMonitors are how many of those hosts
+	// were liveness monitors (driver/liveness): one each, where elected.
+	SilentMonitors int     `json:"silent_monitors"`
+	KilledMonitors int     `json:"killed_monitors"`
+	PurgeSeconds   float64 `json:"purge_seconds"` // -1: not within a minute
 
 	CPUPerHost      float64 `json:"cpu_per_host"` // CPU seconds per second per simulated host
 	RSSBytesPerHost int64   `json:"rss_bytes_per_host"`
@@ -96,10 +100,10 @@ type simResult struct {
 }
 
 func (r *simResult) summary() string {
-	return fmt.Sprintf("%d hosts, %d networks, %d endpoints: propagation p50 %.0f ms p99 %.0f ms max %.0f ms (%d missing); %.1f writes, %.1f reads, %.0f bytes read per endpoint; idle %.0f B/s per host; silent %d hosts, %d entries dropped; purge of %d hosts %.1f s; CPU %.3f, RSS %.1f MB per host",
+	return fmt.Sprintf("%d hosts, %d networks, %d endpoints: propagation p50 %.0f ms p99 %.0f ms max %.0f ms (%d missing); %.1f writes, %.1f reads, %.0f bytes read per endpoint; idle %.0f B/s per host; silent %d hosts (%d monitors), %d entries dropped; purge of %d hosts (%d monitors) %.1f s; CPU %.3f, RSS %.1f MB per host",
 		r.Hosts, r.Networks, r.Endpoints, r.PropagationMs.P50, r.PropagationMs.P99, r.PropagationMs.Max, r.PropagationMissing,
 		r.WritesPerEndpoint, r.ReadsPerEndpoint, r.BytesReadPerEndpoint, r.IdleBytesPerHostSecond,
-		r.SilentHosts, r.SilentEntriesDropped, r.KilledHosts, r.PurgeSeconds, r.CPUPerHost, float64(r.RSSBytesPerHost)/1e6)
+		r.SilentHosts, r.SilentMonitors, r.SilentEntriesDropped, r.KilledHosts, r.KilledMonitors, r.PurgeSeconds, r.CPUPerHost, float64(r.RSSBytesPerHost)/1e6)
 }
 
 // callsSummary names the store calls of the phases a run reached, most

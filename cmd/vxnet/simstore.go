@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"strings"
@@ -277,6 +278,22 @@ func (s *simStore) PutEphemeral(ctx context.Context, key string, value []byte, t
 	}
 	s.n.calls.add("put ephemeral", key, err)
 	return err
+}
+
+// Lock is the liveness monitors' election and record write
+// (store.Locker), held by the Consul session, counted as a write.
+func (s *simStore) Lock(ctx context.Context, key string, value []byte, ttl time.Duration) (bool, error) {
+	if err := s.check("lock", key); err != nil {
+		return false, err
+	}
+	l, ok := s.s.(store.Locker)
+	if !ok {
+		return false, fmt.Errorf("lock %q: %w", key, errors.ErrUnsupported)
+	}
+	s.n.Writes.Add(1)
+	held, err := l.Lock(ctx, key, value, ttl)
+	s.n.calls.add("lock", key, err)
+	return held, err
 }
 
 func (s *simStore) Close() error { return s.s.Close() }

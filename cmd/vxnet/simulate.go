@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -16,7 +18,9 @@ import (
 	"time"
 
 	"github.com/sirupsen/logrus"
+	"github.com/vxnet/vxnet/driver/liveness"
 	"github.com/vxnet/vxnet/internal/pause"
+	"github.com/vxnet/vxnet/store/keys"
 	"golang.org/x/sync/errgroup"
 )
 
@@ -362,6 +366,7 @@ func (s *sim) silentHosts(ctx context.Context, r *simResult) error {
 	if len(silent) == 0 {
 		return nil
 	}
+	silent, r.SilentMonitors = s.withMonitor(ctx, silent, nil, 1)
 	for _, h := range silent {
 		h.cut(true, false)
 	}
@@ -383,6 +388,7 @@ func (s *sim) killHosts(ctx context.Context, r *simResult) {
 	if len(killed) == 0 {
 		return
 	}
+	killed, r.KilledMonitors = s.withMonitor(ctx, killed, s.pick(s.c.Silent, 0), 0)
 	survivors := s.survivors(killed)
 	t := time.Now()
 	for _, h := range killed {
@@ -397,6 +403,44 @@ func (s *sim) killHosts(ctx context.Context, r *simResult) {
 		pause.For(ctx, 100*time.Millisecond)
 	}
 	r.PurgeSeconds = -1 // not within a minute
+}
+
+// withMonitor puts the host holding liveness monitor slot in place of the
+// last of hosts, unless it is among them or in other: the run then cuts
+// off or switches off a monitor too, the case the other monitor must
+// cover (driver/liveness). It returns the hosts and how many of them are
+// monitors.
+func (s *sim) withMonitor(ctx context.Context, hosts, other []*simHost, slot int) ([]*simHost, int) {
+	holders := map[string]bool{}
+	for i := range 2 {
+		kv, err := s.hosts[0].st.s.Get(ctx, keys.Monitor(i))
+		var rec liveness.Record
+		if err == nil && json.Unmarshal(kv.Value, &rec) == nil {
+			holders[rec.Host] = true
+			if i == slot {
+				h := s.byID(rec.Host)
+				if h != nil && !slices.Contains(hosts, h) && !slices.Contains(other, h) {
+					hosts = append(slices.Clone(hosts[:len(hosts)-1]), h)
+				}
+			}
+		}
+	}
+	n := 0
+	for _, h := range hosts {
+		if holders[h.id] {
+			n++
+		}
+	}
+	return hosts, n
+}
+
+func (s *sim) byID(id string) *simHost {
+	for _, h := range s.hosts {
+		if h.id == id {
+			return h
+		}
+	}
+	return nil
 }
 
 // pick returns share of the hosts, after the first skip of them.

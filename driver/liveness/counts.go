@@ -10,7 +10,7 @@ type Counts struct {
 
 // counts returns the current Counts; while the heartbeat watch fails
 // nobody is called silent, as elsewhere in the monitor.
-func (m *monitor) counts() Counts {
+func (m *tracker) counts() Counts {
 	now := m.o.Now()
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -20,7 +20,7 @@ func (m *monitor) counts() Counts {
 		case host == m.o.HostID:
 		case s.gone:
 			c.Gone++
-		case m.healthy && now.Sub(s.at) >= m.o.DeadAfter:
+		case m.healthy && m.silentFor(host, s, now) >= m.o.DeadAfter:
 			c.Silent++
 		default:
 			c.Alive++

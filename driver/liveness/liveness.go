@@ -2,9 +2,21 @@
 //
 // Every host writes a heartbeat key, alive/<host>, every Interval (on Consul
 // held by a session with a 10 s TTL, so a stopped plugin's key goes by
-// itself); every host watches all heartbeats and calls a host silent when
-// its key has not moved for DeadAfter, as measured by the watcher's own
-// clock (so clock skew between hosts does not matter).
+// itself). A host is silent when its key has not moved for DeadAfter, as
+// measured by the reader's own clock (so clock skew between hosts does
+// not matter).
+//
+// Who reads the heartbeats (monitors.go, change 29): on Consul two hosts at
+// a time, the elected liveness monitors, each holding a slot liveness/<slot>
+// with its session. They read alive/ and publish in their slot which hosts
+// are alive and which silent, written only when that changes (and every
+// KeepAlive); every other host follows the two records with one blocking
+// read instead of reading every heartbeat. A host is silent if a valid
+// record says so, so a switched-off monitor, whose slot stays until Consul
+// invalidates its session, is called silent on time by the other one.
+// Without a valid record (first start, hosts of the earlier version only,
+// both monitors gone or stuck) a host reads alive/ itself, as every host
+// did before; on bbolt (one host) it always does.
 //
 // A silent heartbeat says only that a host's plugin is not talking to the
 // store: the plugin may be down, upgrading or cut off from Consul while its
@@ -18,11 +30,16 @@
 // (OnForget).
 //
 // A store outage must not make every host look silent: while the watch
-// fails, or this host cannot write its own heartbeat, nobody becomes
-// silent, and when the watch works again every host gets a fresh DeadAfter.
-// (A watch that times out looks like a quiet store, but every live host,
-// this one included, moves alive/ every Interval: it is only quiet if this
-// host's own heartbeat goes through.)
+// (of alive/ or of the records) fails, or this host cannot write its own
+// heartbeat, nobody becomes silent, and when the watch works again every
+// host gets a fresh DeadAfter. A host that starts reading alive/ itself
+// (a new monitor, or no valid record left) keeps what the records said:
+// the hosts silent by them stay silent since then, the others get a fresh
+// DeadAfter. A monitor in that state publishes, if it can, that it is not
+// healthy, and nobody follows it; if it cannot, its session and slot go
+// after the TTL. (A watch that times out looks like a quiet store, but
+// every live host, this one included, moves alive/ every Interval: it is
+// only quiet if this host's own heartbeat goes through.)
 //
 // The Interval (--heartbeat-interval) is 3 s; it was 2 s. Hosts of either
 // version call a host silent only after DeadAfter (10 s) without its key
@@ -84,6 +101,10 @@ type Options struct {
 	// Report, if set, gets the other hosts' counts after every probe
 	// round (counts.go), e.g. for metrics.
 	Report func(Counts)
+	// KeepAlive is how often an elected monitor rewrites its record when
+	// nothing changed (default 30 s); a record that has not moved for
+	// three of them is taken for a stuck monitor's (monitors.go).
+	KeepAlive time.Duration
 }
 
 // Heartbeat is the value of alive/<host>.
@@ -103,9 +124,13 @@ func Run(ctx context.Context, o Options) {
 	if o.ProbeFailures == 0 {
 		o.ProbeFailures = 2
 	}
-	m := &monitor{o: o, seen: map[string]*seen{}}
+	if o.KeepAlive == 0 {
+		o.KeepAlive = defaultKeepAlive
+	}
+	m := &tracker{o: o, seen: map[string]*seen{}, records: map[string]*listed{}}
+	m.lock, _ = o.Store.(store.Locker)
 	var wg sync.WaitGroup
-	wg.Add(2)
+	wg.Add(3)
 	go func() {
 		defer wg.Done()
 		heartbeat(ctx, o, &m.lastBeat)
@@ -113,6 +138,10 @@ func Run(ctx context.Context, o Options) {
 	go func() {
 		defer wg.Done()
 		m.probeLoop(ctx)
+	}()
+	go func() {
+		defer wg.Done()
+		m.publishLoop(ctx)
 	}()
 	m.run(ctx)
 	wg.Wait()
@@ -177,53 +206,99 @@ type seen struct {
 	forgotten bool
 }
 
-type monitor struct {
+type tracker struct {
 	o        Options
 	lastBeat atomic.Int64 // this host's last heartbeat that went through
+	lock     store.Locker // nil: no monitors are elected (bbolt: one host)
+
+	// The run loop's own.
+	beatIndex, recIndex uint64
+	listedAt            time.Time // last read of the records while watching alive/
+	vacantAt            time.Time // when to try to take a vacant slot (zero: none)
 
 	mu      sync.Mutex
 	seen    map[string]*seen
-	healthy bool // the heartbeat watch works: silence means something
+	healthy bool // the watch works: silence means something
+	mode    mode
+	slot    int  // held while monitoring
+	read    bool // alive/ read since this host became a monitor
+	// baseline: the next read of alive/ only notes the heartbeats'
+	// indexes (carryFollowLocked).
+	baseline bool
+	records  map[string]*listed
+	follow   followed  // what the valid records say, while following
+	freshAt  time.Time // the last fresh DeadAfter for every host
 }
 
 // beating tells whether this host's own heartbeat went through lately.
-func (m *monitor) beating() bool {
+func (m *tracker) beating() bool {
 	return m.o.Now().Sub(time.Unix(0, m.lastBeat.Load())) <= 2*m.o.Interval
 }
 
-func (m *monitor) run(ctx context.Context) {
-	var index uint64
+// run learns which hosts are silent until ctx ends: from alive/ itself
+// while monitoring (or on a store without Locker, or when no monitor's
+// record is valid), else from the monitors' records.
+func (m *tracker) run(ctx context.Context) {
 	m.setHealthy(true)
+	last := m.currentMode()
 	for ctx.Err() == nil {
-		wctx, cancel := context.WithTimeout(ctx, m.o.Interval)
-		kvs, next, err := store.WatchStale(wctx, m.o.Store, keys.Heartbeats, index)
-		cancel()
-		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
-			if m.isHealthy() && m.beating() {
-				continue // no change for a while: time passes for everyone
-			}
-			// The store is not answering (or was not before): a timeout
-			// is no news of anybody.
-			if m.setHealthy(false) {
-				m.o.Log.WithError(err).Warn("watching heartbeats timed out and this host's own heartbeat fails; calling no host silent until it works")
-			}
-			index = 0
-			continue
+		cur := m.currentMode()
+		if cur != last {
+			m.beatIndex, m.recIndex, last = 0, 0, cur
 		}
-		if err != nil {
-			if ctx.Err() == nil {
-				if m.setHealthy(false) {
-					m.o.Log.WithError(err).Warn("watching heartbeats failed; calling no host silent until it works")
-				}
-				index = 0
-				pause.For(ctx, time.Second)
-			}
-			continue
+		switch {
+		case cur == following:
+			m.followStep(ctx)
+		case cur == watching && m.lock != nil && time.Since(m.listedAt) >= m.o.Interval:
+			m.listedAt = time.Now()
+			m.listRecords(ctx)
+		default:
+			m.beatStep(ctx)
 		}
-		m.update(kvs)
-		index = next
-		pause.For(ctx, m.o.readEvery())
 	}
+}
+
+// beatStep reads alive/ once (a blocking read from the last index) and
+// pauses for readEvery.
+func (m *tracker) beatStep(ctx context.Context) {
+	wctx, cancel := context.WithTimeout(ctx, m.o.Interval)
+	kvs, next, err := store.WatchStale(wctx, m.o.Store, keys.Heartbeats, m.beatIndex)
+	cancel()
+	if m.failed(ctx, err, "watching heartbeats") {
+		m.beatIndex = 0
+		return
+	}
+	if err != nil {
+		return // no change for a while: time passes for everyone
+	}
+	m.update(kvs)
+	m.beatIndex = next
+	pause.For(ctx, m.o.readEvery(m.currentMode() == monitoring))
+}
+
+// failed tells whether a watch that returned err failed, and then notes
+// that nobody is silent until one works again. A timeout looks like a
+// quiet store, but every live host, this one included, moves alive/
+// every Interval: it is only quiet if this host's own heartbeat goes
+// through.
+func (m *tracker) failed(ctx context.Context, err error, what string) bool {
+	if err == nil || ctx.Err() != nil {
+		return ctx.Err() != nil
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		if m.isHealthy() && m.beating() {
+			return false
+		}
+		if m.setHealthy(false) {
+			m.o.Log.WithError(err).Warn(what + " timed out and this host's own heartbeat fails; calling no host silent until it works")
+		}
+		return true
+	}
+	if m.setHealthy(false) {
+		m.o.Log.WithError(err).Warn(what + " failed; calling no host silent until it works")
+	}
+	pause.For(ctx, time.Second)
+	return true
 }
 
 // readEvery is the least time between two reads of the heartbeats. Every
@@ -236,13 +311,20 @@ func (m *monitor) run(ctx context.Context) {
 // reading more often than the keys move finds nothing new. It was
 // Interval/2 (1 s), and the reads of alive/ were the largest share of
 // the requests of a 200-host cluster (docs/scaling.md).
-func (o Options) readEvery() time.Duration {
+//
+// An elected monitor reads every DeadAfter/20 (500 ms): two hosts read
+// alive/ instead of every host, and the silence they publish is what
+// every host's purge counts from.
+func (o Options) readEvery(monitor bool) time.Duration {
+	if monitor {
+		return o.DeadAfter / 20
+	}
 	return max(o.Interval/2, o.DeadAfter/5)
 }
 
-// setHealthy records whether the heartbeat watch works and tells whether
-// that changed. Coming back, every host gets a fresh DeadAfter.
-func (m *monitor) setHealthy(ok bool) bool {
+// setHealthy records whether the watch works and tells whether that
+// changed. Coming back, every host gets a fresh DeadAfter.
+func (m *tracker) setHealthy(ok bool) bool {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.healthy == ok {
@@ -250,15 +332,28 @@ func (m *monitor) setHealthy(ok bool) bool {
 	}
 	m.healthy = ok
 	if ok {
-		now := m.o.Now()
-		for _, s := range m.seen {
-			s.at = now
-		}
+		m.freshLocked()
 	}
 	return true
 }
 
-func (m *monitor) isHealthy() bool {
+// freshLocked gives every host a fresh DeadAfter: silence counts from now.
+func (m *tracker) freshLocked() {
+	now := m.o.Now()
+	for _, s := range m.seen {
+		s.at = now
+	}
+	m.freshAt = now // and of the records' silent hosts (applyRecords)
+}
+
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
+
+func (m *tracker) isHealthy() bool {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.healthy
@@ -266,18 +361,25 @@ func (m *monitor) isHealthy() bool {
 
 // update notes every heartbeat that moved; a working watch makes the
 // monitor healthy.
-func (m *monitor) update(kvs []store.KV) {
+func (m *tracker) update(kvs []store.KV) {
 	if m.setHealthy(true) {
 		m.o.Log.Info("watching heartbeats works again")
 	}
 	now := m.o.Now()
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	m.read = true
+	baseline := m.baseline
+	m.baseline = false
 	for _, kv := range kvs {
 		host := keys.Last(kv.Key)
 		s, ok := m.seen[host]
 		if !ok {
 			m.seen[host] = &seen{index: kv.ModifyIndex, at: now}
+			continue
+		}
+		if baseline {
+			s.index = kv.ModifyIndex
 			continue
 		}
 		if kv.ModifyIndex < s.index {
@@ -294,180 +396,4 @@ func (m *monitor) update(kvs []store.KV) {
 			s.index, s.at, s.failures, s.forgotten = kv.ModifyIndex, now, 0, false
 		}
 	}
-}
-
-// probeLoop probes silent hosts every ProbeEvery, and tells the data plane
-// when the set of gone hosts changes.
-func (m *monitor) probeLoop(ctx context.Context) {
-	t := time.NewTicker(m.o.ProbeEvery)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		m.round(ctx)
-	}
-}
-
-// target is a silent host to probe in one round.
-type target struct {
-	host   string
-	vteps  []netip.Addr
-	silent time.Duration
-}
-
-// round runs one probe round.
-func (m *monitor) round(ctx context.Context) {
-	targets := m.silent()
-	answered := make([]bool, len(targets))
-	var wg sync.WaitGroup
-	for i, tg := range targets {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			answered[i] = m.answers(ctx, tg.vteps)
-		}()
-	}
-	wg.Wait()
-	if ctx.Err() != nil {
-		return
-	}
-	changed := m.judge(targets, answered)
-	m.forget(ctx, targets)
-	if changed {
-		m.o.Peers.SetGone(m.gone())
-	}
-	if m.o.Report != nil {
-		m.o.Report(m.counts())
-	}
-}
-
-// silent lists the hosts, known from heartbeats or from the data plane,
-// whose heartbeat has not moved for DeadAfter. While the heartbeat watch
-// fails nobody is silent.
-func (m *monitor) silent() []target {
-	vteps := m.o.Peers.VTEPs()
-	now := m.o.Now()
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	for host := range vteps {
-		if _, ok := m.seen[host]; !ok && host != m.o.HostID {
-			// Programmed but never heard of (its heartbeat went before
-			// this host started): a fresh DeadAfter, then probes.
-			m.seen[host] = &seen{at: now}
-		}
-	}
-	if !m.healthy || !m.beating() {
-		return nil
-	}
-	var out []target
-	for host, s := range m.seen {
-		if s.forgotten && len(vteps[host]) == 0 {
-			delete(m.seen, host) // nothing of it left to program
-			continue
-		}
-		if host == m.o.HostID || now.Sub(s.at) < m.o.DeadAfter {
-			continue
-		}
-		out = append(out, target{host: host, vteps: vteps[host], silent: now.Sub(s.at)})
-	}
-	return out
-}
-
-// answers tells whether any of a host's VTEPs answers a probe. A host
-// without a known VTEP has no entries to remove: it counts as answering.
-func (m *monitor) answers(ctx context.Context, vteps []netip.Addr) bool {
-	if m.o.Probe == nil || len(vteps) == 0 {
-		return true
-	}
-	for _, a := range vteps {
-		if m.o.Probe(ctx, a) {
-			return true
-		}
-	}
-	return false
-}
-
-// judge applies one round's answers and tells whether the gone set changed.
-func (m *monitor) judge(targets []target, answered []bool) bool {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	changed := false
-	for i, tg := range targets {
-		s := m.seen[tg.host]
-		if s == nil || m.o.Now().Sub(s.at) < m.o.DeadAfter {
-			continue // heartbeat moved while probing
-		}
-		log := m.o.Log.WithFields(logrus.Fields{"peer": tg.host, "silent": tg.silent.Round(time.Second), "vteps": tg.vteps})
-		switch {
-		case answered[i] && s.gone:
-			log.Warn("gone host answers probes again: programming its entries")
-			s.gone, changed = false, true
-		case answered[i]:
-			if s.failures == 0 && !s.gone && tg.silent < m.o.DeadAfter+m.o.ProbeEvery {
-				log.Warn("host is silent but its underlay answers: keeping its entries and addresses")
-			}
-		case !s.gone && s.failures+1 >= m.o.ProbeFailures:
-			log.Warn("silent host does not answer probes: gone, leaving its entries out (its addresses stay leased)")
-			s.gone, changed = true, true
-		}
-		if answered[i] {
-			s.failures = 0
-		} else {
-			s.failures++
-		}
-	}
-	// Hosts that heartbeat again are no longer gone.
-	for host, s := range m.seen {
-		if s.gone && m.o.Now().Sub(s.at) < m.o.DeadAfter {
-			m.o.Log.WithField("peer", host).Info("gone host heartbeats again: programming its entries")
-			s.gone, changed = false, true
-		}
-	}
-	return changed
-}
-
-// forget releases hosts silent for ForgetAfter, once each.
-func (m *monitor) forget(ctx context.Context, targets []target) {
-	if m.o.ForgetAfter == 0 || m.o.OnForget == nil {
-		return
-	}
-	for _, tg := range targets {
-		if tg.silent < m.o.ForgetAfter || m.forgotten(tg.host) {
-			continue
-		}
-		log := m.o.Log.WithFields(logrus.Fields{"peer": tg.host, "silent": tg.silent.Round(time.Second)})
-		if err := m.o.OnForget(ctx, tg.host); err != nil {
-			log.WithError(err).Warn("forgetting a host silent past the grace failed; retrying")
-			continue
-		}
-		log.Warn("host silent past the grace (--forget-after): forgotten, its addresses released")
-		m.mu.Lock()
-		if s := m.seen[tg.host]; s != nil {
-			s.forgotten = true
-		}
-		m.mu.Unlock()
-	}
-}
-
-func (m *monitor) forgotten(host string) bool {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	s := m.seen[host]
-	return s != nil && s.forgotten
-}
-
-// gone is the set of gone hosts.
-func (m *monitor) gone() map[string]bool {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	out := map[string]bool{}
-	for host, s := range m.seen {
-		if s.gone {
-			out[host] = true
-		}
-	}
-	return out
 }

@@ -203,7 +203,7 @@ func (c *clock) pass(t *testing.T, s store.Store, d time.Duration, hosts ...stri
 
 // start runs a monitor for host on s with clock c; w is its view of the
 // others (nil: a host that only heartbeats).
-func start(t *testing.T, s store.Store, c *clock, host string, w *world, forgetAfter time.Duration) context.CancelFunc {
+func start(t *testing.T, s store.Store, c *clock, host string, w *world, forgetAfter time.Duration, opts ...func(*Options)) context.CancelFunc {
 	l := logrus.New()
 	l.SetOutput(io.Discard)
 	if w == nil {
@@ -213,9 +213,13 @@ func start(t *testing.T, s store.Store, c *clock, host string, w *world, forgetA
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		Run(ctx, Options{Store: s, HostID: host, Interval: testInterval, DeadAfter: testDeadAfter,
+		o := Options{Store: s, HostID: host, Interval: testInterval, DeadAfter: testDeadAfter,
 			ForgetAfter: forgetAfter, Peers: w, Probe: w.probe, ProbeEvery: 50 * time.Millisecond,
-			OnForget: w.forget, Log: logrus.NewEntry(l), Report: w.report, Now: c.Now})
+			OnForget: w.forget, Log: logrus.NewEntry(l), Report: w.report, Now: c.Now}
+		for _, opt := range opts {
+			opt(&o)
+		}
+		Run(ctx, o)
 	}()
 	var once sync.Once
 	stop := func() { once.Do(func() { cancel(); <-done }) }

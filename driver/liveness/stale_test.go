@@ -20,7 +20,7 @@ func TestOlderHeartbeatIsNoNews(t *testing.T) {
 	c := newClock()
 	l := logrus.New()
 	l.SetOutput(io.Discard)
-	m := &monitor{o: Options{DeadAfter: 10 * time.Second, Now: c.Now, Log: logrus.NewEntry(l)}, seen: map[string]*seen{}}
+	m := &tracker{o: Options{DeadAfter: 10 * time.Second, Now: c.Now, Log: logrus.NewEntry(l)}, seen: map[string]*seen{}}
 	beat := func(index uint64) { m.update([]store.KV{{Key: keys.Heartbeat("h2"), ModifyIndex: index}}) }
 	beat(100)
 	first := c.Now()

@@ -34,16 +34,42 @@ type session struct {
 // Consul servers' loads (docs/scaling.md, change 15). A session renewed
 // every TTL/3 still has two renewals' margin before it expires.
 func (s *Store) PutEphemeral(ctx context.Context, key string, value []byte, ttl time.Duration) error {
-	if err := s.checkKey(ctx, "put ephemeral", key); err != nil {
-		return err
-	}
 	s.sess.mu.Lock()
 	defer s.sess.mu.Unlock()
+	ok, err := s.acquire(ctx, "put ephemeral", key, value, ttl, func(w *api.WriteOptions) error {
+		_, err := s.kv.Put(&api.KVPair{Key: s.path(key), Value: value}, w)
+		return err
+	})
+	if err == nil && !ok {
+		err = fmt.Errorf("put ephemeral %q: written without session %s: the key could not be acquired", key, s.sess.id)
+	}
+	return err
+}
+
+// Lock writes key held by this store's session, the one of its ephemeral
+// keys (store.Locker), if no other session holds it, and tells whether
+// this session holds it. Consul lets the holder rewrite the value with
+// another acquire. The session's lock delay is a millisecond (renew): a
+// key whose holder's session went can be taken at once, not after
+// Consul's default 15 s.
+func (s *Store) Lock(ctx context.Context, key string, value []byte, ttl time.Duration) (bool, error) {
+	s.sess.mu.Lock()
+	defer s.sess.mu.Unlock()
+	return s.acquire(ctx, "lock", key, value, ttl, nil)
+}
+
+// acquire writes key with the session, renewed or created as needed, and
+// tells whether the session holds it; if another session holds it,
+// fallback (if set) writes it otherwise. The caller holds s.sess.mu.
+func (s *Store) acquire(ctx context.Context, op, key string, value []byte, ttl time.Duration, fallback func(*api.WriteOptions) error) (bool, error) {
+	if err := s.checkKey(ctx, op, key); err != nil {
+		return false, err
+	}
 	cctx, done := s.callCtx(ctx, s.attempt)
 	defer done()
 	w := (&api.WriteOptions{}).WithContext(cctx)
 	if err := s.renew(w, key, ttl, false); err != nil {
-		return s.fail(ctx, "put ephemeral", key, err)
+		return false, s.fail(ctx, op, key, err)
 	}
 	pair := &api.KVPair{Key: s.path(key), Value: value, Session: s.sess.id}
 	ok, _, err := s.kv.Acquire(pair, w)
@@ -55,16 +81,13 @@ func (s *Store) PutEphemeral(ctx context.Context, key string, value []byte, ttl 
 			ok, _, err = s.kv.Acquire(pair, w)
 		}
 	}
+	if err == nil && !ok && fallback != nil {
+		err = fallback(w)
+	}
 	if err != nil {
-		return s.fail(ctx, "put ephemeral", key, err)
+		return false, s.fail(ctx, op, key, err)
 	}
-	if !ok {
-		if _, err := s.kv.Put(&api.KVPair{Key: s.path(key), Value: value}, w); err != nil {
-			return s.fail(ctx, "put ephemeral", key, err)
-		}
-		return fmt.Errorf("put ephemeral %q: written without session %s: the key could not be acquired", key, s.sess.id)
-	}
-	return nil
+	return ok, nil
 }
 
 // renew renews the session when a third of ttl has passed since it was

@@ -16,6 +16,8 @@
 //	                                     which its members watch instead of endpoints/<net>/
 //	subnets                              driver.Claims: the subnets of network creates under way
 //	alive/<host>                         a host's heartbeat (on Consul held by a session)
+//	liveness/<slot>                      liveness.Record: an elected liveness monitor's silent hosts
+//	                                     (held by its session; slots 0 and 1)
 //	ipam/subnets                         the IPAM's index: every pool's subnet and its claimants
 //	ipam/pools/<pool>                    ipam.Pool: subnet, range, gateway, hosts using it
 //	ipam/addrs/<pool>/<address>          ipam.Lease: which host holds the address
@@ -44,6 +46,7 @@ const (
 	AllMACs      = "macs/"
 	AllChanges   = "changes/"
 	Heartbeats   = "alive/"
+	Monitors     = "liveness/"
 	IPAM         = "ipam/"
 	Pools        = IPAM + "pools/"
 	AllLeases    = IPAM + "addrs/"
@@ -112,6 +115,9 @@ func Changes(net string) string { return AllChanges + net }
 // Heartbeat is host's heartbeat.
 func Heartbeat(host string) string { return Heartbeats + host }
 
+// Monitor is the record of liveness monitor slot slot.
+func Monitor(slot int) string { return Monitors + strconv.Itoa(slot) }
+
 // Pool is the record of IPAM pool id.
 func Pool(id string) string { return Pools + id }
 
@@ -167,6 +173,7 @@ var kinds = []struct {
 	{"endpoint changes", []string{"changes", "*"}},
 	{"subnet claims", []string{"subnets"}},
 	{"heartbeat", []string{"alive", "*"}},
+	{"liveness monitor", []string{"liveness", "*"}},
 	{"pool index", []string{"ipam", "subnets"}},
 	{"pool", []string{"ipam", "pools", "*"}},
 	{"lease", []string{"ipam", "addrs", "*", "*"}},
@@ -196,6 +203,7 @@ func Examples() map[string]string {
 		"endpoint changes": Changes(net),
 		"subnet claims":    Claims,
 		"heartbeat":        Heartbeat(host),
+		"liveness monitor": Monitor(0),
 		"pool index":       PoolIndex,
 		"pool":             Pool(net),
 		"lease":            Lease(net, netip.MustParseAddr("198.19.1.2")),
