@@ -94,10 +94,13 @@ func (m *tracker) currentMode() mode {
 // whether it changed. What it knew stays: watching alive/ and monitoring
 // read the same heartbeats, and a host that stops following the records
 // takes over what they said (carryFollowLocked). A fresh DeadAfter for
-// every host here, as once, made a follower that took a vacant slot (the
-// slot of a monitor switched off, at the very moment the other monitor
-// had it purged) call that host alive again: its entries came back for
-// another DeadAfter (TestNames/HostGone at 15.3 s, TestFailoverKeepsSilence).
+// every host here, as once, delayed purges past their bound: in a CI run
+// a monitor back from its own cut-off from Consul lost its slot and, so
+// switching, counted the silence of a host switched off 2 s before from
+// the switch (TestNames/HostGone: 15.3 s, bound 15 s); and a follower
+// that took the vacant slot of a switched-off monitor would call a host
+// the records had it purge alive again, its entries back for another
+// DeadAfter (TestFailoverKeepsSilence).
 func (m *tracker) setModeLocked(to mode, slot int) bool {
 	if m.mode == to && m.slot == slot {
 		return false
