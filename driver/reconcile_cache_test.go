@@ -2,11 +2,14 @@ package driver
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/docker/go-plugins-helpers/network"
 
 	"github.com/vxnet/vxnet/store"
 	"github.com/vxnet/vxnet/store/bolt"
@@ -98,6 +101,39 @@ func TestReconcileListsNoEndpointRecords(t *testing.T) {
 	}
 	if _, err := s.Get(ctx, purged); err != nil {
 		t.Fatalf("endpoint record purged while its veth is up not republished: %v", err)
+	}
+}
+
+// The cache of this host's own endpoints' records forgets those of the
+// endpoints deleted since: they are asked for no more, and a host that
+// runs containers for months would otherwise keep every record it ever
+// held.
+func TestOwnRecordsForgetsDeletedEndpoints(t *testing.T) {
+	s, _ := countedStore(t, keys.AllEndpoints, true)
+	e := newHost(t, s, "h1", "198.18.0.11")
+	ctx := context.Background()
+	if err := e.d.CreateNetwork(ctx, createReq(net1, "198.19.1.0/24", "", nil)); err != nil {
+		t.Fatal(err)
+	}
+	joinEndpoints(t, e, 3)
+	if err := e.d.Reconcile(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := e.d.nets.ownRecords.Len(); n != 3 {
+		t.Fatalf("own records cached after a round with 3 endpoints: %d, want 3", n)
+	}
+	for _, i := range []int{1, 3} {
+		id := endpointID(i)
+		if err := errors.Join(e.d.Leave(ctx, &network.LeaveRequest{NetworkID: net1, EndpointID: id}),
+			e.d.DeleteEndpoint(ctx, &network.DeleteEndpointRequest{NetworkID: net1, EndpointID: id})); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := e.d.Reconcile(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := e.d.nets.ownRecords.Len(); n != 1 {
+		t.Fatalf("own records cached after 2 of 3 endpoints were deleted: %d, want 1", n)
 	}
 }
 

@@ -143,6 +143,9 @@ func (d *Driver) ownRecords(ctx context.Context, nets []*Network, mine []Endpoin
 	for i, ep := range mine {
 		ks[i] = keys.Endpoint(ep.Network, ep.ID)
 	}
+	// mine is every endpoint of this host: the records of those deleted
+	// since are asked for no more, and would stay cached for good.
+	d.nets.ownRecords.Retain(ks)
 	got, err := d.nets.ownRecords.GetAll(ctx, d.o.Store, ks)
 	if err != nil {
 		return nil, err

@@ -178,6 +178,18 @@ func (c *Cache[T]) forget(key string) {
 	delete(c.m, key)
 }
 
+// Retain drops every cached key not in ks: for a cache asked only for a
+// set that shrinks (a host's own endpoints' records), whose keys no
+// longer asked are never read again to be found gone.
+func (c *Cache[T]) Retain(ks []string) { c.forgetUnder("", ks) }
+
+// Len is the number of records cached.
+func (c *Cache[T]) Len() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.m)
+}
+
 // forgetUnder drops the cached keys under prefix that are not in listed.
 func (c *Cache[T]) forgetUnder(prefix string, listed []string) {
 	keep := make(map[string]bool, len(listed))
