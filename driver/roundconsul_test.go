@@ -3,7 +3,6 @@ package driver
 import (
 	"context"
 	"net/http"
-	"os"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -35,12 +34,8 @@ func (c *requestCounter) serve(w http.ResponseWriter, r *http.Request) {
 // listing of the copies' keys (the IPAM's pool check, a fifth, is a fake
 // here).
 func TestSteadyRoundIsOneConsulRequest(t *testing.T) {
-	addr := os.Getenv("VXNET_TEST_CONSUL")
-	if addr == "" {
-		addr = startConsulAgent(t)
-	}
 	c := &requestCounter{}
-	c.Proxy = consultest.NewProxy(t, addr, c.serve)
+	c.Proxy = consultest.NewProxy(t, consultest.Addr(t), c.serve)
 	s, err := consul.Open(context.Background(), "consul://"+c.Addr()+"/vxnet-driver-test-"+store.Nonce())
 	if err != nil {
 		t.Fatal(err)
