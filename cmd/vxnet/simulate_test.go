@@ -14,6 +14,7 @@ func TestSimConfigRefusesBadInput(t *testing.T) {
 	for _, args := range [][]string{
 		{"--hosts", "1"}, {"--hosts", "10,x"}, {"--networks", "0"}, {"--networks", "251"},
 		{"--endpoints-per-host", "0"}, {"--kill", "0.6", "--silent", "0.5"}, {"--parallel", "0"}, {"--create-parallel", "0"}, {"extra"},
+		{"--kill-monitors", "3"}, {"--kill-monitors", "-1"},
 	} {
 		if _, err := parseSimConfig(args, io.Discard); err == nil {
 			t.Errorf("%v accepted", args)
