@@ -160,6 +160,9 @@ type sim struct {
 	counts storeCounts
 	track  *tracker
 	hosts  []*simHost
+	// byVTEP is written while the first hosts already probe (since
+	// change 30 every follower probes the monitors from its start).
+	vtepMu sync.RWMutex
 	byVTEP map[netip.Addr]*simHost
 }
 
@@ -170,7 +173,9 @@ func (s *sim) storeURI(i int) string {
 // probe is the liveness probe of every simulated host: a host's underlay
 // answers unless the simulation switched it off.
 func (s *sim) probe(_ context.Context, a netip.Addr) bool {
+	s.vtepMu.RLock()
 	h := s.byVTEP[a]
+	s.vtepMu.RUnlock()
 	return h != nil && h.answers.Load()
 }
 
@@ -244,6 +249,8 @@ func (s *sim) startHosts(ctx context.Context, n int) error {
 		})
 	}
 	err := g.Wait()
+	s.vtepMu.Lock()
+	defer s.vtepMu.Unlock()
 	for _, h := range s.hosts {
 		if h != nil {
 			s.byVTEP[h.vtep] = h
