@@ -47,8 +47,8 @@ func TestTrackerLagIsTheLastHost(t *testing.T) {
 }
 
 func TestSimTableHasEveryRun(t *testing.T) {
-	out := simTable([]simResult{{Hosts: 10, Endpoints: 250}, {Hosts: 50, Endpoints: 1250}, {Hosts: 200, Endpoints: 5000, Phase: "add endpoints", Error: "consul timeout"}})
-	if !strings.Contains(out, "| 10 | 250 |") || !strings.Contains(out, "| 50 | 1250 |") || !strings.Contains(out, `| 200 | 5000 | failed in phase "add endpoints"`) || !strings.Contains(out, "consul timeout") {
+	out := simTable([]simResult{{Hosts: 10, Endpoints: 250}, {Hosts: 50, Endpoints: 1250, PurgeSeconds: 12.1, KilledHosts: 5, KilledMonitors: 2}, {Hosts: 200, Endpoints: 5000, Phase: "add endpoints", Error: "consul timeout"}})
+	if !strings.Contains(out, "| 10 | 250 |") || !strings.Contains(out, "| 50 | 1250 |") || !strings.Contains(out, `| 200 | 5000 | failed in phase "add endpoints"`) || !strings.Contains(out, "consul timeout") || !strings.Contains(out, "| 12.1 s (5 hosts, 2 monitors) |") {
 		t.Fatalf("table:\n%s", out)
 	}
 }
