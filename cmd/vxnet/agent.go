@@ -78,7 +78,7 @@ func startAgent(ctx context.Context, o agentOptions) (*agent, error) {
 		defer close(a.livenessC)
 		liveness.Run(live, liveness.Options{
 			Store: o.Store, HostID: o.HostID, Interval: o.HeartbeatInterval, DeadAfter: o.DeadAfter,
-			ForgetAfter: o.ForgetAfter, Peers: drv, Log: o.Log, Probe: o.Probe,
+			ForgetAfter: o.ForgetAfter, Peers: drv, Log: o.Log, Probe: o.Probe, VTEPs: vtepsOf(o.VTEP),
 			OnForget: func(ctx context.Context, host string) error {
 				_, err := forgetHost(ctx, o.Store, ip, host)
 				return err
@@ -95,4 +95,12 @@ func (a *agent) stop() {
 	a.stopLive()
 	<-a.livenessC
 	a.drv.Close()
+}
+
+// vtepsOf is the host's VTEP as a list, none if unset.
+func vtepsOf(a netip.Addr) []netip.Addr {
+	if !a.IsValid() {
+		return nil
+	}
+	return []netip.Addr{a}
 }

@@ -130,9 +130,9 @@ func simTable(runs []simResult) string {
 			fmt.Fprintf(&b, "| %d | %d | failed in phase %q after %.0f s: %s |||||||\n", r.Hosts, r.Endpoints, r.Phase, r.Seconds, r.Error)
 			continue
 		}
-		fmt.Fprintf(&b, "| %d | %d | %.0f / %.0f / %.0f ms | %.1f | %.0f | %.0f | %d of %d hosts | %.1f s (%d hosts) | %.3f | %.1f MB |\n",
+		fmt.Fprintf(&b, "| %d | %d | %.0f / %.0f / %.0f ms | %.1f | %.0f | %.0f | %d of %d hosts | %.1f s (%d hosts, %d monitors) | %.3f | %.1f MB |\n",
 			r.Hosts, r.Endpoints, r.PropagationMs.P50, r.PropagationMs.P99, r.PropagationMs.Max, r.WritesPerEndpoint, r.BytesReadPerEndpoint,
-			r.IdleBytesPerHostSecond, r.SilentEntriesDropped, r.SilentHosts, r.PurgeSeconds, r.KilledHosts, r.CPUPerHost, float64(r.RSSBytesPerHost)/1e6)
+			r.IdleBytesPerHostSecond, r.SilentEntriesDropped, r.SilentHosts, r.PurgeSeconds, r.KilledHosts, r.KilledMonitors, r.CPUPerHost, float64(r.RSSBytesPerHost)/1e6)
 	}
 	return b.String()
 }

@@ -33,20 +33,23 @@ import (
 // the keeping of silent hosts, CPU and memory per agent.
 
 type simConfig struct {
-	Stores    []string // Consul URIs; host i talks to Stores[i % len]
-	Hosts     []int    // one run per entry
-	Networks  int
-	PerHost   int     // endpoints per host
-	Kill      float64 // share of hosts switched off
-	Silent    float64 // share of hosts cut off from Consul, underlay answering
-	Parallel  int     // hosts sending requests at once
-	CreatePar int     // hosts creating networks at once
-	Out       string  // directory for scale.json and the plots; "" none
-	LogLevel  string
-	Prefix    string
-	Quiet     time.Duration // idle window measured for background traffic
-	Propagate time.Duration // bound on waiting for propagation
-	Budget    time.Duration // bound on all runs together; 0 none
+	Stores   []string // Consul URIs; host i talks to Stores[i % len]
+	Hosts    []int    // one run per entry
+	Networks int
+	PerHost  int     // endpoints per host
+	Kill     float64 // share of hosts switched off
+	Silent   float64 // share of hosts cut off from Consul, underlay answering
+	// KillMonitors is how many liveness monitors are among the hosts
+	// switched off (as many as fit): 2, both, is the worst case.
+	KillMonitors int
+	Parallel     int    // hosts sending requests at once
+	CreatePar    int    // hosts creating networks at once
+	Out          string // directory for scale.json and the plots; "" none
+	LogLevel     string
+	Prefix       string
+	Quiet        time.Duration // idle window measured for background traffic
+	Propagate    time.Duration // bound on waiting for propagation
+	Budget       time.Duration // bound on all runs together; 0 none
 	// CreateOnly stops each run after the network creates and an idle
 	// window: the background per host, without the endpoint phases.
 	CreateOnly bool
@@ -61,6 +64,7 @@ func parseSimConfig(args []string, stderr io.Writer) (*simConfig, error) {
 	fs.IntVar(&c.Networks, "networks", 20, "networks (each host joins those its endpoints use)")
 	fs.IntVar(&c.PerHost, "endpoints-per-host", 25, "endpoints each host starts")
 	fs.Float64Var(&c.Kill, "kill", 0.1, "share of hosts switched off (store and underlay gone) to measure the purge")
+	fs.IntVar(&c.KillMonitors, "kill-monitors", 2, "liveness monitors among the hosts switched off (0-2, as many as fit): 2, both at once, is the worst case for the purge")
 	fs.Float64Var(&c.Silent, "silent", 0.05, "share of hosts cut off from Consul with their underlay answering: their entries must stay")
 	fs.IntVar(&c.Parallel, "parallel", 32, "hosts adding endpoints at once")
 	fs.IntVar(&c.CreatePar, "create-parallel", 4, "hosts creating networks at once (every network create claims its subnet in the one key ipam/subnets: see docs/scaling.md)")
@@ -91,6 +95,8 @@ func parseSimConfig(args []string, stderr io.Writer) (*simConfig, error) {
 		return nil, fmt.Errorf("--endpoints-per-host %d: want at least 1", c.PerHost)
 	case c.Kill < 0 || c.Silent < 0 || c.Kill+c.Silent >= 1:
 		return nil, fmt.Errorf("--kill %g and --silent %g: want shares with a sum below 1", c.Kill, c.Silent)
+	case c.KillMonitors < 0 || c.KillMonitors > 2:
+		return nil, fmt.Errorf("--kill-monitors %d: want 0, 1 or 2", c.KillMonitors)
 	case c.Parallel < 1 || c.CreatePar < 1:
 		return nil, fmt.Errorf("--parallel %d, --create-parallel %d: want at least 1", c.Parallel, c.CreatePar)
 	}
@@ -154,6 +160,9 @@ type sim struct {
 	counts storeCounts
 	track  *tracker
 	hosts  []*simHost
+	// byVTEP is written while the first hosts already probe (since
+	// change 30 every follower probes the monitors from its start).
+	vtepMu sync.RWMutex
 	byVTEP map[netip.Addr]*simHost
 }
 
@@ -164,7 +173,9 @@ func (s *sim) storeURI(i int) string {
 // probe is the liveness probe of every simulated host: a host's underlay
 // answers unless the simulation switched it off.
 func (s *sim) probe(_ context.Context, a netip.Addr) bool {
+	s.vtepMu.RLock()
 	h := s.byVTEP[a]
+	s.vtepMu.RUnlock()
 	return h != nil && h.answers.Load()
 }
 
@@ -238,6 +249,8 @@ func (s *sim) startHosts(ctx context.Context, n int) error {
 		})
 	}
 	err := g.Wait()
+	s.vtepMu.Lock()
+	defer s.vtepMu.Unlock()
 	for _, h := range s.hosts {
 		if h != nil {
 			s.byVTEP[h.vtep] = h
@@ -366,7 +379,7 @@ func (s *sim) silentHosts(ctx context.Context, r *simResult) error {
 	if len(silent) == 0 {
 		return nil
 	}
-	silent, r.SilentMonitors = s.withMonitor(ctx, silent, nil, 1)
+	silent, r.SilentMonitors = s.withMonitors(ctx, silent, nil, 1)
 	for _, h := range silent {
 		h.cut(true, false)
 	}
@@ -388,7 +401,7 @@ func (s *sim) killHosts(ctx context.Context, r *simResult) {
 	if len(killed) == 0 {
 		return
 	}
-	killed, r.KilledMonitors = s.withMonitor(ctx, killed, s.pick(s.c.Silent, 0), 0)
+	killed, r.KilledMonitors = s.withMonitors(ctx, killed, s.pick(s.c.Silent, 0), []int{0, 1}[:s.c.KillMonitors]...)
 	survivors := s.survivors(killed)
 	t := time.Now()
 	for _, h := range killed {
@@ -405,24 +418,31 @@ func (s *sim) killHosts(ctx context.Context, r *simResult) {
 	r.PurgeSeconds = -1 // not within a minute
 }
 
-// withMonitor puts the host holding liveness monitor slot in place of the
-// last of hosts, unless it is among them or in other: the run then cuts
-// off or switches off a monitor too, the case the other monitor must
-// cover (driver/liveness). It returns the hosts and how many of them are
-// monitors.
-func (s *sim) withMonitor(ctx context.Context, hosts, other []*simHost, slot int) ([]*simHost, int) {
+// withMonitors puts the hosts holding the liveness monitor slots in place
+// of the last of hosts (as many as fit), unless they are among them or in
+// other: the run then cuts off or switches off monitors too. One, the
+// case the other monitor covers; both at once (--kill-monitors 2), the
+// case the followers must notice themselves (driver/liveness, change 30).
+// It returns the hosts and how many of them are monitors.
+func (s *sim) withMonitors(ctx context.Context, hosts, other []*simHost, slots ...int) ([]*simHost, int) {
 	holders := map[string]bool{}
+	var want []*simHost // the monitors to put in
 	for i := range 2 {
 		kv, err := s.hosts[0].st.s.Get(ctx, keys.Monitor(i))
 		var rec liveness.Record
-		if err == nil && json.Unmarshal(kv.Value, &rec) == nil {
-			holders[rec.Host] = true
-			if i == slot {
-				h := s.byID(rec.Host)
-				if h != nil && !slices.Contains(hosts, h) && !slices.Contains(other, h) {
-					hosts = append(slices.Clone(hosts[:len(hosts)-1]), h)
-				}
-			}
+		if err != nil || json.Unmarshal(kv.Value, &rec) != nil {
+			continue
+		}
+		holders[rec.Host] = true
+		h := s.byID(rec.Host)
+		if slices.Contains(slots, i) && h != nil && !slices.Contains(hosts, h) && !slices.Contains(other, h) {
+			want = append(want, h)
+		}
+	}
+	hosts = slices.Clone(hosts)
+	for i := len(hosts) - 1; i >= 0 && len(want) > 0; i-- {
+		if !holders[hosts[i].id] { // a monitor already in place stays
+			hosts[i], want = want[0], want[1:]
 		}
 	}
 	n := 0

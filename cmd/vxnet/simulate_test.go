@@ -14,6 +14,7 @@ func TestSimConfigRefusesBadInput(t *testing.T) {
 	for _, args := range [][]string{
 		{"--hosts", "1"}, {"--hosts", "10,x"}, {"--networks", "0"}, {"--networks", "251"},
 		{"--endpoints-per-host", "0"}, {"--kill", "0.6", "--silent", "0.5"}, {"--parallel", "0"}, {"--create-parallel", "0"}, {"extra"},
+		{"--kill-monitors", "3"}, {"--kill-monitors", "-1"},
 	} {
 		if _, err := parseSimConfig(args, io.Discard); err == nil {
 			t.Errorf("%v accepted", args)
@@ -46,8 +47,8 @@ func TestTrackerLagIsTheLastHost(t *testing.T) {
 }
 
 func TestSimTableHasEveryRun(t *testing.T) {
-	out := simTable([]simResult{{Hosts: 10, Endpoints: 250}, {Hosts: 50, Endpoints: 1250}, {Hosts: 200, Endpoints: 5000, Phase: "add endpoints", Error: "consul timeout"}})
-	if !strings.Contains(out, "| 10 | 250 |") || !strings.Contains(out, "| 50 | 1250 |") || !strings.Contains(out, `| 200 | 5000 | failed in phase "add endpoints"`) || !strings.Contains(out, "consul timeout") {
+	out := simTable([]simResult{{Hosts: 10, Endpoints: 250}, {Hosts: 50, Endpoints: 1250, PurgeSeconds: 12.1, KilledHosts: 5, KilledMonitors: 2}, {Hosts: 200, Endpoints: 5000, Phase: "add endpoints", Error: "consul timeout"}})
+	if !strings.Contains(out, "| 10 | 250 |") || !strings.Contains(out, "| 50 | 1250 |") || !strings.Contains(out, `| 200 | 5000 | failed in phase "add endpoints"`) || !strings.Contains(out, "consul timeout") || !strings.Contains(out, "| 12.1 s (5 hosts, 2 monitors) |") {
 		t.Fatalf("table:\n%s", out)
 	}
 }

@@ -27,6 +27,10 @@ type Status struct {
 	// Notes are facts that are no drift, e.g. entries of a silent host the
 	// plugin may rightly leave out.
 	Notes []string `json:"notes,omitempty"`
+	// Monitors are the elected liveness monitors (driver/liveness), by
+	// slot; none on bbolt, or while every plugin reads the heartbeats
+	// itself.
+	Monitors []MonitorStatus `json:"monitors,omitempty"`
 
 	// records of other hosts' endpoints per network key, for the drift check
 	peerKVs map[string][]store.KV
@@ -44,6 +48,15 @@ type HostStatus struct {
 	VTEPs         []string   `json:"vteps"`
 	Networks      int        `json:"networks"`
 	Endpoints     int        `json:"endpoints"`
+}
+
+// MonitorStatus is one liveness monitor slot and the host holding it.
+type MonitorStatus struct {
+	Slot string `json:"slot"` // its key, liveness/<slot>
+	Host string `json:"host"`
+	// Healthy is what its record says: false while it cannot read the
+	// heartbeats or write its own, and nobody follows it.
+	Healthy bool `json:"healthy"`
 }
 
 // NetworkStatus is one cluster network.
@@ -92,6 +105,17 @@ func readCluster(ctx context.Context, st store.Store, host string, deadAfter tim
 		if now.Sub(hb.At) < deadAfter {
 			h.State = "alive"
 		}
+	}
+	mons, _, err := st.List(ctx, keys.Monitors)
+	if err != nil {
+		return nil, fmt.Errorf("list liveness monitors: %w", err)
+	}
+	for _, kv := range mons {
+		var rec liveness.Record
+		if err := store.Decode(kv, &rec); err != nil {
+			return nil, err
+		}
+		s.Monitors = append(s.Monitors, MonitorStatus{Slot: kv.Key, Host: rec.Host, Healthy: rec.Healthy})
 	}
 	nets, _, err := st.List(ctx, keys.Networks)
 	if err != nil {

@@ -21,6 +21,8 @@ func (s *Status) print(out io.Writer) error {
 		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%d\t%d\n", h.ID, h.State, beat, orDash(strings.Join(h.VTEPs, ",")), h.Networks, h.Endpoints)
 	}
 	fmt.Fprintln(w)
+	fmt.Fprintln(w, s.monitorsLine())
+	fmt.Fprintln(w)
 	fmt.Fprintln(w, "NETWORK\tVNI\tSUBNETS\tHOSTS\tENDPOINTS")
 	for _, n := range s.Networks {
 		hosts := sortedKeys(n.Hosts)
@@ -63,4 +65,20 @@ func orDash(s string) string {
 		return "-"
 	}
 	return s
+}
+
+// monitorsLine names the hosts holding the liveness monitor slots.
+func (s *Status) monitorsLine() string {
+	if len(s.Monitors) == 0 {
+		return "liveness monitors: none (every plugin reads the heartbeats itself)"
+	}
+	var ms []string
+	for _, m := range s.Monitors {
+		state := ""
+		if !m.Healthy {
+			state = ", not healthy"
+		}
+		ms = append(ms, fmt.Sprintf("%s (%s%s)", m.Host, m.Slot, state))
+	}
+	return "liveness monitors: " + strings.Join(ms, ", ")
 }

@@ -51,6 +51,8 @@ func statusStore(t *testing.T, now, beat time.Time) (store.Store, string) {
 		Addrs: []netip.Prefix{netip.MustParsePrefix("198.19.1.3/24"), netip.MustParsePrefix("fd00:1::3/64")}, MAC: "02:00:00:00:00:02"})
 	put(keys.Heartbeat("h1"), liveness.Heartbeat{Beat: 1, At: now})
 	put(keys.Heartbeat("h2"), liveness.Heartbeat{Beat: 1, At: beat})
+	put(keys.Monitor(0), liveness.Record{Host: "h1", Healthy: true, Alive: []string{"h1"}})
+	put(keys.Monitor(1), liveness.Record{Host: "h2"})
 	return st, path
 }
 
@@ -137,6 +139,7 @@ func TestStatusOutput(t *testing.T) {
 		"HOST  STATE   LAST HEARTBEAT        VTEPS       NETWORKS  ENDPOINTS\n",
 		"h1    alive   2026-11-30T08:00:00Z  198.18.0.1  1         1\n",
 		"h2    silent  2026-11-30T07:59:00Z  198.18.0.2  1         1\n",
+		"liveness monitors: h1 (liveness/0), h2 (liveness/1, not healthy)\n",
 		"k1       100  198.19.1.0/24,fd00:1::/64  h1,h2  2\n",
 		"bbbbbbbbbbbb  k1       h2    198.19.1.3/24,fd00:1::3/64  02:00:00:00:00:02  -\n",
 		"drift on host h1: none",
@@ -155,7 +158,7 @@ func TestStatusOutput(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, key := range []string{`"host":"h1"`, `"state":"silent"`, `"vni":100`, `"drift":[]`, `"mac":"02:00:00:00:00:01"`} {
+	for _, key := range []string{`"host":"h1"`, `"state":"silent"`, `"vni":100`, `"drift":[]`, `"mac":"02:00:00:00:00:01"`, `"monitors":[{"slot":"liveness/0","host":"h1","healthy":true}`} {
 		if !strings.Contains(string(j), key) {
 			t.Errorf("JSON lacks %s: %s", key, j)
 		}

@@ -8,19 +8,20 @@ type Counts struct {
 	Alive, Silent, Gone int
 }
 
-// counts returns the current Counts; while the heartbeat watch fails
-// nobody is called silent, as elsewhere in the monitor.
+// counts returns the current Counts; while the heartbeat watch fails,
+// or this host's own heartbeat, nobody is called silent, as in silent().
 func (m *tracker) counts() Counts {
 	now := m.o.Now()
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	healthy := m.healthy && m.beating()
 	var c Counts
 	for host, s := range m.seen {
 		switch {
 		case host == m.o.HostID:
 		case s.gone:
 			c.Gone++
-		case m.healthy && m.silentFor(host, s, now) >= m.o.DeadAfter:
+		case healthy && m.silentFor(host, s, now) >= m.o.DeadAfter:
 			c.Silent++
 		default:
 			c.Alive++

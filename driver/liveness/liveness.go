@@ -14,9 +14,13 @@
 // read instead of reading every heartbeat. A host is silent if a valid
 // record says so, so a switched-off monitor, whose slot stays until Consul
 // invalidates its session, is called silent on time by the other one.
-// Without a valid record (first start, hosts of the earlier version only,
-// both monitors gone or stuck) a host reads alive/ itself, as every host
-// did before; on bbolt (one host) it always does.
+// A follower also probes the monitors' VTEPs (reach.go, change 30): a
+// record whose monitor stopped answering is not followed, so both
+// monitors switched off together do not hold the others' purge until
+// their sessions go. Without a valid record (first start, hosts of the
+// earlier version only, both monitors gone, stuck or not answering) a
+// host reads alive/ itself, as every host did before; on bbolt (one
+// host) it always does.
 //
 // A silent heartbeat says only that a host's plugin is not talking to the
 // store: the plugin may be down, upgrading or cut off from Consul while its
@@ -32,10 +36,13 @@
 // A store outage must not make every host look silent: while the watch
 // (of alive/ or of the records) fails, or this host cannot write its own
 // heartbeat, nobody becomes silent, and when the watch works again every
-// host gets a fresh DeadAfter. A host that starts reading alive/ itself
-// (a new monitor, or no valid record left) keeps what the records said:
-// the hosts silent by them stay silent since then, the others get a fresh
-// DeadAfter. A monitor in that state publishes, if it can, that it is not
+// host gets a fresh DeadAfter, but a host already judged gone: it stays
+// gone (the outage told nothing of it) until it heartbeats or answers
+// again. A host that starts reading alive/ itself (a new monitor, or no
+// valid record left) keeps what the records said: the hosts silent by
+// them stay silent since then, the others get a fresh DeadAfter, or are
+// silent since the monitors' last answer when they stopped answering. A
+// monitor in that state publishes, if it can, that it is not
 // healthy, and nobody follows it; if it cannot, its session and slot go
 // after the TTL. (A watch that times out looks like a quiet store, but
 // every live host, this one included, moves alive/ every Interval: it is
@@ -101,6 +108,9 @@ type Options struct {
 	// Report, if set, gets the other hosts' counts after every probe
 	// round (counts.go), e.g. for metrics.
 	Report func(Counts)
+	// VTEPs are this host's underlay addresses, published in its record
+	// while it is a monitor: the others probe them (reach.go).
+	VTEPs []netip.Addr
 	// KeepAlive is how often an elected monitor rewrites its record when
 	// nothing changed (default 30 s); a record that has not moved for
 	// three of them is taken for a stuck monitor's (monitors.go).
@@ -127,7 +137,7 @@ func Run(ctx context.Context, o Options) {
 	if o.KeepAlive == 0 {
 		o.KeepAlive = defaultKeepAlive
 	}
-	m := &tracker{o: o, seen: map[string]*seen{}, records: map[string]*listed{}}
+	m := &tracker{o: o, seen: map[string]*seen{}, records: map[string]*listed{}, reach: map[string]*reach{}, wake: make(chan struct{}, 1)}
 	m.lock, _ = o.Store.(store.Locker)
 	var wg sync.WaitGroup
 	wg.Add(3)
@@ -226,8 +236,10 @@ type tracker struct {
 	// indexes (carryFollowLocked).
 	baseline bool
 	records  map[string]*listed
-	follow   followed  // what the valid records say, while following
-	freshAt  time.Time // the last fresh DeadAfter for every host
+	follow   followed          // what the valid records say, while following
+	freshAt  time.Time         // the last fresh DeadAfter for every host
+	reach    map[string]*reach // the monitors' probes (reach.go)
+	wake     chan struct{}     // a monitor went dark or answers again
 }
 
 // beating tells whether this host's own heartbeat went through lately.
@@ -337,11 +349,17 @@ func (m *tracker) setHealthy(ok bool) bool {
 	return true
 }
 
-// freshLocked gives every host a fresh DeadAfter: silence counts from now.
+// freshLocked gives every host a fresh DeadAfter: silence counts from
+// now. Not a host judged gone: the outage told nothing of it, and a fresh
+// DeadAfter would program its entries again for that long while it is
+// still switched off (its traffic lost instead of failing). It comes back
+// when it heartbeats or answers probes, as ever.
 func (m *tracker) freshLocked() {
 	now := m.o.Now()
 	for _, s := range m.seen {
-		s.at = now
+		if !s.gone {
+			s.at = now
+		}
 	}
 	m.freshAt = now // and of the records' silent hosts (applyRecords)
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
+	"os"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -152,6 +153,12 @@ func (w *world) hasCounts(c Counts) func() bool {
 	}
 }
 
+func (w *world) lastCounts() Counts {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.counts
+}
+
 func (w *world) forgotten() []string {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -205,7 +212,10 @@ func (c *clock) pass(t *testing.T, s store.Store, d time.Duration, hosts ...stri
 // others (nil: a host that only heartbeats).
 func start(t *testing.T, s store.Store, c *clock, host string, w *world, forgetAfter time.Duration, opts ...func(*Options)) context.CancelFunc {
 	l := logrus.New()
-	l.SetOutput(io.Discard)
+	if os.Getenv("LVDEBUG") == "" {
+		l.SetOutput(io.Discard)
+	}
+	l.SetLevel(logrus.DebugLevel)
 	if w == nil {
 		w = newWorld()
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"math/rand/v2"
+	"net/netip"
 	"slices"
 	"time"
 
@@ -24,18 +25,20 @@ import (
 // calls it (and any other host) silent on time: a host is silent if any
 // valid record says so, so a dead monitor's frozen record delays nobody's
 // purge; and the follower that takes the vacant slot keeps the silence
-// the records told it.
+// the records told it. Two switched off together: the followers find
+// them dark by their probes (reach.go, change 30).
 //
 // A record is valid while it says its monitor is healthy (it reads alive/
 // and its own heartbeat goes through: the store-outage rules hold there)
 // and it moved within three KeepAlives by this host's clock (a stuck
-// monitor's does not). With no valid record (first start, a cluster of
+// monitor's does not), and its monitor is not dark (reach.go). With no
+// valid record (first start, a cluster of
 // hosts of the earlier version, both monitors gone) a host reads alive/
 // itself as before, and takes a vacant slot when it sees one.
 //
 // A host that stops following the records, to read alive/ itself or to
 // monitor, keeps what they said (carryFollowLocked); only a store outage
-// gives every host a fresh DeadAfter.
+// gives every host a fresh DeadAfter, and not a host judged gone.
 
 const (
 	// slots is how many monitors are elected.
@@ -68,6 +71,10 @@ type Record struct {
 	// when the record was written.
 	Silent map[string]int64 `json:"silent_ms,omitempty"`
 	Seq    uint64           `json:"seq"` // moves the key on a keep-alive
+	// VTEPs are the monitor's underlay addresses: the followers probe
+	// them, and stop following a record whose monitor stopped answering
+	// (reach.go).
+	VTEPs []netip.Addr `json:"vteps,omitempty"`
 }
 
 // listed is a record as this host listed it.
@@ -80,8 +87,9 @@ type listed struct {
 
 // followed is what the valid records say together.
 type followed struct {
-	alive  map[string]bool
-	silent map[string]time.Time // when its silence began, by this host's clock
+	alive    map[string]bool
+	silent   map[string]time.Time // when its silence began, by this host's clock
+	monitors []string             // of the records
 }
 
 func (m *tracker) currentMode() mode {
@@ -118,17 +126,22 @@ func (m *tracker) setModeLocked(to mode, slot int) bool {
 
 // carryFollowLocked gives the hosts the silence the records said, for a
 // host that stops following them: a host silent by the records stays
-// silent since then; every other host gets a fresh DeadAfter (the records
-// called it alive, or did not know it). The heartbeat indexes it has are
-// old (followers do not read alive/), so the next read of alive/ only
-// notes them (baseline) and does not count as a beat.
+// silent since then; every other host (the records called it alive, or
+// did not know it) is silent from now, a fresh DeadAfter, or, when every
+// monitor of the records went dark, from their last answer (reach.go);
+// not from before the last store outage. A host this host judged gone
+// keeps its silence (it comes back when it heartbeats or answers). The
+// heartbeat indexes it has are old (followers do not read alive/), so
+// the next read of alive/ only notes them (baseline) and does not count
+// as a beat.
 func (m *tracker) carryFollowLocked() {
 	now := m.o.Now()
+	since := later(m.vouchedLocked(now), m.freshAt)
 	for host, s := range m.seen {
 		if at, ok := m.follow.silent[host]; ok {
 			s.at = at
-		} else {
-			s.at = now
+		} else if !s.gone {
+			s.at = since
 		}
 	}
 	m.baseline = true
@@ -159,9 +172,12 @@ func (m *tracker) followStep(ctx context.Context) {
 	if !m.vacantAt.IsZero() {
 		wait = max(min(wait, time.Until(m.vacantAt)), time.Millisecond)
 	}
-	wctx, cancel := context.WithTimeout(ctx, wait)
-	kvs, next, err := store.WatchStale(wctx, m.o.Store, keys.Monitors, m.recIndex)
-	cancel()
+	kvs, next, woke, err := m.watchRecords(ctx, wait)
+	if woke && err != nil && ctx.Err() == nil {
+		m.applyRecords(nil) // a monitor went dark or answers again
+		m.maybeLead(ctx)
+		return
+	}
 	if m.failed(ctx, err, "watching the liveness monitors' records") {
 		m.recIndex = 0
 		return
@@ -237,8 +253,11 @@ func (m *tracker) applyRecords(kvs []store.KV) {
 	}
 	m.follow = f
 	for host, at := range f.silent {
-		f.silent[host] = later(at, m.freshAt)
-		m.seenLocked(host, now)
+		if s := m.seenLocked(host, now); !s.gone {
+			// Not silent from before the last store outage; a host
+			// judged gone keeps its silence (freshLocked).
+			f.silent[host] = later(at, m.freshAt)
+		}
 	}
 	for host := range f.alive {
 		if _, silent := f.silent[host]; silent {
@@ -256,10 +275,11 @@ func (m *tracker) validLocked(now time.Time) (followed, int) {
 	f := followed{alive: map[string]bool{}, silent: map[string]time.Time{}}
 	n := 0
 	for _, l := range m.records {
-		if !l.ok || !l.rec.Healthy || l.rec.Host == m.o.HostID || now.Sub(l.since) >= staleKeepAlives*m.o.KeepAlive {
+		if !l.ok || !l.rec.Healthy || l.rec.Host == m.o.HostID || now.Sub(l.since) >= staleKeepAlives*m.o.KeepAlive || m.darkLocked(l.rec.Host) {
 			continue
 		}
 		n++
+		f.monitors = append(f.monitors, l.rec.Host)
 		for _, h := range l.rec.Alive {
 			f.alive[h] = true
 		}
@@ -325,7 +345,7 @@ func (m *tracker) record() (rec Record, slot int, ok bool) {
 	if m.mode != monitoring {
 		return Record{}, 0, false
 	}
-	rec = Record{Host: m.o.HostID, Healthy: m.healthy && m.read && m.beating()}
+	rec = Record{Host: m.o.HostID, Healthy: m.healthy && m.read && m.beating(), VTEPs: m.o.VTEPs}
 	if !rec.Healthy {
 		return rec, m.slot, true
 	}

@@ -234,8 +234,10 @@ func TestMonitorSwitchedOff(t *testing.T) {
 	before := cl.reads[follower].n.Load()
 	cl.switchOff(ms[0]) // its session and record stay
 	cl.c.pass(t, cl.s, testDeadAfter-time.Millisecond, ms[1], follower)
-	if p := cl.worlds[follower].waitRounds(t, 3); p != 0 {
-		t.Fatalf("%d probes of %s before DeadAfter", p, ms[0])
+	// It probes ms[0] as a monitor (reach.go), not yet as a silent host.
+	cl.worlds[follower].waitRounds(t, 3)
+	if !cl.worlds[follower].hasCounts(Counts{Alive: 2})() {
+		t.Fatalf("%s silent or gone before DeadAfter: %+v", ms[0], cl.worlds[follower].lastCounts())
 	}
 	cl.c.pass(t, cl.s, time.Millisecond, ms[1], follower)
 	took := waitFor(t, follower+" finds monitor "+ms[0]+" gone", func() bool { g, _ := cl.worlds[follower].gone(); return g[ms[0]] })
@@ -357,8 +359,11 @@ func TestOutageWithMonitors(t *testing.T) {
 			time.Sleep(3 * testInterval) // every heartbeat fails
 			cl.c.advance(2 * testDeadAfter)
 			for _, w := range cl.worlds {
-				if p := w.waitRounds(t, 4); p != 0 {
-					t.Fatalf("%d probes during the outage", p)
+				// The follower probes the monitors (reach.go): the
+				// counts tell who is silent.
+				w.waitRounds(t, 4)
+				if c := w.lastCounts(); c != (Counts{Alive: 2}) {
+					t.Fatalf("hosts silent or gone during the outage: %+v", c)
 				}
 			}
 			cl.s.down.Store(false)
@@ -370,5 +375,84 @@ func TestOutageWithMonitors(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// Both monitors switched off together, with another host: their records
+// stay, calling every host alive, until Consul invalidates their
+// sessions (never, here). A follower finds the monitors dark by its
+// probes, reads alive/ itself, and finds the three gone DeadAfter after
+// the monitors' last answer, as one monitor would have (before change 30
+// it followed the frozen records until the sessions went, then gave
+// every host a fresh DeadAfter: 30 s in make scale).
+func TestBothMonitorsSwitchedOff(t *testing.T) {
+	hosts := []string{"h1", "h2", "h3", "h4", "h5"}
+	cl := newCluster(t, hosts)
+	ms := cl.monitors(t)
+	followers := notMonitors(ms, hosts)
+	off, watcher, other := followers[0], followers[1], followers[2]
+	w := cl.worlds[watcher]
+	waitFor(t, watcher+" counts the others alive", w.hasCounts(Counts{Alive: 4}))
+	w.waitRounds(t, 3) // it probed both monitors: they answer
+	before := cl.reads[watcher].n.Load()
+	for _, h := range []string{ms[0], ms[1], off} {
+		cl.switchOff(h) // their sessions and records stay
+	}
+	waitFor(t, watcher+" reading alive/ itself", func() bool { return cl.reads[watcher].n.Load() > before })
+	cl.c.pass(t, cl.s, testDeadAfter-time.Millisecond, watcher, other)
+	w.waitRounds(t, 3)
+	if g, _ := w.gone(); len(g) != 0 || w.lastCounts() != (Counts{Alive: 4}) {
+		t.Fatalf("gone %v, counts %+v before DeadAfter", g, w.lastCounts())
+	}
+	cl.c.pass(t, cl.s, time.Millisecond, watcher, other)
+	took := waitFor(t, watcher+" finds the monitors and "+off+" gone", func() bool {
+		g, _ := w.gone()
+		return g[ms[0]] && g[ms[1]] && g[off] && len(g) == 3
+	})
+	t.Logf("both monitors and %s gone at %s %s after DeadAfter (slots still held by %q, %q)", off, watcher, took.Round(time.Millisecond), cl.sess.holder(0), cl.sess.holder(1))
+}
+
+// A host judged gone stays gone over a store outage, on the monitors and
+// on the followers: the fresh DeadAfter every host gets when the store
+// comes back is not for it (its entries would come back for a DeadAfter
+// while it is still switched off).
+func TestGoneStaysGoneOverOutage(t *testing.T) {
+	hosts := []string{"h1", "h2", "h3", "h4"}
+	cl := newCluster(t, hosts)
+	ms := cl.monitors(t)
+	off := notMonitors(ms, hosts)[0]
+	var others []string
+	for _, h := range hosts {
+		if h != off {
+			others = append(others, h)
+		}
+	}
+	for _, h := range others {
+		waitFor(t, h+" counts the others alive", cl.worlds[h].hasCounts(Counts{Alive: 3}))
+	}
+	cl.switchOff(off)
+	cl.c.pass(t, cl.s, testDeadAfter, others...)
+	for _, h := range others {
+		waitFor(t, h+" finds "+off+" gone", func() bool { g, _ := cl.worlds[h].gone(); return g[off] })
+	}
+	sets := map[string]int{}
+	for _, h := range others {
+		_, sets[h] = cl.worlds[h].gone()
+	}
+	cl.s.down.Store(true)
+	time.Sleep(3 * testInterval) // every heartbeat fails
+	cl.c.advance(2 * testDeadAfter)
+	for _, h := range others {
+		cl.worlds[h].waitRounds(t, 2)
+	}
+	cl.s.down.Store(false)
+	cl.monitors(t)
+	for _, h := range others {
+		w := cl.worlds[h]
+		waitFor(t, h+" counting again", w.hasCounts(Counts{Alive: 2, Gone: 1}))
+		w.waitRounds(t, 4)
+		if g, n := w.gone(); !g[off] || n != sets[h] {
+			t.Errorf("%s: %s not gone after the outage (gone %v, %d sets, %d before)", h, off, g, n, sets[h])
+		}
 	}
 }

@@ -3,6 +3,7 @@ package liveness
 import (
 	"context"
 	"net/netip"
+	"slices"
 	"sync"
 	"time"
 
@@ -33,10 +34,12 @@ type target struct {
 
 // round runs one probe round.
 func (m *tracker) round(ctx context.Context) {
-	targets := m.silent()
-	answered := make([]bool, len(targets))
+	vteps := m.o.Peers.VTEPs()
+	targets := m.silent(vteps)
+	monitors := m.monitorTargets(vteps) // reach.go
+	answered := make([]bool, len(targets)+len(monitors))
 	var wg sync.WaitGroup
-	for i, tg := range targets {
+	for i, tg := range append(slices.Clip(targets), monitors...) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -47,7 +50,8 @@ func (m *tracker) round(ctx context.Context) {
 	if ctx.Err() != nil {
 		return
 	}
-	changed := m.judge(targets, answered)
+	m.heard(monitors, answered[len(targets):])
+	changed := m.judge(targets, answered[:len(targets)])
 	m.forget(ctx, targets)
 	if changed {
 		m.o.Peers.SetGone(m.gone())
@@ -59,9 +63,8 @@ func (m *tracker) round(ctx context.Context) {
 
 // silent lists the hosts, known from heartbeats or from the data plane,
 // whose heartbeat has not moved for DeadAfter. While the heartbeat watch
-// fails nobody is silent.
-func (m *tracker) silent() []target {
-	vteps := m.o.Peers.VTEPs()
+// fails nobody is silent. vteps are the data plane's.
+func (m *tracker) silent(vteps map[string][]netip.Addr) []target {
 	now := m.o.Now()
 	m.mu.Lock()
 	defer m.mu.Unlock()
