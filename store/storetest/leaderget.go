@@ -20,3 +20,18 @@ func (r *ValueReads) GetManyLeader(ctx context.Context, ks []string) (map[string
 // TakeLeaderReads returns the GetManyLeader calls since the last
 // TakeLeaderReads.
 func (r *ValueReads) TakeLeaderReads() int { return r.take(&r.leaderReads) }
+
+// GetManyStale counts as GetMany does and passes the read by any server
+// on (store.StaleGetter); TakeStaleReads tells how many calls were such.
+func (r *ValueReads) GetManyStale(ctx context.Context, ks []string) (map[string]store.KV, error) {
+	got, err := store.GetManyStale(ctx, r.Store, ks)
+	r.countGot(got)
+	r.mu.Lock()
+	r.staleReads++
+	r.mu.Unlock()
+	return got, err
+}
+
+// TakeStaleReads returns the GetManyStale calls since the last
+// TakeStaleReads.
+func (r *ValueReads) TakeStaleReads() int { return r.take(&r.staleReads) }
