@@ -34,17 +34,7 @@ func (s *Store) GetManyLeader(ctx context.Context, ks []string) (map[string]stor
 // chunk that server rolled back (a key absent there: deleted, or not
 // there yet).
 func (s *Store) GetManyStale(ctx context.Context, ks []string) (map[string]store.KV, error) {
-	out := make(map[string]store.KV, len(ks))
-	for len(ks) > 0 {
-		n := min(len(ks), store.MaxTxnOps)
-		got, err := s.staleChunk(ctx, ks[:n])
-		if err != nil {
-			return nil, err
-		}
-		maps.Copy(out, got)
-		ks = ks[n:]
-	}
-	return out, nil
+	return s.inTxns(ctx, ks, s.staleChunk)
 }
 
 // staleChunk is getChunk answered by any server in touch with its
@@ -71,10 +61,17 @@ func (s *Store) StaleGetFallbacks() uint64 { return s.staleGetFallbacks.Load() }
 
 // getMany is GetMany, read consistently or in default mode.
 func (s *Store) getMany(ctx context.Context, ks []string, consistent bool) (map[string]store.KV, error) {
+	return s.inTxns(ctx, ks, func(ctx context.Context, ks []string) (map[string]store.KV, error) {
+		return s.getChunk(ctx, ks, consistent)
+	})
+}
+
+// inTxns reads ks by chunk, store.MaxTxnOps keys at a time.
+func (s *Store) inTxns(ctx context.Context, ks []string, chunk func(context.Context, []string) (map[string]store.KV, error)) (map[string]store.KV, error) {
 	out := make(map[string]store.KV, len(ks))
 	for len(ks) > 0 {
 		n := min(len(ks), store.MaxTxnOps)
-		got, err := s.getChunk(ctx, ks[:n], consistent)
+		got, err := chunk(ctx, ks[:n])
 		if err != nil {
 			return nil, err
 		}
