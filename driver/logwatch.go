@@ -23,7 +23,8 @@ import (
 // than the pace allows after its last round began (logpace.go; 500 ms
 // before change 20). A round asks which logs of its networks moved (one
 // index check, store.Changed) and reads those together (one
-// store.GetManyLeader), then hands each to its network's follower
+// store.GetManyStale, answered by the server the host asks since change
+// 31: readMovedLogs), then hands each to its network's follower
 // (waitLog, in place of the follower's own watch). A host spends at most
 // three requests a round on following all its networks, however many
 // endpoints are added meanwhile; a change reaches it at most a round's gap
@@ -35,9 +36,11 @@ import (
 // nothing, the next waits on the watch again, from the index of the last
 // one: it returns at once if anything moved since, then blocks.
 //
-// The round's reads are not linearizable (change 20): the index check and
-// the logs' read are answered by Consul's leader without a quorum round,
-// and may be a moment old during a change of leader. That is harmless to
+// The round's reads are not linearizable (change 20): the index check is
+// answered by Consul's leader without a quorum round, and may be a moment
+// old during a change of leader; the logs' read (change 31) by any server
+// in touch with the leader, a moment behind it, and by the leader for the
+// logs that server has not seen move (readMovedLogs). That is harmless to
 // a follower: a log older than the one it has (a lower sequence number, or
 // absent) makes it list the network consistently (follow.go); an older
 // log that still names changes it has not seen names them as they were
@@ -272,8 +275,7 @@ func (d *Driver) logRound(ctx context.Context, present []string, index uint64, w
 	if len(changed) == 0 {
 		return false, 0, nil
 	}
-	// Not linearizable: see the top of this file for why that is harmless.
-	got, err := store.GetManyLeader(ctx, d.o.Store, changed)
+	got, err := d.readMovedLogs(ctx, changed, known)
 	if err != nil {
 		return true, 0, fmt.Errorf("read %d changed change logs: %w", len(changed), err)
 	}
@@ -295,4 +297,47 @@ func (d *Driver) logRound(ctx context.Context, present []string, index uint64, w
 		}
 	}
 	return moved, top, nil
+}
+
+// readMovedLogs reads the logs the round's check found moved (changed,
+// from the indexes known): by the server the host asks (change 31), and
+// those it answers absent or not newer than known, again from the leader.
+//
+// Why: the server asked may be a follower behind the leader that
+// answered the check (or the watch): its copy of a log can be the one
+// known, absent if the log is new, or older than known (known read from
+// the leader). Taken as read, the first would count as unmoved, the round
+// could end the busy streak, and the watch would block from an index past
+// the write: a change missed until the next write; the last would send
+// the follower back to a full listing (a lower sequence number). A log
+// answered newer than known but older than the leader's counts as moved,
+// and the next round's check (by the leader) finds it at another index
+// again. Not linearizable either way: see the top of
+// this file for why that is harmless.
+func (d *Driver) readMovedLogs(ctx context.Context, changed []string, known map[string]uint64) (map[string]store.KV, error) {
+	got, err := store.GetManyStale(ctx, d.o.Store, changed)
+	if _, stale := d.o.Store.(store.StaleGetter); err != nil || !stale {
+		return got, err // without one, the leader answered
+	}
+	var behind []string
+	for _, k := range changed {
+		if kv, ok := got[k]; !ok || kv.ModifyIndex <= known[k] {
+			behind = append(behind, k)
+		}
+	}
+	if len(behind) == 0 {
+		return got, nil
+	}
+	again, err := store.GetManyLeader(ctx, d.o.Store, behind)
+	if err != nil {
+		return nil, err
+	}
+	for _, k := range behind {
+		if kv, ok := again[k]; ok {
+			got[k] = kv
+		} else {
+			delete(got, k)
+		}
+	}
+	return got, nil
 }

@@ -15,3 +15,12 @@ func (t *timedStore) GetManyLeader(ctx context.Context, ks []string) (map[string
 	t.observe("get_many", start, err)
 	return got, err
 }
+
+// GetManyStale keeps the wrapped store's read of several keys by any
+// server (store.StaleGetter), timed as GetMany.
+func (t *timedStore) GetManyStale(ctx context.Context, ks []string) (map[string]store.KV, error) {
+	start := time.Now()
+	got, err := store.GetManyStale(ctx, t.s, ks)
+	t.observe("get_many", start, err)
+	return got, err
+}

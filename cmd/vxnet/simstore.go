@@ -100,32 +100,55 @@ func (s *simStore) Get(ctx context.Context, key string) (store.KV, error) {
 // store.MaxTxnOps keys, or a Get per key: the count follows the backend),
 // named by its first key, and the records as bytes read.
 func (s *simStore) GetMany(ctx context.Context, ks []string) (map[string]store.KV, error) {
-	return s.getMany(ctx, ks, store.GetMany)
+	return s.getMany(ctx, ks, "get many", store.GetMany)
 }
 
-// getMany is GetMany read by get.
-func (s *simStore) getMany(ctx context.Context, ks []string, get func(context.Context, store.Store, []string) (map[string]store.KV, error)) (map[string]store.KV, error) {
+// getMany is GetMany read by get, counted as op.
+func (s *simStore) getMany(ctx context.Context, ks []string, op string, get func(context.Context, store.Store, []string) (map[string]store.KV, error)) (map[string]store.KV, error) {
 	if len(ks) == 0 {
 		return map[string]store.KV{}, nil
 	}
-	if err := s.check("get many", ks[0]); err != nil {
+	if err := s.check(op, ks[0]); err != nil {
 		return nil, err
 	}
 	s.n.Reads.Add(int64((len(ks) + store.MaxTxnOps - 1) / store.MaxTxnOps))
 	got, err := get(ctx, s.s, ks)
-	s.n.calls.add("get many", ks[0], err)
+	s.n.calls.add(op, ks[0], err)
 	kvs := make([]store.KV, 0, len(got))
 	for _, kv := range got {
 		kvs = append(kvs, kv)
 	}
-	s.read("get many", ks[0], kvs...)
+	s.read(op, ks[0], kvs...)
 	return got, err
 }
 
 // GetManyLeader is GetMany in the backend's default mode
 // (store.LeaderGetter), counted as GetMany.
 func (s *simStore) GetManyLeader(ctx context.Context, ks []string) (map[string]store.KV, error) {
-	return s.getMany(ctx, ks, store.GetManyLeader)
+	return s.getMany(ctx, ks, "get many", store.GetManyLeader)
+}
+
+// GetManyStale is GetMany answered by the backend's server the host asks
+// (store.StaleGetter), counted apart as "get many stale"; a read the
+// backend asked of the leader instead (store.StaleGetFallbacks) counts as
+// a "get many stale leader" call too (one host's log rounds: its own).
+func (s *simStore) GetManyStale(ctx context.Context, ks []string) (map[string]store.KV, error) {
+	f, _ := s.s.(store.StaleGetFallbacks)
+	before := staleGetFallbacks(f)
+	got, err := s.getMany(ctx, ks, "get many stale", store.GetManyStale)
+	if len(ks) > 0 {
+		for range staleGetFallbacks(f) - before {
+			s.n.calls.add("get many stale leader", ks[0], nil)
+		}
+	}
+	return got, err
+}
+
+func staleGetFallbacks(f store.StaleGetFallbacks) uint64 {
+	if f == nil {
+		return 0
+	}
+	return f.StaleGetFallbacks()
 }
 
 func (s *simStore) Put(ctx context.Context, key string, value []byte) (uint64, error) {

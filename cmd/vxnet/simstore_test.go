@@ -29,3 +29,24 @@ func TestSimStoreKeepsGetMany(t *testing.T) {
 		t.Errorf("GetMany of 3 keys counted %d reads; want 1", r)
 	}
 }
+
+// The counting store keeps the read by any server (store.StaleGetter),
+// counted apart as "get many stale", so the simulation's log rounds read
+// as the plugin's do and show it (change 31).
+func TestSimStoreKeepsGetManyStale(t *testing.T) {
+	b, s, n := boltSimStore(t)
+	if _, ok := store.Store(s).(store.StaleGetter); !ok {
+		t.Fatalf("%T reads by no server but the leader (store.StaleGetter)", s)
+	}
+	ctx := context.Background()
+	if _, err := b.Put(ctx, "changes/a", []byte("a log")); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := store.GetManyStale(ctx, s, []string{"changes/a"}); err != nil || len(got) != 1 {
+		t.Fatalf("GetManyStale(changes/a) = %v, %v; want the log", got, err)
+	}
+	calls, _ := n.calls.copies()
+	if c := calls[callKind("get many stale", "changes/a")]; c != 1 || n.Reads.Load() != 1 {
+		t.Errorf("one GetManyStale counted %d %q calls, %d reads; want 1, 1 (calls: %v)", c, callKind("get many stale", "changes/a"), n.Reads.Load(), calls)
+	}
+}

@@ -75,12 +75,19 @@ func (s *Store) changedChunk(ctx context.Context, ks []string, known map[string]
 // as Get does. ok false is a transaction Consul rolled back, its errors
 // in resp.
 func (s *Store) readTxn(ctx context.Context, op, subject string, txn api.TxnOps, consistent bool) (ok bool, resp *api.TxnResponse, err error) {
+	ok, resp, _, err = s.readTxnAs(ctx, op, subject, txn, api.QueryOptions{RequireConsistent: consistent})
+	return ok, resp, err
+}
+
+// readTxnAs is readTxn in the consistency mode of q, with the answer's
+// metadata (which server state answered: KnownLeader, LastContact).
+func (s *Store) readTxnAs(ctx context.Context, op, subject string, txn api.TxnOps, q api.QueryOptions) (ok bool, resp *api.TxnResponse, meta *api.QueryMeta, err error) {
 	_, err = s.retry(ctx, s.attempt, func(actx context.Context) (err error) {
-		ok, resp, _, err = s.txn.Txn(txn, (&api.QueryOptions{RequireConsistent: consistent}).WithContext(actx))
+		ok, resp, meta, err = s.txn.Txn(txn, q.WithContext(actx))
 		return err
 	})
 	if err != nil {
-		return false, nil, s.fail(ctx, op, subject, err)
+		return false, nil, nil, s.fail(ctx, op, subject, err)
 	}
-	return ok, resp, nil
+	return ok, resp, meta, nil
 }

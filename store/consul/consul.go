@@ -82,6 +82,9 @@ type Store struct {
 	// staleFallbacks counts the answers WatchStale dropped for the
 	// leader's (store.StaleFallbacks).
 	staleFallbacks atomic.Uint64
+	// staleGetFallbacks counts the chunks GetManyStale read again from
+	// the leader (store.StaleGetFallbacks).
+	staleGetFallbacks atomic.Uint64
 }
 
 // Open connects to the Consul agent named by uri,

@@ -3,6 +3,7 @@ package consul
 import (
 	"context"
 	"fmt"
+	"maps"
 
 	"github.com/hashicorp/consul/api"
 
@@ -26,18 +27,55 @@ func (s *Store) GetManyLeader(ctx context.Context, ks []string) (map[string]stor
 	return s.getMany(ctx, ks, false)
 }
 
+// GetManyStale is GetMany answered by whichever server the agent asks
+// (store.StaleGetter, ?stale), not forwarded to the leader. An answer
+// from a server without a leader or out of touch with it for more than
+// staleMax is dropped and the leader asked (GetManyLeader), as is a
+// chunk that server rolled back (a key absent there: deleted, or not
+// there yet).
+func (s *Store) GetManyStale(ctx context.Context, ks []string) (map[string]store.KV, error) {
+	return s.inTxns(ctx, ks, s.staleChunk)
+}
+
+// staleChunk is getChunk answered by any server in touch with its
+// leader, else by the leader.
+func (s *Store) staleChunk(ctx context.Context, ks []string) (map[string]store.KV, error) {
+	txn, err := s.getOps(ctx, ks)
+	if err != nil {
+		return nil, err
+	}
+	ok, resp, meta, err := s.readTxnAs(ctx, "get many stale", store.KeysName(ks), txn, api.QueryOptions{AllowStale: true})
+	if err != nil {
+		return nil, err
+	}
+	if !ok || !meta.KnownLeader || meta.LastContact > staleMax {
+		s.staleGetFallbacks.Add(1)
+		return s.getChunk(ctx, ks, false)
+	}
+	return s.gotAll(resp, ks)
+}
+
+// StaleGetFallbacks is how many chunks GetManyStale read again from the
+// leader (store.StaleGetFallbacks).
+func (s *Store) StaleGetFallbacks() uint64 { return s.staleGetFallbacks.Load() }
+
 // getMany is GetMany, read consistently or in default mode.
 func (s *Store) getMany(ctx context.Context, ks []string, consistent bool) (map[string]store.KV, error) {
+	return s.inTxns(ctx, ks, func(ctx context.Context, ks []string) (map[string]store.KV, error) {
+		return s.getChunk(ctx, ks, consistent)
+	})
+}
+
+// inTxns reads ks by chunk, store.MaxTxnOps keys at a time.
+func (s *Store) inTxns(ctx context.Context, ks []string, chunk func(context.Context, []string) (map[string]store.KV, error)) (map[string]store.KV, error) {
 	out := make(map[string]store.KV, len(ks))
 	for len(ks) > 0 {
 		n := min(len(ks), store.MaxTxnOps)
-		got, err := s.getChunk(ctx, ks[:n], consistent)
+		got, err := chunk(ctx, ks[:n])
 		if err != nil {
 			return nil, err
 		}
-		for k, kv := range got {
-			out[k] = kv
-		}
+		maps.Copy(out, got)
 		ks = ks[n:]
 	}
 	return out, nil
@@ -46,6 +84,22 @@ func (s *Store) getMany(ctx context.Context, ks []string, consistent bool) (map[
 // getChunk reads ks (at most store.MaxTxnOps keys) in one transaction,
 // or key by key (consistently, as Get) when Consul rolled it back.
 func (s *Store) getChunk(ctx context.Context, ks []string, consistent bool) (map[string]store.KV, error) {
+	txn, err := s.getOps(ctx, ks)
+	if err != nil {
+		return nil, err
+	}
+	ok, resp, err := s.readTxn(ctx, "get many", store.KeysName(ks), txn, consistent)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return store.GetEach(ctx, s, ks)
+	}
+	return s.gotAll(resp, ks)
+}
+
+// getOps is a transaction's get operations of ks.
+func (s *Store) getOps(ctx context.Context, ks []string) (api.TxnOps, error) {
 	txn := make(api.TxnOps, len(ks))
 	for i, k := range ks {
 		if err := s.checkKey(ctx, "get many", k); err != nil {
@@ -53,14 +107,12 @@ func (s *Store) getChunk(ctx context.Context, ks []string, consistent bool) (map
 		}
 		txn[i] = &api.TxnOp{KV: &api.KVTxnOp{Verb: api.KVGet, Key: s.path(k)}}
 	}
-	subject := store.KeysName(ks)
-	ok, resp, err := s.readTxn(ctx, "get many", subject, txn, consistent)
-	if err != nil {
-		return nil, err
-	}
-	if !ok {
-		return store.GetEach(ctx, s, ks)
-	}
+	return txn, nil
+}
+
+// gotAll is the records of a get transaction of ks that Consul applied:
+// one for each key.
+func (s *Store) gotAll(resp *api.TxnResponse, ks []string) (map[string]store.KV, error) {
 	out := make(map[string]store.KV, len(ks))
 	for _, r := range resp.Results {
 		if r.KV == nil {
@@ -70,7 +122,7 @@ func (s *Store) getChunk(ctx context.Context, ks []string, consistent bool) (map
 		out[kv.Key] = kv
 	}
 	if len(out) != len(distinct(ks)) {
-		return nil, fmt.Errorf("get many %q: consul %q answered %d of %d keys", subject, s.addr, len(out), len(ks))
+		return nil, fmt.Errorf("get many %q: consul %q answered %d of %d keys", store.KeysName(ks), s.addr, len(out), len(ks))
 	}
 	return out, nil
 }

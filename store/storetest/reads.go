@@ -23,8 +23,8 @@ type ValueReads struct {
 	reads    int
 	requests int // Get, List and GetMany calls that read a record under Prefix
 	checks   int // index checks (Changed calls)
-	// GetManyLeader calls (leaderget.go)
-	leaderReads int
+	// GetManyLeader and GetManyStale calls (leaderget.go)
+	leaderReads, staleReads int
 }
 
 func (r *ValueReads) count(kvs ...store.KV) {
