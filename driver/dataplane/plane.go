@@ -31,6 +31,7 @@
 package dataplane
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -102,6 +103,9 @@ type Plane struct {
 	// busy kernel makes slow, past the 10 s callback bound.
 	mu     sync.RWMutex
 	peerMu sync.Mutex // one SetPeers at a time: each converges vxlan0's whole table
+	// egressMu: one network's own egress at a time (egress.go), as each
+	// picks its link addresses from those of the host.
+	egressMu sync.Mutex
 }
 
 // New prepares NetnsDir and returns a Plane using it.
@@ -143,7 +147,33 @@ func (p *Plane) Networks() ([]uint32, error) {
 	if err != nil {
 		return nil, err
 	}
-	return vnis, p.removeStaleFilters()
+	if err := p.removeStaleFilters(); err != nil {
+		return nil, err
+	}
+	return vnis, p.removeStaleEgress()
+}
+
+// removeStaleEgress deletes the host's egress rules of VNIs without a live
+// namespace (their links went with it).
+func (p *Plane) removeStaleEgress() error {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	p.egressMu.Lock()
+	defer p.egressMu.Unlock()
+	var ferr error
+	err := pruneHostRules(p.log, func(link string) bool {
+		vni, ok := egressLinkVNI(link)
+		if !ok {
+			return false
+		}
+		live, err := isNetnsMount(p.nsPath(vni))
+		ferr = errors.Join(ferr, err)
+		if err == nil && !live {
+			p.log.WithField("vni", vni).Warn("removing the egress rules of a network with no namespace")
+		}
+		return err == nil && !live
+	})
+	return errors.Join(err, ferr)
 }
 
 // removeStaleFilters deletes the filters of VNIs without a live namespace.

@@ -1,0 +1,51 @@
+package e2e
+
+import (
+	"fmt"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/vxnet/vxnet/e2e/harness"
+)
+
+// testOwnEgress: a network with -o vxnet.egress=own. A container reaches
+// an address outside the overlay (a server the test runs on the underlay
+// bridge, harness.Gateway), seen from the host's underlay address
+// (masqueraded), through its default route via the network's gateway and
+// with no docker_gwbridge interface; -p is refused naming the option;
+// after `docker network rm` the leak check (hostLeaks) finds no vxe- link,
+// no route in the link range and no iptables rule of vxnet's.
+func testOwnEgress(t *testing.T, h *harness.Host, _ *plugin) {
+	ln, err := net.Listen("tcp4", harness.Gateway+":0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, r.RemoteAddr) })}
+	go srv.Serve(ln)
+	defer srv.Close()
+
+	createNet(t, h, "own", "198.19.6.0/24", "-o", "vxnet.egress=own")
+	runC(t, h, "oe", append([]string{"--network", "own"}, sleeper...)...)
+	if out := h.MustDocker(t, "exec", "oe", "ip", "-o", "link"); strings.Contains(out, "eth1") {
+		t.Errorf("egress=own container has a second interface (docker_gwbridge):\n%s", out)
+	}
+	if out := h.MustDocker(t, "exec", "oe", "ip", "route", "show", "default"); !strings.Contains(out, "via 198.19.6.1 dev eth0") {
+		t.Errorf("default route %q, want via the network's gateway 198.19.6.1 on eth0", out)
+	}
+	url := "http://" + ln.Addr().String() + "/"
+	from := h.MustDocker(t, "exec", "oe", "wget", "-q", "-T", "5", "-O", "-", url)
+	if !strings.HasPrefix(from, h.IP+":") {
+		t.Errorf("GET %s from the container arrived from %q, want the host's underlay address %s", url, from, h.IP)
+	}
+	out, err := h.Docker("run", "--rm", "--network", "own", "-p", "18081:80", harness.Image, "true")
+	if err == nil || !strings.Contains(out, "vxnet.egress=own, which does not publish ports") {
+		t.Errorf("docker run -p on an egress=own network: err=%v out=%q", err, out)
+	}
+	// --internal wins: no egress at all, as without the option.
+	createNet(t, h, "owni", "198.19.7.0/24", "--internal", "-o", "vxnet.egress=own")
+	if out, err := h.Docker("run", "--rm", "--network", "owni", harness.Image, "wget", "-q", "-T", "2", "-O", "-", url); err == nil {
+		t.Errorf("internal egress=own network reached %s: %s", url, out)
+	}
+}
