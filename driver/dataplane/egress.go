@@ -179,6 +179,7 @@ func (p *Plane) ensureEgress(log *logrus.Entry, c NetworkConfig) (err error) {
 	if err := ensureSysctl(log, filepath.Join(p.sysctl, "net/ipv4/ip_forward"), "1"); err != nil {
 		return err
 	}
+	p.markEgress(c.VNI)
 	return ensureHostRules(log, c.VNI, pair)
 }
 

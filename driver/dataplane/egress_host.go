@@ -75,16 +75,23 @@ func hostRules(vni uint32, pair egressPair) []hostRule {
 // hookOf is the chain of Docker's (and the kernel's) jumping to vxnet's.
 var hookOf = map[string]string{"filter": "FORWARD", "nat": "POSTROUTING"}
 
-// ensureHostRules adds what is missing of the chains, jumps and vni's rules.
+// ensureHostRules adds what is missing of the chains, jumps and vni's
+// rules: four iptables commands when nothing is (reconcile runs it every
+// round).
 func ensureHostRules(log *logrus.Entry, vni uint32, pair egressPair) error {
+	have := map[string]bool{}
 	for _, table := range []string{"filter", "nat"} {
-		if _, err := iptables(log, "-t", table, "-S", egressChain); err != nil {
-			if errors.Is(err, errNoIptables) {
-				return err
-			}
+		out, err := iptables(log, "-t", table, "-S", egressChain)
+		if errors.Is(err, errNoIptables) {
+			return err
+		}
+		if err != nil {
 			if _, err := iptables(log, "-t", table, "-N", egressChain); err != nil {
 				return err
 			}
+		}
+		for _, line := range strings.Split(out, "\n") {
+			have[table+" "+strings.TrimSpace(line)] = true
 		}
 		jump := []string{hookOf[table], "-j", egressChain}
 		if _, err := iptables(log, append([]string{"-t", table, "-C"}, jump...)...); err != nil {
@@ -94,7 +101,7 @@ func ensureHostRules(log *logrus.Entry, vni uint32, pair egressPair) error {
 		}
 	}
 	for _, r := range hostRules(vni, pair) {
-		if _, err := iptables(log, append([]string{"-t", r.table, "-C", egressChain}, r.spec...)...); err == nil {
+		if have[r.table+" -A "+egressChain+" "+strings.Join(r.spec, " ")] {
 			continue
 		}
 		if _, err := iptables(log, append([]string{"-t", r.table, "-A", egressChain}, r.spec...)...); err != nil {

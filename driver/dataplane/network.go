@@ -138,10 +138,7 @@ func (p *Plane) DeleteNetwork(vni uint32) error {
 	if err := removeNetnsFile(log, path); err != nil {
 		return err
 	}
-	p.egressMu.Lock()
-	err = deleteHostRules(log, vni)
-	p.egressMu.Unlock()
-	if err != nil {
+	if err := p.deleteEgressRules(log, vni); err != nil {
 		return err
 	}
 	if err := deleteFilter(log, vni); err != nil {

@@ -106,6 +106,13 @@ type Plane struct {
 	// egressMu: one network's own egress at a time (egress.go), as each
 	// picks its link addresses from those of the host.
 	egressMu sync.Mutex
+	// egressVNIs are the networks that may have host rules of their own
+	// egress (egress_host.go): those ensureEgress made, and those the
+	// first look at the rules found (egressScanned). DeleteNetwork looks
+	// for rules of these alone, so hosts without the option run no
+	// iptables command; egressMu guards both.
+	egressVNIs    map[uint32]bool
+	egressScanned bool
 }
 
 // New prepares NetnsDir and returns a Plane using it.
@@ -154,18 +161,24 @@ func (p *Plane) Networks() ([]uint32, error) {
 }
 
 // removeStaleEgress deletes the host's egress rules of VNIs without a live
-// namespace (their links went with it).
+// namespace (their links went with it). Such rules are left only by a
+// plugin that died between the two, so it looks once, at the first call
+// (reconcile at start); afterwards DeleteNetwork removes them.
 func (p *Plane) removeStaleEgress() error {
 	p.mu.RLock()
 	defer p.mu.RUnlock()
 	p.egressMu.Lock()
 	defer p.egressMu.Unlock()
+	if p.egressScanned {
+		return nil
+	}
 	var ferr error
 	err := pruneHostRules(p.log, func(link string) bool {
 		vni, ok := egressLinkVNI(link)
 		if !ok {
 			return false
 		}
+		p.markEgress(vni)
 		live, err := isNetnsMount(p.nsPath(vni))
 		ferr = errors.Join(ferr, err)
 		if err == nil && !live {
@@ -173,7 +186,34 @@ func (p *Plane) removeStaleEgress() error {
 		}
 		return err == nil && !live
 	})
-	return errors.Join(err, ferr)
+	if err = errors.Join(err, ferr); err == nil {
+		p.egressScanned = true
+	}
+	return err
+}
+
+// markEgress records that vni may have egress rules; the caller holds
+// egressMu.
+func (p *Plane) markEgress(vni uint32) {
+	if p.egressVNIs == nil {
+		p.egressVNIs = map[uint32]bool{}
+	}
+	p.egressVNIs[vni] = true
+}
+
+// deleteEgressRules removes vni's host rules if it may have any; the
+// caller holds mu.
+func (p *Plane) deleteEgressRules(log *logrus.Entry, vni uint32) error {
+	p.egressMu.Lock()
+	defer p.egressMu.Unlock()
+	if p.egressScanned && !p.egressVNIs[vni] {
+		return nil
+	}
+	if err := deleteHostRules(log, vni); err != nil {
+		return err
+	}
+	delete(p.egressVNIs, vni)
+	return nil
 }
 
 // removeStaleFilters deletes the filters of VNIs without a live namespace.
