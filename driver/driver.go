@@ -224,7 +224,18 @@ func (d *Driver) netConfig(n *Network) dataplane.NetworkConfig {
 		LocalIP:   net.IP(d.o.VTEP.AsSlice()),
 		MTU:       d.mtu(n),
 		Addresses: n.Gateways,
+		Egress:    n.Options.OwnEgress(),
 	}
+}
+
+// gateway4 is the network's IPv4 gateway address, if it has one.
+func gateway4(n *Network) (netip.Addr, bool) {
+	for _, g := range n.Gateways {
+		if g.Addr().Is4() {
+			return g.Addr(), true
+		}
+	}
+	return netip.Addr{}, false
 }
 
 // validID accepts Docker's IDs: 12 to 64 lowercase hex characters. A

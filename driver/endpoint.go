@@ -209,8 +209,11 @@ func (d *Driver) joinRecord(ctx context.Context, netID, epID string) (*Endpoint,
 
 // Join creates the endpoint's veth pair: one end on the network's bridge,
 // the other handed to Docker, which moves it into the container as ethN.
-// No gateway is returned, so Docker attaches the container to
-// docker_gwbridge for egress and published ports (unless --internal).
+// By default no gateway is returned, so Docker attaches the container to
+// docker_gwbridge for egress and published ports (unless --internal). With
+// egress=own the network's IPv4 gateway on br0 is the container's default
+// gateway and Docker's gateway service is turned off: the namespace's
+// egress pair (dataplane/egress.go) carries the traffic.
 func (d *Driver) Join(ctx context.Context, r *network.JoinRequest) (*network.JoinResponse, error) {
 	d.mu.RLock()
 	defer d.mu.RUnlock()
@@ -222,12 +225,21 @@ func (d *Driver) Join(ctx context.Context, r *network.JoinRequest) (*network.Joi
 	if err != nil {
 		return nil, fmt.Errorf("endpoint %q: stored MAC %q: %w", ep.ID, ep.MAC, err)
 	}
+	resp := &network.JoinResponse{}
+	if n.Options.OwnEgress() {
+		gw, ok := gateway4(n)
+		if !ok {
+			return nil, fmt.Errorf("join endpoint %q: network has %s=%s but no IPv4 gateway", ep.ID, OptEgress, EgressOwn)
+		}
+		resp.Gateway, resp.DisableGatewayService = gw.String(), true
+	}
 	name, err := d.o.Plane.EnsureEndpoint(dataplane.EndpointConfig{VNI: n.VNI, ID: ep.ID, MAC: mac, MTU: d.mtu(n)})
 	if err != nil {
 		return nil, fmt.Errorf("join endpoint %q: %w", ep.ID, err)
 	}
 	d.logNet(n).WithFields(map[string]any{"endpoint": ep.ID, "sandbox": r.SandboxKey}).Info("endpoint joined")
-	return &network.JoinResponse{InterfaceName: network.InterfaceName{SrcName: name, DstPrefix: "eth"}}, nil
+	resp.InterfaceName = network.InterfaceName{SrcName: name, DstPrefix: "eth"}
+	return resp, nil
 }
 
 // Leave removes the endpoint's veth pair; the record stays until

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"slices"
 	"strings"
 	"time"
@@ -39,6 +40,9 @@ func (d *Driver) CreateNetwork(ctx context.Context, r *network.CreateNetworkRequ
 	}
 	if err := d.checkIPAM(r.NetworkID, sub); err != nil {
 		return err
+	}
+	if opts.OwnEgress() && !hasV4(sub.Gateways) {
+		return errkind.Errorf(errkind.BadRequest, "network %q: %s=%s needs an IPv4 subnet with a gateway", r.NetworkID, OptEgress, EgressOwn)
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -276,6 +280,9 @@ func compatible(cur, want *Network) error {
 	if want.Options.VNI != 0 && want.Options.VNI != cur.VNI {
 		return errkind.Errorf(errkind.Conflict, "VNI %d differs from VNI %d of vxnet network with subnet %s", want.Options.VNI, cur.VNI, cur.Subnets[0])
 	}
+	if cur.Options.Egress != want.Options.Egress {
+		return errkind.Errorf(errkind.Conflict, "option %s=%q differs from %q of vxnet network with subnet %s", OptEgress, egressName(want.Options.Egress), egressName(cur.Options.Egress), cur.Subnets[0])
+	}
 	if !slices.Equal(cur.Gateways, want.Gateways) {
 		return errkind.Errorf(errkind.Conflict, "gateways %v differ from gateways %v of vxnet network with subnet %s", want.Gateways, cur.Gateways, cur.Subnets[0])
 	}
@@ -312,4 +319,15 @@ func copyWith(m map[string]string, k, v string) map[string]string {
 	}
 	out[k] = v
 	return out
+}
+
+func egressName(e string) string {
+	if e == "" {
+		return EgressGwbridge
+	}
+	return e
+}
+
+func hasV4(ps []netip.Prefix) bool {
+	return slices.ContainsFunc(ps, func(p netip.Prefix) bool { return p.Addr().Is4() })
 }

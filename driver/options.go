@@ -16,6 +16,14 @@ import (
 const (
 	OptVNI = "vxnet.vni"
 	OptMTU = "com.docker.network.driver.mtu"
+	// OptEgress chooses how containers reach outside the overlay:
+	// EgressGwbridge (default), Docker's docker_gwbridge endpoint per
+	// container, or EgressOwn, one veth pair per network and host
+	// (dataplane/egress.go).
+	OptEgress = "vxnet.egress"
+
+	EgressGwbridge = "gwbridge"
+	EgressOwn      = "own"
 
 	genericOptions = "com.docker.network.generic"
 	internalOption = "com.docker.network.internal"
@@ -28,14 +36,20 @@ const (
 	maxOptionLen = 64
 )
 
-var validOptions = []string{OptVNI, OptMTU}
+var validOptions = []string{OptVNI, OptMTU, OptEgress}
 
 // NetworkOptions is what `-o` and Docker's own flags say about a network.
 type NetworkOptions struct {
 	VNI      uint32 `json:"vni,omitempty"` // 0: allocate one
 	MTU      int    `json:"mtu,omitempty"` // 0: underlay MTU minus VXLAN overhead
 	Internal bool   `json:"internal,omitempty"`
+	// Egress is EgressOwn or "" (EgressGwbridge).
+	Egress string `json:"egress,omitempty"`
 }
+
+// OwnEgress tells whether the network's containers leave by vxnet's own
+// egress: egress=own and not --internal (which has no egress at all).
+func (o NetworkOptions) OwnEgress() bool { return o.Egress == EgressOwn && !o.Internal }
 
 // ParseNetworkOptions validates CreateNetwork's Options. Unknown `-o`
 // options are an error that lists the valid ones. Errors are
@@ -83,6 +97,15 @@ func (o *NetworkOptions) set(k, v string) error {
 			return fmt.Errorf("option %q: %w", k, err)
 		}
 		o.MTU = n
+	case OptEgress:
+		switch v {
+		case EgressGwbridge:
+			o.Egress = ""
+		case EgressOwn:
+			o.Egress = EgressOwn
+		default:
+			return fmt.Errorf("option %q: unknown value %q: want %q (Docker's docker_gwbridge, the default) or %q (vxnet's own egress, no -p)", k, v, EgressGwbridge, EgressOwn)
+		}
 	default:
 		return fmt.Errorf("unknown option %q: vxnet accepts %s", k, strings.Join(validOptions, ", "))
 	}

@@ -26,6 +26,9 @@ func TestParseNetworkOptions(t *testing.T) {
 		{`{"com.docker.network.generic":"x"}`, NetworkOptions{}, "want an object of strings"},
 		{`{"com.docker.network.internal":"maybe"}`, NetworkOptions{}, "com.docker.network.internal"},
 		{`{"com.docker.network.generic":{"foo":"bar"}}`, NetworkOptions{}, `unknown option "foo"`},
+		{`{"com.docker.network.generic":{"vxnet.egress":"own"}}`, NetworkOptions{Egress: EgressOwn}, ""},
+		{`{"com.docker.network.generic":{"vxnet.egress":"gwbridge"}}`, NetworkOptions{}, ""},
+		{`{"com.docker.network.generic":{"vxnet.egress":"nat"}}`, NetworkOptions{}, `option "vxnet.egress": unknown value "nat": want "gwbridge"`},
 	} {
 		var m map[string]interface{}
 		if err := json.Unmarshal([]byte(tt.in), &m); err != nil {

@@ -159,13 +159,14 @@ func hostLeaks(h *harness.Host, driver string, leaks []string) error {
 		return err
 	}
 	for _, l := range links {
-		if strings.HasPrefix(l, "vxc") || strings.HasPrefix(l, "vxp") || strings.HasPrefix(l, "vxt") {
+		if strings.HasPrefix(l, "vxc") || strings.HasPrefix(l, "vxp") || strings.HasPrefix(l, "vxt") || strings.HasPrefix(l, "vxe-") {
 			leaks = append(leaks, "link "+l)
 		}
 	}
 	if out, err := h.Exec("nft", "list", "table", "inet", "vxnet"); err == nil {
 		leaks = append(leaks, "nft table inet vxnet: "+strings.Join(strings.Fields(out), " "))
 	}
+	leaks = append(leaks, egressLeaks(h)...)
 	out, err := h.Docker("network", "ls", "-q", "--filter", "driver="+driver)
 	if err != nil {
 		return err
@@ -231,3 +232,26 @@ func runC(t *testing.T, h *harness.Host, name string, args ...string) {
 }
 
 var sleeper = []string{harness.Image, "sleep", "1d"}
+
+// egressLeaks names what is left in h of networks' own egress
+// (-o vxnet.egress=own): iptables rules or chains of vxnet's, routes in
+// the egress link range.
+func egressLeaks(h *harness.Host) []string {
+	var leaks []string
+	for _, table := range []string{"filter", "nat"} {
+		out, err := h.Exec("iptables-save", "-t", table)
+		if err != nil {
+			leaks = append(leaks, fmt.Sprintf("iptables-save -t %s: %v", table, err))
+			continue
+		}
+		for _, line := range strings.Split(out, "\n") {
+			if strings.Contains(line, "VXNET-EGRESS") || strings.Contains(line, "vxe-") {
+				leaks = append(leaks, "iptables "+table+": "+line)
+			}
+		}
+	}
+	if out, err := h.Exec("ip", "-4", "route", "show", "root", "169.254.64.0/18"); err == nil && strings.TrimSpace(out) != "" {
+		leaks = append(leaks, "routes "+strings.Join(strings.Fields(out), " "))
+	}
+	return leaks
+}

@@ -33,6 +33,7 @@ func TestSingleHost(t *testing.T) {
 		{"IPv6", testIPv6},
 		{"PublishAndEgress", testPublishAndEgress},
 		{"Internal", testInternal},
+		{"OwnEgress", testOwnEgress},
 		{"ConnectDisconnect", testConnectDisconnect},
 		{"Isolation", testIsolation},
 		{"BadOptions", testBadOptions},
@@ -193,6 +194,7 @@ func testBadOptions(t *testing.T, h *harness.Host, _ *plugin) {
 		{[]string{"--subnet", "198.19.2.0/24", "-o", "vxnet.vni=777"}, "VNI 777 is already used"},
 		{[]string{"--subnet", "198.19.1.128/25"}, "overlaps vxnet pool 198.19.1.0/24"},
 		{[]string{"--subnet", "198.19.2.0/24", "-o", "com.docker.network.driver.mtu=9"}, "out of range 576..65535"},
+		{[]string{"--subnet", "198.19.2.0/24", "-o", "vxnet.egress=nat"}, `option "vxnet.egress": unknown value "nat"`},
 		{nil, "needs an explicit subnet"},
 	} {
 		args := append([]string{"network", "create", "-d", "vxnet", "--ipam-driver", "vxnet"}, tt.args...)

@@ -80,6 +80,7 @@ type side struct {
 	ip4, ip6  string // overlay addresses of the container
 	ep        EndpointConfig
 	container netns.NsHandle
+	egress    bool // the network has its own egress
 }
 
 // setUp creates the network and the endpoint on the host, then does what
@@ -90,7 +91,7 @@ func (s *side) setUp(t *testing.T, vni uint32) {
 	var name string
 	runIn(t, s.host.ns, func() {
 		c := testNetwork(vni)
-		c.LocalIP = net.ParseIP(s.vtep)
+		c.LocalIP, c.Egress = net.ParseIP(s.vtep), s.egress
 		if err := s.host.plane.EnsureNetwork(c); err != nil {
 			t.Fatalf("EnsureNetwork: %v", err)
 		}

@@ -17,6 +17,9 @@ type NetworkConfig struct {
 	LocalIP   net.IP         // VTEP source address (underlay), may be nil
 	MTU       int            // MTU for bridge, vxlan and veths
 	Addresses []netip.Prefix // gateway addresses to put on the bridge
+	// Egress: the network's own egress on this host (egress.go) instead
+	// of Docker's docker_gwbridge; it needs an IPv4 address in Addresses.
+	Egress bool
 }
 
 // EnsureNetwork creates the network's VXLAN filter (filter.go), namespace,
@@ -25,11 +28,18 @@ type NetworkConfig struct {
 // flags differ is recreated. On failure what this call created is removed.
 // A network that needs no change is only checked, beside the endpoint
 // calls (verifyNetwork).
-func (p *Plane) EnsureNetwork(c NetworkConfig) (err error) {
+func (p *Plane) EnsureNetwork(c NetworkConfig) error {
 	if err := c.validate(); err != nil {
 		return err
 	}
 	log := p.log.WithField("vni", c.VNI)
+	if err := p.ensureNetwork(log, c); err != nil || !c.Egress {
+		return err
+	}
+	return p.ensureEgress(log, c)
+}
+
+func (p *Plane) ensureNetwork(log *logrus.Entry, c NetworkConfig) (err error) {
 	if intact, err := p.verifyNetwork(log, c); intact || err != nil {
 		return err
 	}
@@ -126,6 +136,9 @@ func (p *Plane) DeleteNetwork(vni uint32) error {
 		}
 	}
 	if err := removeNetnsFile(log, path); err != nil {
+		return err
+	}
+	if err := p.deleteEgressRules(log, vni); err != nil {
 		return err
 	}
 	if err := deleteFilter(log, vni); err != nil {

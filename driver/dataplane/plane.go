@@ -31,6 +31,7 @@
 package dataplane
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -102,6 +103,16 @@ type Plane struct {
 	// busy kernel makes slow, past the 10 s callback bound.
 	mu     sync.RWMutex
 	peerMu sync.Mutex // one SetPeers at a time: each converges vxlan0's whole table
+	// egressMu: one network's own egress at a time (egress.go), as each
+	// picks its link addresses from those of the host.
+	egressMu sync.Mutex
+	// egressVNIs are the networks that may have host rules of their own
+	// egress (egress_host.go): those ensureEgress made, and those the
+	// first look at the rules found (egressScanned). DeleteNetwork looks
+	// for rules of these alone, so hosts without the option run no
+	// iptables command; egressMu guards both.
+	egressVNIs    map[uint32]bool
+	egressScanned bool
 }
 
 // New prepares NetnsDir and returns a Plane using it.
@@ -143,7 +154,66 @@ func (p *Plane) Networks() ([]uint32, error) {
 	if err != nil {
 		return nil, err
 	}
-	return vnis, p.removeStaleFilters()
+	if err := p.removeStaleFilters(); err != nil {
+		return nil, err
+	}
+	return vnis, p.removeStaleEgress()
+}
+
+// removeStaleEgress deletes the host's egress rules of VNIs without a live
+// namespace (their links went with it). Such rules are left only by a
+// plugin that died between the two, so it looks once, at the first call
+// (reconcile at start); afterwards DeleteNetwork removes them.
+func (p *Plane) removeStaleEgress() error {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	p.egressMu.Lock()
+	defer p.egressMu.Unlock()
+	if p.egressScanned {
+		return nil
+	}
+	var ferr error
+	err := pruneHostRules(p.log, func(link string) bool {
+		vni, ok := egressLinkVNI(link)
+		if !ok {
+			return false
+		}
+		p.markEgress(vni)
+		live, err := isNetnsMount(p.nsPath(vni))
+		ferr = errors.Join(ferr, err)
+		if err == nil && !live {
+			p.log.WithField("vni", vni).Warn("removing the egress rules of a network with no namespace")
+		}
+		return err == nil && !live
+	})
+	if err = errors.Join(err, ferr); err == nil {
+		p.egressScanned = true
+	}
+	return err
+}
+
+// markEgress records that vni may have egress rules; the caller holds
+// egressMu.
+func (p *Plane) markEgress(vni uint32) {
+	if p.egressVNIs == nil {
+		p.egressVNIs = map[uint32]bool{}
+	}
+	p.egressVNIs[vni] = true
+}
+
+// deleteEgressRules removes vni's host rules if it may have any; the
+// caller holds mu.
+func (p *Plane) deleteEgressRules(log *logrus.Entry, vni uint32) error {
+	p.egressMu.Lock()
+	defer p.egressMu.Unlock()
+	if p.egressScanned && !p.egressVNIs[vni] {
+		return nil
+	}
+	if err := deleteHostRules(log, vni); err != nil {
+		return err
+	}
+	delete(p.egressVNIs, vni)
+	return nil
 }
 
 // removeStaleFilters deletes the filters of VNIs without a live namespace.

@@ -3,6 +3,7 @@ package dataplane
 import (
 	"net"
 	"net/netip"
+	"slices"
 )
 
 // Input validation, done before any kernel call. Every error wraps
@@ -70,6 +71,9 @@ func (c NetworkConfig) validate() error {
 			return invalid("gateway address %q given twice (vni %d)", a.String(), c.VNI)
 		}
 		seen[a] = true
+	}
+	if c.Egress && !slices.ContainsFunc(c.Addresses, func(a netip.Prefix) bool { return a.Addr().Is4() }) {
+		return invalid("egress needs an IPv4 gateway address (vni %d)", c.VNI)
 	}
 	return nil
 }
