@@ -48,7 +48,7 @@ func (s *Store) staleChunk(ctx context.Context, ks []string) (map[string]store.K
 	if err != nil {
 		return nil, err
 	}
-	if !ok || !meta.KnownLeader || meta.LastContact > staleMax {
+	if !ok || outOfTouch(meta) {
 		s.staleGetFallbacks.Add(1)
 		return s.getChunk(ctx, ks, false)
 	}

@@ -37,6 +37,13 @@ func (s *Store) Watch(ctx context.Context, prefix string, index uint64) ([]store
 // (about 100 ms at raft_multiplier 1, 500 ms at Consul's default 5).
 const staleMax = time.Second
 
+// outOfTouch tells whether a stale answer came from a server without a
+// leader or out of touch with it for more than staleMax: such an answer
+// is dropped and the leader asked.
+func outOfTouch(meta *api.QueryMeta) bool {
+	return !meta.KnownLeader || meta.LastContact > staleMax
+}
+
 // WatchStale is Watch answered by whichever server the agent asks
 // (store.StaleWatcher). An answer from a server without a leader, or out
 // of touch with it for more than staleMax, is dropped and the leader asked
@@ -48,7 +55,7 @@ func (s *Store) WatchStale(ctx context.Context, prefix string, index uint64) ([]
 		}
 		q := &api.QueryOptions{WaitIndex: index, WaitTime: watchWait, AllowStale: true}
 		kvs, next, meta, err := s.list(ctx, "watch stale", prefix, q, watchWait+watchWait/16+s.attempt)
-		if err == nil && (!meta.KnownLeader || meta.LastContact > staleMax) {
+		if err == nil && outOfTouch(meta) {
 			s.staleFallbacks.Add(1)
 			return s.Watch(ctx, prefix, index)
 		}
