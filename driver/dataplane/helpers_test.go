@@ -23,7 +23,10 @@ import (
 // for the host, with its own temporary NetnsDir; the real host's links are
 // never touched. TestMain checks that nothing leaked into the real host.
 
-const tmpPattern = "vxnet-dataplane-test-"
+// tmpPattern names this test process's temporary dirs: the leak check
+// looks only at its own, so a second run of these tests at the same time
+// (another worktree, a CI run) is not taken for a leak of this one.
+var tmpPattern = fmt.Sprintf("vxnet-dataplane-test-%d-", os.Getpid())
 
 func TestMain(m *testing.M) {
 	before := leakSnapshot()
