@@ -159,6 +159,14 @@ func TestStaleEgressRulesRemoved(t *testing.T) {
 	if out := iptablesSave(t); !strings.Contains(out, "vxe-4502") {
 		t.Fatalf("no egress rules after EnsureNetwork:\n%s", out)
 	}
+	// Something still holds the namespace when its file goes (or the
+	// kernel has not torn it down yet): the host side of the pair stays
+	// until the plugin deletes it.
+	held, err := netns.GetFromPath(h.plane.nsPath(4502))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
 	if err := removeNetnsFile(h.plane.log, h.plane.nsPath(4502)); err != nil {
 		t.Fatal(err)
 	}
@@ -166,6 +174,9 @@ func TestStaleEgressRulesRemoved(t *testing.T) {
 		t.Fatalf("Networks: %v", err)
 	}
 	assertNoEgressRules(t)
+	if _, err := netlink.LinkByName(egressHostLink(4502)); err == nil {
+		t.Errorf("link %s left after its namespace went", egressHostLink(4502))
+	}
 }
 
 func iptablesSave(t *testing.T) string {

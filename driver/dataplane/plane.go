@@ -161,7 +161,7 @@ func (p *Plane) Networks() ([]uint32, error) {
 }
 
 // removeStaleEgress deletes the host's egress rules of VNIs without a live
-// namespace (their links went with it). Such rules are left only by a
+// namespace, and the host side of their links. Such rules are left only by a
 // plugin that died between the two, so it looks once, at the first call
 // (reconcile at start); afterwards DeleteNetwork removes them.
 func (p *Plane) removeStaleEgress() error {
@@ -173,6 +173,7 @@ func (p *Plane) removeStaleEgress() error {
 		return nil
 	}
 	var ferr error
+	stale := map[uint32]bool{}
 	err := pruneHostRules(p.log, func(link string) bool {
 		vni, ok := egressLinkVNI(link)
 		if !ok {
@@ -181,11 +182,19 @@ func (p *Plane) removeStaleEgress() error {
 		p.markEgress(vni)
 		live, err := isNetnsMount(p.nsPath(vni))
 		ferr = errors.Join(ferr, err)
-		if err == nil && !live {
+		if err == nil && !live && !stale[vni] {
+			stale[vni] = true
 			p.log.WithField("vni", vni).Warn("removing the egress rules of a network with no namespace")
 		}
 		return err == nil && !live
 	})
+	// The host side of the pair goes with the namespace only when the
+	// kernel destroys it: not while something still holds it, and not
+	// at once (the teardown is asynchronous).
+	for vni := range stale {
+		_, lerr := deleteLink(p.log.WithField("vni", vni), egressHostLink(vni))
+		ferr = errors.Join(ferr, lerr)
+	}
 	if err = errors.Join(err, ferr); err == nil {
 		p.egressScanned = true
 	}
