@@ -391,10 +391,23 @@ func TestBothMonitorsSwitchedOff(t *testing.T) {
 	cl := newCluster(t, hosts)
 	ms := cl.monitors(t)
 	followers := notMonitors(ms, hosts)
-	off, watcher, other := followers[0], followers[1], followers[2]
+	off, watcher := followers[0], followers[1]
 	w := cl.worlds[watcher]
 	waitFor(t, watcher+" counts the others alive", w.hasCounts(Counts{Alive: 4}))
 	w.waitRounds(t, 3) // it probed both monitors: they answer
+	took := switchOffWithMonitors(t, cl, hosts, ms)
+	t.Logf("both monitors and %s gone at %s %s after DeadAfter (slots still held by %q, %q)", off, watcher, took.Round(time.Millisecond), cl.sess.holder(0), cl.sess.holder(1))
+}
+
+// switchOffWithMonitors switches off both monitors ms and the first of
+// the other hosts, and waits until the second, reading alive/ itself,
+// finds the three gone DeadAfter after the monitors' last answer (not
+// before); it returns how long that took once DeadAfter had passed.
+func switchOffWithMonitors(t *testing.T, cl *cluster, hosts []string, ms [slots]string) time.Duration {
+	t.Helper()
+	followers := notMonitors(ms, hosts)
+	off, watcher, other := followers[0], followers[1], followers[2]
+	w := cl.worlds[watcher]
 	before := cl.reads[watcher].n.Load()
 	for _, h := range []string{ms[0], ms[1], off} {
 		cl.switchOff(h) // their sessions and records stay
@@ -406,11 +419,10 @@ func TestBothMonitorsSwitchedOff(t *testing.T) {
 		t.Fatalf("gone %v, counts %+v before DeadAfter", g, w.lastCounts())
 	}
 	cl.c.pass(t, cl.s, time.Millisecond, watcher, other)
-	took := waitFor(t, watcher+" finds the monitors and "+off+" gone", func() bool {
+	return waitFor(t, watcher+" finds the monitors and "+off+" gone", func() bool {
 		g, _ := w.gone()
 		return g[ms[0]] && g[ms[1]] && g[off] && len(g) == 3
 	})
-	t.Logf("both monitors and %s gone at %s %s after DeadAfter (slots still held by %q, %q)", off, watcher, took.Round(time.Millisecond), cl.sess.holder(0), cl.sess.holder(1))
 }
 
 // A host judged gone stays gone over a store outage, on the monitors and
@@ -501,26 +513,12 @@ func TestUnansweredMonitorSwitchedOffWithTheOther(t *testing.T) {
 	cl := newCluster(t, hosts, mu.opt)
 	ms := cl.monitors(t)
 	followers := notMonitors(ms, hosts)
-	off, watcher, other := followers[0], followers[1], followers[2]
+	off, watcher := followers[0], followers[1] // as switchOffWithMonitors picks them
 	w := cl.worlds[watcher]
 	mu.only(watcher, w.vteps[ms[1]])
 	waitFor(t, watcher+" counts the others alive", w.hasCounts(Counts{Alive: 4}))
 	w.waitRounds(t, 3) // ms[0] answered it, ms[1] never did
-	before := cl.reads[watcher].n.Load()
-	for _, h := range []string{ms[0], ms[1], off} {
-		cl.switchOff(h) // their sessions and records stay
-	}
-	waitFor(t, watcher+" reading alive/ itself", func() bool { return cl.reads[watcher].n.Load() > before })
-	cl.c.pass(t, cl.s, testDeadAfter-time.Millisecond, watcher, other)
-	w.waitRounds(t, 3)
-	if g, _ := w.gone(); len(g) != 0 || w.lastCounts() != (Counts{Alive: 4}) {
-		t.Fatalf("gone %v, counts %+v before DeadAfter", g, w.lastCounts())
-	}
-	cl.c.pass(t, cl.s, time.Millisecond, watcher, other)
-	waitFor(t, watcher+" finds the monitors and "+off+" gone", func() bool {
-		g, _ := w.gone()
-		return g[ms[0]] && g[ms[1]] && g[off] && len(g) == 3
-	})
+	switchOffWithMonitors(t, cl, hosts, ms)
 	// The session of the one that answered goes first: the other one's
 	// frozen record, which calls every host alive, stays unfollowed,
 	// and the hosts gone stay gone while a new monitor takes the slot.
