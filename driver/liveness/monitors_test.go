@@ -3,7 +3,9 @@ package liveness
 import (
 	"context"
 	"encoding/json"
+	"github.com/sirupsen/logrus"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -597,5 +599,48 @@ func TestUnansweredLiveMonitorStays(t *testing.T) {
 	w.waitRounds(t, 4)
 	if g, _ := w.gone(); len(g) != 1 {
 		t.Fatalf("gone %v, want only %s: %s heartbeats", g, ms[0], ms[1])
+	}
+}
+
+// A host that judged both monitors gone by itself (reading alive/: it
+// lost its slot, or no record was valid) does not follow their frozen
+// records, which still call them and every host switched off with them
+// alive: it would program the gone hosts' entries again until the
+// monitors' sessions go. Seen in a forced make scale run: the slot-1
+// monitor whose session ended at the kill took its records up again 3 s
+// after judging the monitors gone ("gone host heartbeats again").
+func TestMonitorJudgedGoneNotFollowed(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 10, 0, time.UTC)
+	var kvs []store.KV
+	for slot, h := range []string{"m0", "m1"} {
+		b, _ := json.Marshal(Record{Host: h, Healthy: true, Alive: []string{"h1", "h2", "m0", "m1"}})
+		kvs = append(kvs, store.KV{Key: keys.Monitor(slot), Value: b, ModifyIndex: uint64(10 + slot)})
+	}
+	for _, tc := range []struct {
+		name string
+		gone []string
+		want mode
+	}{
+		{"both gone", []string{"m0", "m1", "h2"}, watching},
+		{"one gone", []string{"m0", "h2"}, following}, // m1 tells
+		{"none gone", nil, following},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := &tracker{o: Options{HostID: "h1", ProbeFailures: 2, KeepAlive: time.Minute, Interval: testInterval, DeadAfter: testDeadAfter,
+				Log: logrus.NewEntry(logrus.New()), Now: func() time.Time { return now }},
+				seen: map[string]*seen{}, records: map[string]*listed{}, reach: map[string]*reach{}}
+			for _, h := range []string{"h2", "m0", "m1"} {
+				m.seen[h] = &seen{at: now.Add(-time.Minute), gone: slices.Contains(tc.gone, h)}
+			}
+			m.applyRecords(kvs)
+			if m.mode != tc.want {
+				t.Fatalf("mode %d, want %d", m.mode, tc.want)
+			}
+			for _, h := range tc.gone {
+				if tc.want == watching && m.silentFor(h, m.seen[h], now) < testDeadAfter {
+					t.Errorf("%s, gone, is alive again", h)
+				}
+			}
+		})
 	}
 }
