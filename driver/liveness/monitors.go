@@ -32,8 +32,7 @@ import (
 // and its own heartbeat goes through: the store-outage rules hold there)
 // and it moved within three KeepAlives by this host's clock (a stuck
 // monitor's does not), and its monitor is not dark (reach.go) nor judged
-// gone by this host. With no
-// valid record (first start, a cluster of
+// gone by this host. With no valid record (first start, a cluster of
 // hosts of the earlier version, both monitors gone) a host reads alive/
 // itself as before, and takes a vacant slot when it sees one.
 //
