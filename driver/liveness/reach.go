@@ -43,11 +43,11 @@ import (
 // answered: followed, its frozen record held the purge of the hosts
 // switched off with it until its session went, then gave them a fresh
 // DeadAfter (29.5 s in a make scale run that forced it, 11.7 s now).
-// Taking it for dark costs,
-// when it is in fact alive, the reads of alive/ of both monitors dark
-// until a new monitor holds the dark one's slot, and the silence it
-// starts counts from the other monitor's last answer: a live host's
-// heartbeat moves long before DeadAfter has passed. If neither monitor
+// Taking it for dark costs, when it is in fact alive, the reads of
+// alive/ of both monitors dark until a new monitor holds the dark one's
+// slot, and the silence it starts counts from the other monitor's last
+// answer: a live host's heartbeat moves long before DeadAfter has
+// passed. If neither monitor
 // ever answered, both switched off together cost what they did (the
 // records' sessions, then DeadAfter).
 // A monitor whose plugin stops while its host runs on answers probes:
