@@ -31,8 +31,8 @@ import (
 // A record is valid while it says its monitor is healthy (it reads alive/
 // and its own heartbeat goes through: the store-outage rules hold there)
 // and it moved within three KeepAlives by this host's clock (a stuck
-// monitor's does not), and its monitor is not dark (reach.go). With no
-// valid record (first start, a cluster of
+// monitor's does not), and its monitor is not dark (reach.go) nor judged
+// gone by this host. With no valid record (first start, a cluster of
 // hosts of the earlier version, both monitors gone) a host reads alive/
 // itself as before, and takes a vacant slot when it sees one.
 //
@@ -275,7 +275,7 @@ func (m *tracker) validLocked(now time.Time) (followed, int) {
 	f := followed{alive: map[string]bool{}, silent: map[string]time.Time{}}
 	n := 0
 	for _, l := range m.records {
-		if !l.ok || !l.rec.Healthy || l.rec.Host == m.o.HostID || now.Sub(l.since) >= staleKeepAlives*m.o.KeepAlive || m.darkLocked(l.rec.Host) {
+		if !l.ok || !l.rec.Healthy || l.rec.Host == m.o.HostID || now.Sub(l.since) >= staleKeepAlives*m.o.KeepAlive || m.darkLocked(l.rec.Host) || m.goneLocked(l.rec.Host) {
 			continue
 		}
 		n++
@@ -291,6 +291,17 @@ func (m *tracker) validLocked(now time.Time) (followed, int) {
 		}
 	}
 	return f, n
+}
+
+// goneLocked tells whether this host judged host gone: silent and not
+// answering probes, by its own reads of alive/ or by other records. Its
+// record, frozen, would call it and the hosts switched off with it alive
+// (a host that lost its slot, or read alive/ for want of a valid record,
+// and took up the frozen records of two monitors switched off together:
+// it had never probed them, so they were not dark to it).
+func (m *tracker) goneLocked(host string) bool {
+	s := m.seen[host]
+	return s != nil && s.gone
 }
 
 // seenLocked returns host's entry, new (alive from now) if there was none.

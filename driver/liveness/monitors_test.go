@@ -3,6 +3,9 @@ package liveness
 import (
 	"context"
 	"encoding/json"
+	"github.com/sirupsen/logrus"
+	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -390,10 +393,23 @@ func TestBothMonitorsSwitchedOff(t *testing.T) {
 	cl := newCluster(t, hosts)
 	ms := cl.monitors(t)
 	followers := notMonitors(ms, hosts)
-	off, watcher, other := followers[0], followers[1], followers[2]
+	off, watcher := followers[0], followers[1]
 	w := cl.worlds[watcher]
 	waitFor(t, watcher+" counts the others alive", w.hasCounts(Counts{Alive: 4}))
 	w.waitRounds(t, 3) // it probed both monitors: they answer
+	took := switchOffWithMonitors(t, cl, hosts, ms)
+	t.Logf("both monitors and %s gone at %s %s after DeadAfter (slots still held by %q, %q)", off, watcher, took.Round(time.Millisecond), cl.sess.holder(0), cl.sess.holder(1))
+}
+
+// switchOffWithMonitors switches off both monitors ms and the first of
+// the other hosts, and waits until the second, reading alive/ itself,
+// finds the three gone DeadAfter after the monitors' last answer (not
+// before); it returns how long that took once DeadAfter had passed.
+func switchOffWithMonitors(t *testing.T, cl *cluster, hosts []string, ms [slots]string) time.Duration {
+	t.Helper()
+	followers := notMonitors(ms, hosts)
+	off, watcher, other := followers[0], followers[1], followers[2]
+	w := cl.worlds[watcher]
 	before := cl.reads[watcher].n.Load()
 	for _, h := range []string{ms[0], ms[1], off} {
 		cl.switchOff(h) // their sessions and records stay
@@ -405,11 +421,10 @@ func TestBothMonitorsSwitchedOff(t *testing.T) {
 		t.Fatalf("gone %v, counts %+v before DeadAfter", g, w.lastCounts())
 	}
 	cl.c.pass(t, cl.s, time.Millisecond, watcher, other)
-	took := waitFor(t, watcher+" finds the monitors and "+off+" gone", func() bool {
+	return waitFor(t, watcher+" finds the monitors and "+off+" gone", func() bool {
 		g, _ := w.gone()
 		return g[ms[0]] && g[ms[1]] && g[off] && len(g) == 3
 	})
-	t.Logf("both monitors and %s gone at %s %s after DeadAfter (slots still held by %q, %q)", off, watcher, took.Round(time.Millisecond), cl.sess.holder(0), cl.sess.holder(1))
 }
 
 // A host judged gone stays gone over a store outage, on the monitors and
@@ -454,5 +469,178 @@ func TestGoneStaysGoneOverOutage(t *testing.T) {
 		if g, n := w.gone(); !g[off] || n != sets[h] {
 			t.Errorf("%s: %s not gone after the outage (gone %v, %d sets, %d before)", h, off, g, n, sets[h])
 		}
+	}
+}
+
+// muted makes some hosts' probes of some VTEPs go unanswered, on top of
+// their worlds: a monitor that never answered one host (elected and
+// switched off before that host's first probe of it, or with ICMP
+// filtered on the way).
+type muted struct {
+	mu    sync.Mutex
+	all   bool                           // every probe of every host
+	pairs map[string]map[netip.Addr]bool // prober → VTEPs
+}
+
+// opt wraps each host's Probe with the mutes.
+func (mu *muted) opt(o *Options) {
+	probe, host := o.Probe, o.HostID
+	o.Probe = func(ctx context.Context, a netip.Addr) bool {
+		mu.mu.Lock()
+		off := mu.all || mu.pairs[host][a]
+		mu.mu.Unlock()
+		return !off && probe(ctx, a)
+	}
+}
+
+// only leaves muted just prober's probes of vteps.
+func (mu *muted) only(prober string, vteps []netip.Addr) {
+	mu.mu.Lock()
+	defer mu.mu.Unlock()
+	mu.all, mu.pairs = false, map[string]map[netip.Addr]bool{prober: {}}
+	for _, a := range vteps {
+		mu.pairs[prober][a] = true
+	}
+}
+
+// A monitor one host never heard answer (the simulation's slot-1
+// monitor, elected a moment before it was switched off with the other
+// one) is dark to it once the other monitor, which did answer, is dark
+// too: the host reads alive/ itself and finds the hosts switched off
+// with them gone DeadAfter after the last answer, not once the slots'
+// sessions go.
+func TestUnansweredMonitorSwitchedOffWithTheOther(t *testing.T) {
+	hosts := []string{"h1", "h2", "h3", "h4", "h5"}
+	mu := &muted{all: true}
+	cl := newCluster(t, hosts, mu.opt)
+	ms := cl.monitors(t)
+	followers := notMonitors(ms, hosts)
+	off, watcher := followers[0], followers[1] // as switchOffWithMonitors picks them
+	w := cl.worlds[watcher]
+	mu.only(watcher, w.vteps[ms[1]])
+	waitFor(t, watcher+" counts the others alive", w.hasCounts(Counts{Alive: 4}))
+	w.waitRounds(t, 3) // ms[0] answered it, ms[1] never did
+	switchOffWithMonitors(t, cl, hosts, ms)
+	// The session of the one that answered goes first: the other one's
+	// frozen record, which calls every host alive, stays unfollowed,
+	// and the hosts gone stay gone while a new monitor takes the slot.
+	_, from := w.gone()
+	cl.sess.expire(t, cl.s, ms[0])
+	waitFor(t, "a new monitor in slot 0", func() bool { r, ok := cl.record(t, 0); return ok && r.Healthy && r.Host != ms[0] })
+	w.waitRounds(t, 4)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, g := range w.sets[from-1:] {
+		if !g[off] || !g[ms[1]] {
+			t.Fatalf("after %s's session went, %s was told gone %v", ms[0], watcher, g)
+		}
+	}
+}
+
+// The silence of the hosts the records called alive counts from the last
+// answer of a dark monitor, also when the one followed last never
+// answered (it went dark with the other) and when the other went dark a
+// round before and was no longer followed.
+func TestVouchedByLastAnswer(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 10, 0, time.UTC)
+	answered := now.Add(-2 * time.Second)
+	for _, tc := range []struct {
+		name     string
+		followed []string
+		reach    map[string]*reach
+		want     time.Time
+	}{
+		{"both answered, both dark", []string{"a", "b"},
+			map[string]*reach{"a": {answered: true, failures: 2, last: answered}, "b": {answered: true, failures: 3, last: answered.Add(-time.Second)}}, answered},
+		{"one never answered, both dark", []string{"a", "b"},
+			map[string]*reach{"a": {answered: true, failures: 2, last: answered}, "b": {failures: 5}}, answered},
+		{"the one that answered no longer followed", []string{"b"},
+			map[string]*reach{"a": {answered: true, failures: 3, last: answered}, "b": {failures: 2}}, answered},
+		{"the one followed answers", []string{"b"},
+			map[string]*reach{"a": {answered: true, failures: 3, last: answered}, "b": {answered: true, last: now}}, now},
+		{"the one followed never answered but does not fail", []string{"b"},
+			map[string]*reach{"a": {answered: true, failures: 3, last: answered}, "b": {failures: 1}}, now},
+		{"none ever answered", []string{"a", "b"},
+			map[string]*reach{"a": {failures: 4}, "b": {failures: 4}}, now},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := &tracker{o: Options{ProbeFailures: 2}, reach: tc.reach, follow: followed{monitors: tc.followed}}
+			m.judgeDarkLocked()
+			if got := m.vouchedLocked(now); !got.Equal(tc.want) {
+				t.Errorf("vouched %s, want %s", got.Sub(now), tc.want.Sub(now))
+			}
+		})
+	}
+}
+
+// A live monitor that never answers a host (ICMP filtered on the way) is
+// followed while the other monitor answers; when the other one is
+// switched off the host reads alive/ itself, and the monitor it never
+// heard answer, heartbeating, is not gone however long its probes fail.
+func TestUnansweredLiveMonitorStays(t *testing.T) {
+	hosts := []string{"h1", "h2", "h3", "h4", "h5"}
+	mu := &muted{all: true}
+	cl := newCluster(t, hosts, mu.opt)
+	ms := cl.monitors(t)
+	live := append([]string{ms[1]}, notMonitors(ms, hosts)...)
+	watcher := live[2]
+	w := cl.worlds[watcher]
+	mu.only(watcher, w.vteps[ms[1]])
+	waitFor(t, watcher+" counts the others alive", w.hasCounts(Counts{Alive: 4}))
+	before := cl.reads[watcher].n.Load()
+	w.waitRounds(t, 5)
+	if n := cl.reads[watcher].n.Load() - before; n != 0 {
+		t.Fatalf("%s read alive/ %d times while %s answered and %s was followed", watcher, n, ms[0], ms[1])
+	}
+	cl.switchOff(ms[0])
+	cl.c.pass(t, cl.s, testDeadAfter, live...)
+	waitFor(t, watcher+" finds "+ms[0]+" gone", func() bool { g, _ := w.gone(); return g[ms[0]] })
+	cl.c.pass(t, cl.s, testDeadAfter, live...)
+	w.waitRounds(t, 4)
+	if g, _ := w.gone(); len(g) != 1 {
+		t.Fatalf("gone %v, want only %s: %s heartbeats", g, ms[0], ms[1])
+	}
+}
+
+// A host that judged both monitors gone by itself (reading alive/: it
+// lost its slot, or no record was valid) does not follow their frozen
+// records, which still call them and every host switched off with them
+// alive: it would program the gone hosts' entries again until the
+// monitors' sessions go. Seen in a forced make scale run: the slot-1
+// monitor whose session ended at the kill took its records up again 3 s
+// after judging the monitors gone ("gone host heartbeats again").
+func TestMonitorJudgedGoneNotFollowed(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 10, 0, time.UTC)
+	var kvs []store.KV
+	for slot, h := range []string{"m0", "m1"} {
+		b, _ := json.Marshal(Record{Host: h, Healthy: true, Alive: []string{"h1", "h2", "m0", "m1"}})
+		kvs = append(kvs, store.KV{Key: keys.Monitor(slot), Value: b, ModifyIndex: uint64(10 + slot)})
+	}
+	for _, tc := range []struct {
+		name string
+		gone []string
+		want mode
+	}{
+		{"both gone", []string{"m0", "m1", "h2"}, watching},
+		{"one gone", []string{"m0", "h2"}, following}, // m1 tells
+		{"none gone", nil, following},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := &tracker{o: Options{HostID: "h1", ProbeFailures: 2, KeepAlive: time.Minute, Interval: testInterval, DeadAfter: testDeadAfter,
+				Log: logrus.NewEntry(logrus.New()), Now: func() time.Time { return now }},
+				seen: map[string]*seen{}, records: map[string]*listed{}, reach: map[string]*reach{}}
+			for _, h := range []string{"h2", "m0", "m1"} {
+				m.seen[h] = &seen{at: now.Add(-time.Minute), gone: slices.Contains(tc.gone, h)}
+			}
+			m.applyRecords(kvs)
+			if m.mode != tc.want {
+				t.Fatalf("mode %d, want %d", m.mode, tc.want)
+			}
+			for _, h := range tc.gone {
+				if tc.want == watching && m.silentFor(h, m.seen[h], now) < testDeadAfter {
+					t.Errorf("%s, gone, is alive again", h)
+				}
+			}
+		})
 	}
 }

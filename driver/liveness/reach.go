@@ -32,9 +32,24 @@ import (
 // off with the monitors is silent DeadAfter after they went, as with one
 // monitor. Silence alone still changes nothing: the probes decide.
 //
-// A monitor that never answered (ICMP filtered on the underlay) is never
-// dark: its record is followed as before, and both monitors switched off
-// together cost what they did (the records' sessions, then DeadAfter).
+// A monitor that never answered this host is dark only while a monitor
+// that did answer is dark too. Alone it may be a live monitor behind a
+// filter that drops ICMP: its record is followed as before (were it
+// dark, a cluster that filters ICMP would have every host read alive/
+// for ever). With the other one dark it is most likely the other half
+// of both monitors switched off together, elected a moment before (the
+// vacant slot of a monitor cut off from Consul for longer than its
+// session's TTL) and switched off before this host's first probe of it
+// answered: followed, its frozen record held the purge of the hosts
+// switched off with it until its session went, then gave them a fresh
+// DeadAfter (29.5 s in a make scale run that forced it, 11.7 s now).
+// Taking it for dark costs, when it is in fact alive, the reads of
+// alive/ of both monitors dark until a new monitor holds the dark one's
+// slot, and the silence it starts counts from the other monitor's last
+// answer: a live host's heartbeat moves long before DeadAfter has
+// passed. If neither monitor
+// ever answered, both switched off together cost what they did (the
+// records' sessions, then DeadAfter).
 // A monitor whose plugin stops while its host runs on answers probes:
 // covered by the other monitor as before, not when both stop together.
 
@@ -43,12 +58,45 @@ type reach struct {
 	answered bool      // it answered a probe since this host probes it
 	failures int       // probe rounds in a row without an answer
 	last     time.Time // the end of the last round it answered in
+	// dark: its record is not followed. It answered and then failed
+	// ProbeFailures rounds in a row; or it never answered and failed
+	// them while one that did was dark, and it stays dark until it
+	// answers (when the other one's session goes, its frozen record
+	// must not be followed again: the hosts gone would come back).
+	dark bool
 }
 
-// dark tells whether a monitor that answered stopped answering.
-func (r *reach) dark(failures int) bool { return r != nil && r.answered && r.failures >= failures }
+func (r *reach) failing(failures int) bool { return r.failures >= failures }
 
-func (m *tracker) darkLocked(host string) bool { return m.reach[host].dark(m.o.ProbeFailures) }
+func (m *tracker) darkLocked(host string) bool {
+	r := m.reach[host]
+	return r != nil && r.dark
+}
+
+// judgeDarkLocked sets each monitor's dark after a round and returns
+// those whose darkness changed.
+func (m *tracker) judgeDarkLocked() (changed []string) {
+	was := map[string]bool{}
+	other := false // a monitor that answered is dark
+	for h, r := range m.reach {
+		was[h] = r.dark
+		if r.answered {
+			r.dark = r.failing(m.o.ProbeFailures)
+			other = other || r.dark
+		}
+	}
+	for _, r := range m.reach {
+		if !r.answered {
+			r.dark = r.failing(m.o.ProbeFailures) && (r.dark || other)
+		}
+	}
+	for h, r := range m.reach {
+		if r.dark != was[h] {
+			changed = append(changed, h)
+		}
+	}
+	return changed
+}
 
 // monitorTargets lists the monitors to probe: those of the listed healthy
 // records other than this host, while this host is not a monitor itself;
@@ -88,29 +136,31 @@ func (m *tracker) heard(targets []target, answered []bool) {
 	now := m.o.Now()
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	changed := false
 	for i, tg := range targets {
 		r := m.reach[tg.host]
 		if r == nil {
 			r = &reach{}
 			m.reach[tg.host] = r
 		}
-		was := r.dark(m.o.ProbeFailures)
 		if answered[i] {
 			r.answered, r.failures, r.last = true, 0, now
 		} else {
 			r.failures++
 		}
-		switch dark := r.dark(m.o.ProbeFailures); {
-		case dark && !was:
-			m.o.Log.WithField("monitor", tg.host).Warn("liveness monitor does not answer probes: not following its record")
-			changed = true
-		case !dark && was:
-			m.o.Log.WithField("monitor", tg.host).Info("liveness monitor answers probes again")
-			changed = true
+	}
+	changed := m.judgeDarkLocked()
+	for _, h := range changed {
+		log := m.o.Log.WithField("monitor", h)
+		switch r := m.reach[h]; {
+		case r.dark && !r.answered:
+			log.Warn("liveness monitor never answered probes and stops with the other one: not following its record")
+		case r.dark:
+			log.Warn("liveness monitor does not answer probes: not following its record")
+		default:
+			log.Info("liveness monitor answers probes again")
 		}
 	}
-	if changed {
+	if len(changed) > 0 {
 		select {
 		case m.wake <- struct{}{}:
 		default:
@@ -119,16 +169,22 @@ func (m *tracker) heard(targets []target, answered []bool) {
 }
 
 // vouchedLocked is until when the records followed (m.follow) were kept:
-// if every one of their monitors is dark, the last answer of any of them;
-// else now.
+// if every one of their monitors is dark, the last answer of any dark
+// monitor; else now. A monitor that never answered has no last answer,
+// and one that went dark a round before the other was left out of the
+// records followed since: its last answer still tells (its record was
+// followed until then, the other's after).
 func (m *tracker) vouchedLocked(now time.Time) time.Time {
-	var last time.Time
 	for _, h := range m.follow.monitors {
-		r := m.reach[h]
-		if !r.dark(m.o.ProbeFailures) {
+		if !m.darkLocked(h) {
 			return now
 		}
-		last = later(last, r.last)
+	}
+	var last time.Time
+	for _, r := range m.reach {
+		if r.dark {
+			last = later(last, r.last)
+		}
 	}
 	if last.IsZero() || last.After(now) {
 		return now

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/vxnet/vxnet/store/consul"
 	"github.com/vxnet/vxnet/store/consul/consultest"
@@ -15,15 +16,30 @@ import (
 // key after the endpoint left out): what a Consul server answers.
 type countingConsul struct {
 	*consultest.Proxy
-	mu sync.Mutex
-	n  map[string]int
+	mu   sync.Mutex
+	n    map[string]int
+	slow map[string]time.Duration // answers held back, by the same keys
 }
 
 func (c *countingConsul) serve(w http.ResponseWriter, r *http.Request) {
+	key := r.Method + " " + endpointOf(r.URL.Path)
 	c.mu.Lock()
-	c.n[r.Method+" "+endpointOf(r.URL.Path)]++
+	c.n[key]++
+	delay := c.slow[key]
 	c.mu.Unlock()
 	c.Forward(w, r)
+	time.Sleep(delay)
+}
+
+// hold holds back the answers of key ("PUT /v1/session/create") by d, as
+// a loaded machine answers.
+func (c *countingConsul) hold(key string, d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.slow == nil {
+		c.slow = map[string]time.Duration{}
+	}
+	c.slow[key] = d
 }
 
 // endpointOf is path up to the endpoint: /v1/kv/a/b is /v1/kv,
