@@ -87,9 +87,9 @@ func (pb portBinding) binding(netID string) (dataplane.PortBinding, error) {
 	switch {
 	case err != nil:
 		return b, errkind.Errorf(errkind.BadRequest, "port %d/%s: host address %q: %v", pb.Port, proto, pb.HostIP, err)
-	case ip.Is4() && !ip.IsUnspecified():
+	case ip.Is4() && ip.IsUnspecified(): // all addresses
+	case ip.Is4():
 		b.HostIP = ip
-	case ip.IsUnspecified(): // 0.0.0.0 or ::, all addresses; IPv4 only
 	default:
 		return b, errkind.Errorf(errkind.BadRequest, "network %q (%s=%s) publishes on IPv4 host addresses only, not %s", netID, OptEgress, EgressOwn, ip)
 	}
