@@ -208,6 +208,7 @@ func (p *Plane) Unpublish(vni uint32, endpoint string) error {
 // if it is live. The caller holds mu (either way) and egressMu.
 func (p *Plane) unpublish(log *logrus.Entry, path string, vni uint32, id string) error {
 	var errs error
+	held := len(p.held[id]) > 0
 	for _, s := range p.held[id] {
 		errs = errors.Join(errs, s.Close())
 	}
@@ -216,8 +217,10 @@ func (p *Plane) unpublish(log *logrus.Entry, path string, vni uint32, id string)
 	if err != nil {
 		return errors.Join(errs, err)
 	}
-	if live {
-		// No namespace rule of id: no host rule either (PrunePublished).
+	if live && !held {
+		// No namespace rule of id: no host rule either (PrunePublished;
+		// a namespace repaired by recreating it lost its rules, but then
+		// this process published, and held is true).
 		var owners []string
 		if err := inNetns(log, path, func() (err error) { owners, err = portNatOwners(); return err }); err != nil || !slices.Contains(owners, id) {
 			return errors.Join(errs, err)
