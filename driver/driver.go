@@ -43,6 +43,9 @@ type Dataplane interface {
 	Endpoints(vni uint32) ([]string, error)
 	InUse(vni uint32) ([]string, error)
 	SetPeers(vni uint32, peers []dataplane.Peer) error
+	Publish(dataplane.PublishConfig) ([]dataplane.PortBinding, error)
+	Unpublish(vni uint32, endpoint string) error
+	PrunePublished(vni uint32) error
 }
 
 // Options configure a Driver.

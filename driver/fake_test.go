@@ -14,12 +14,13 @@ import (
 
 // fakePlane records the kernel objects the driver asks for.
 type fakePlane struct {
-	mu       sync.Mutex
-	nets     map[uint32]dataplane.NetworkConfig
-	eps      map[uint32]map[string]bool
-	failNext error // returned once by the next EnsureNetwork or EnsureEndpoint
-	peers    map[uint32][]dataplane.Peer
-	taken    map[string]bool // endpoint ID prefixes a container took (InUse)
+	mu        sync.Mutex
+	nets      map[uint32]dataplane.NetworkConfig
+	eps       map[uint32]map[string]bool
+	failNext  error // returned once by the next EnsureNetwork or EnsureEndpoint
+	peers     map[uint32][]dataplane.Peer
+	taken     map[string]bool                    // endpoint ID prefixes a container took (InUse)
+	published map[string][]dataplane.PortBinding // endpoint ID → its published ports
 }
 
 func newFakePlane() *fakePlane {
@@ -185,3 +186,25 @@ func (f *fakePools) reclaims() int {
 	defer f.mu.Unlock()
 	return f.reclaimed
 }
+
+func (f *fakePlane) Publish(c dataplane.PublishConfig) ([]dataplane.PortBinding, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.takeFailure(); err != nil {
+		return nil, err
+	}
+	if f.published == nil {
+		f.published = map[string][]dataplane.PortBinding{}
+	}
+	f.published[c.Endpoint] = c.Ports
+	return c.Ports, nil
+}
+
+func (f *fakePlane) Unpublish(_ uint32, id string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	delete(f.published, id)
+	return nil
+}
+
+func (f *fakePlane) PrunePublished(uint32) error { return nil }

@@ -225,7 +225,11 @@ func (d *Driver) reconcileNetwork(ctx context.Context, n *Network, existed bool,
 			errs = append(errs, err)
 		}
 	}
-	return errors.Join(append(errs, d.removeUnknownPorts(n, unknown))...)
+	errs = append(errs, d.removeUnknownPorts(n, unknown))
+	if n.Options.OwnEgress() {
+		errs = append(errs, d.o.Plane.PrunePublished(n.VNI))
+	}
+	return errors.Join(errs...)
 }
 
 // portWork compares the bridge ports of network key with this host's

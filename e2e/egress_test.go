@@ -2,9 +2,11 @@ package e2e
 
 import (
 	"fmt"
+	"io"
 	"net"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/vxnet/vxnet/e2e/harness"
 )
@@ -13,7 +15,7 @@ import (
 // an address outside the overlay (a server the test runs on the underlay
 // bridge, harness.Gateway), seen from the host's underlay address
 // (masqueraded), through its default route via the network's gateway and
-// with no docker_gwbridge interface; -p is refused naming the option;
+// with no docker_gwbridge interface; its published ports (ownEgressPorts);
 // after `docker network rm` the leak check (hostLeaks) finds no vxe- link,
 // no route in the link range and no iptables rule of vxnet's.
 func testOwnEgress(t *testing.T, h *harness.Host, _ *plugin) {
@@ -47,13 +49,80 @@ func testOwnEgress(t *testing.T, h *harness.Host, _ *plugin) {
 	if !strings.HasPrefix(from, h.IP+":") {
 		t.Errorf("connection to %s from the container arrived from %q, want the host's underlay address %s", ln.Addr(), from, h.IP)
 	}
-	out, err := h.Docker("run", "--rm", "--network", "own", "-p", "18081:80", harness.Image, "true")
-	if err == nil || !strings.Contains(out, "vxnet.egress=own, which does not publish ports") {
-		t.Errorf("docker run -p on an egress=own network: err=%v out=%q", err, out)
-	}
+	ownEgressPorts(t, h)
 	// --internal wins: no egress at all, as without the option.
 	createNet(t, h, "owni", "198.19.7.0/24", "--internal", "-o", "vxnet.egress=own")
 	if out, err := h.Docker("run", "--rm", "--network", "owni", harness.Image, "nc", "-w", "2", harness.Gateway, port); err == nil && strings.Contains(out, ":") {
 		t.Errorf("internal egress=own network reached %s: %s", ln.Addr(), out)
 	}
+}
+
+// ownEgressPorts: `-p 18081:80` on an egress=own network, to a container
+// whose nc answers each connection with its netstat (so the client's
+// address as the container sees it). It is reached from outside the host
+// (the test, on the underlay bridge), the container seeing the test's
+// address, and from the host at 127.0.0.1 and at its underlay address; a
+// second container asking for the port is refused, and so is -P (Docker
+// would not show the port vxnet chose); after `docker rm -f` no rule of
+// the port is left and the port can be published again.
+func ownEgressPorts(t *testing.T, h *harness.Host) {
+	server := []string{"--network", "own", "-p", "18081:80", harness.Image, "nc", "-ll", "-p", "80", "-e", "netstat", "-tn"}
+	runC(t, h, "oep", server...)
+	ask := func(from, addr string) string {
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			var out string
+			var err error
+			if from == "outside" {
+				out, err = dialRead(addr)
+			} else {
+				out, err = h.Exec("busybox", "nc", "-w", "3", strings.Split(addr, ":")[0], strings.Split(addr, ":")[1])
+			}
+			if err == nil && strings.Contains(out, ":80 ") || time.Now().After(deadline) {
+				if err != nil {
+					t.Errorf("%s to %s: %v %s", from, addr, err, out)
+				}
+				return out
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	}
+	if out := ask("outside", h.IP+":18081"); !strings.Contains(out, harness.Gateway+":") {
+		t.Errorf("connection from %s to %s:18081: the container saw\n%s\nwant the client's address %s", harness.Gateway, h.IP, out, harness.Gateway)
+	}
+	for _, addr := range []string{"127.0.0.1:18081", h.IP + ":18081"} {
+		if out := ask("host", addr); !strings.Contains(out, "ESTABLISHED") && !strings.Contains(out, "CLOSE_WAIT") {
+			t.Errorf("connection from the host to %s: the container answered %q", addr, out)
+		}
+	}
+	t.Logf("docker port oep: %q", h.MustDocker(t, "port", "oep"))
+	if out, err := h.Docker("run", "--rm", "--network", "own", "-p", "18081:80", harness.Image, "true"); err == nil || !strings.Contains(out, "host port in use") {
+		t.Errorf("docker run -p 18081 again: err=%v out=%q, want host port in use", err, out)
+	}
+	if out, err := h.Docker("run", "--rm", "--network", "own", "-P", "--expose", "80", harness.Image, "true"); err == nil || !strings.Contains(out, "-P and -p without a host port are refused") {
+		t.Errorf("docker run -P: err=%v out=%q", err, out)
+	}
+	h.MustDocker(t, "rm", "-f", "oep")
+	for _, table := range []string{"filter", "nat"} {
+		if out := h.MustExec(t, "iptables-save", "-t", table); strings.Contains(out, "18081") {
+			t.Errorf("iptables %s after docker rm -f:\n%s", table, out)
+		}
+	}
+	runC(t, h, "oep2", server...)
+	if out := ask("outside", h.IP+":18081"); !strings.Contains(out, harness.Gateway+":") {
+		t.Errorf("port published again: the container saw\n%s", out)
+	}
+	h.MustDocker(t, "rm", "-f", "oep2")
+}
+
+// dialRead connects to addr and returns all it sends.
+func dialRead(addr string) (string, error) {
+	c, err := net.DialTimeout("tcp4", addr, 3*time.Second)
+	if err != nil {
+		return "", err
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	b, err := io.ReadAll(c)
+	return string(b), err
 }

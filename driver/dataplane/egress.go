@@ -147,10 +147,7 @@ func hostV4Addrs(log *logrus.Entry, vni uint32) ([]netip.Prefix, error) {
 // ip_forward. On failure it removes what exists of it. The network's
 // namespace must be live.
 func (p *Plane) ensureEgress(log *logrus.Entry, c NetworkConfig) (err error) {
-	p.mu.RLock()
-	defer p.mu.RUnlock()
-	p.egressMu.Lock()
-	defer p.egressMu.Unlock()
+	defer p.lockEgress()()
 	path, err := p.liveNs(c.VNI)
 	if err != nil {
 		return err

@@ -69,35 +69,69 @@ func hostRules(vni uint32, pair egressPair) []hostRule {
 		{"filter", []string{"-i", l, "-j", "ACCEPT"}},
 		{"filter", []string{"-o", l, "-m", "conntrack", "--ctstate", "RELATED,ESTABLISHED", "-j", "ACCEPT"}},
 		{"nat", []string{"-s", pair.ns.String() + "/32", "!", "-o", l, "-j", "MASQUERADE"}},
+		// Published ports reached at 127.0.0.0/8 (publish.go).
+		{"nat", []string{"-s", "127.0.0.0/8", "-o", l, "-j", "MASQUERADE"}},
 	}
 }
 
-// hookOf is the chain of Docker's (and the kernel's) jumping to vxnet's.
-var hookOf = map[string]string{"filter": "FORWARD", "nat": "POSTROUTING"}
+// hostChain is one chain of vxnet's in table, jumped to from the top of
+// each of jumps (the hook chain, then any matches of the jump).
+type hostChain struct {
+	table, name string
+	jumps       [][]string
+}
+
+func (c hostChain) jumpSpec(j []string) []string {
+	return append(append([]string{}, j...), "-j", c.name)
+}
+
+var (
+	filterChain = hostChain{"filter", egressChain, [][]string{{"FORWARD"}}}
+	natChain    = hostChain{"nat", egressChain, [][]string{{"POSTROUTING"}}}
+	// portsChain holds the DNAT rules of published ports (publish.go),
+	// for packets to an address of the host from elsewhere and from the
+	// host itself.
+	portsChain = hostChain{"nat", portsChainName, [][]string{
+		{"PREROUTING", "-m", "addrtype", "--dst-type", "LOCAL"},
+		{"OUTPUT", "-m", "addrtype", "--dst-type", "LOCAL"},
+	}}
+	hostChains = []hostChain{filterChain, natChain, portsChain}
+)
+
+// ensureChain makes c and its jumps exist and returns its rules (`iptables
+// -S` lines).
+func ensureChain(log *logrus.Entry, c hostChain) ([]string, error) {
+	out, err := iptables(log, "-t", c.table, "-S", c.name)
+	if errors.Is(err, errNoIptables) {
+		return nil, err
+	}
+	if err != nil {
+		if _, err := iptables(log, "-t", c.table, "-N", c.name); err != nil {
+			return nil, err
+		}
+	}
+	for _, j := range c.jumps {
+		if _, err := iptables(log, append([]string{"-t", c.table, "-C"}, c.jumpSpec(j)...)...); err != nil {
+			if _, err := iptables(log, append([]string{"-t", c.table, "-I", j[0], "1"}, c.jumpSpec(j)[1:]...)...); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return strings.Split(out, "\n"), nil
+}
 
 // ensureHostRules adds what is missing of the chains, jumps and vni's
 // rules: four iptables commands when nothing is (reconcile runs it every
 // round).
 func ensureHostRules(log *logrus.Entry, vni uint32, pair egressPair) error {
 	have := map[string]bool{}
-	for _, table := range []string{"filter", "nat"} {
-		out, err := iptables(log, "-t", table, "-S", egressChain)
-		if errors.Is(err, errNoIptables) {
+	for _, c := range []hostChain{filterChain, natChain} {
+		lines, err := ensureChain(log, c)
+		if err != nil {
 			return err
 		}
-		if err != nil {
-			if _, err := iptables(log, "-t", table, "-N", egressChain); err != nil {
-				return err
-			}
-		}
-		for _, line := range strings.Split(out, "\n") {
-			have[table+" "+strings.TrimSpace(line)] = true
-		}
-		jump := []string{hookOf[table], "-j", egressChain}
-		if _, err := iptables(log, append([]string{"-t", table, "-C"}, jump...)...); err != nil {
-			if _, err := iptables(log, append([]string{"-t", table, "-I", jump[0], "1"}, jump[1:]...)...); err != nil {
-				return err
-			}
+		for _, line := range lines {
+			have[c.table+" "+strings.TrimSpace(line)] = true
 		}
 	}
 	for _, r := range hostRules(vni, pair) {
@@ -115,57 +149,77 @@ func ensureHostRules(log *logrus.Entry, vni uint32, pair egressPair) error {
 // and the chains (with their jumps) once empty. Nothing to remove, or no
 // iptables command (then vxnet made none), is not an error.
 func deleteHostRules(log *logrus.Entry, vni uint32) error {
-	return pruneHostRules(log, func(link string) bool { return link == egressHostLink(vni) })
+	return pruneHostRules(log, func(link, _ string) bool { return link == egressHostLink(vni) })
 }
 
-// pruneHostRules deletes the rules of vxnet's chains whose vxe- link gone
-// says so, then the chains left empty.
-func pruneHostRules(log *logrus.Entry, gone func(link string) bool) error {
+// pruneHostRules deletes the rules of vxnet's chains whose owner (the vxe-
+// link they name, and the endpoint of a published port's rule, "" for a
+// network's own) gone says so, then the chains left empty.
+func pruneHostRules(log *logrus.Entry, gone func(link, endpoint string) bool) error {
 	if _, err := exec.LookPath("iptables"); err != nil {
 		return nil
 	}
-	for _, table := range []string{"filter", "nat"} {
-		out, err := iptables(log, "-t", table, "-S", egressChain)
+	for _, c := range hostChains {
+		out, err := iptables(log, "-t", c.table, "-S", c.name)
 		if err != nil {
-			continue // no chain: nothing of vxnet's in this table
+			continue // no chain: nothing of vxnet's in it
 		}
 		left := 0
 		for _, line := range strings.Split(out, "\n") {
-			f := strings.Fields(line)
+			f := ruleFields(line)
 			if len(f) < 2 || f[0] != "-A" {
 				continue
 			}
-			link := ruleLink(f)
-			if link == "" || !gone(link) {
+			link, ep := ruleOwner(f)
+			if link == "" || !gone(link, ep) {
 				left++
 				continue
 			}
-			if _, err := iptables(log, append([]string{"-t", table, "-D"}, f[1:]...)...); err != nil {
+			if _, err := iptables(log, append([]string{"-t", c.table, "-D"}, f[1:]...)...); err != nil {
 				return err
 			}
-			log.WithFields(logrus.Fields{"table": table, "rule": line}).Info("removed egress rule")
+			log.WithFields(logrus.Fields{"table": c.table, "rule": line}).Info("removed egress rule")
 		}
 		if left > 0 {
 			continue
 		}
-		if _, err := iptables(log, "-t", table, "-D", hookOf[table], "-j", egressChain); err != nil {
-			log.WithError(err).Debug("no jump to remove")
+		for _, j := range c.jumps {
+			if _, err := iptables(log, append([]string{"-t", c.table, "-D"}, c.jumpSpec(j)...)...); err != nil {
+				log.WithError(err).Debug("no jump to remove")
+			}
 		}
-		if _, err := iptables(log, "-t", table, "-X", egressChain); err != nil {
+		if _, err := iptables(log, "-t", c.table, "-X", c.name); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// ruleLink is the vxe- link a rule of `iptables -S` names.
-func ruleLink(f []string) string {
+// ruleFields splits a line of `iptables -S` into arguments for iptables.
+// It quotes comments; vxnet's have no spaces, so unquoting each field is
+// enough.
+func ruleFields(line string) []string {
+	f := strings.Fields(line)
+	for i := range f {
+		f[i] = strings.Trim(f[i], `"`)
+	}
+	return f
+}
+
+// ruleOwner is the vxe- link a rule of `iptables -S` names (by -i, -o or
+// its comment) and the endpoint its comment names ("" for none).
+func ruleOwner(f []string) (link, endpoint string) {
 	for i := 0; i+1 < len(f); i++ {
-		if (f[i] == "-i" || f[i] == "-o") && strings.HasPrefix(f[i+1], egressHostPrefix) {
-			return f[i+1]
+		v := f[i+1]
+		switch {
+		case f[i] == "--comment" && strings.HasPrefix(v, egressHostPrefix):
+			link, endpoint, _ = strings.Cut(v, "/")
+			return link, endpoint
+		case (f[i] == "-i" || f[i] == "-o") && strings.HasPrefix(v, egressHostPrefix):
+			link = v
 		}
 	}
-	return ""
+	return link, ""
 }
 
 // egressLinkVNI parses a vxe-<vni> name.

@@ -58,11 +58,7 @@ func TestEgress(t *testing.T) {
 	ping, hA, hB := twoHosts(t)
 	a := side{host: hA, vtep: "198.18.0.1", ip4: "198.19.1.2/24", ip6: "2001:db8:19:1::2/64", ep: testEndpoint(vni, 1), egress: true}
 	b := side{host: hB, vtep: "198.18.0.2", ip4: "198.19.1.3/24", ip6: "2001:db8:19:1::3/64", ep: testEndpoint(vni, 2), egress: true}
-	runIn(t, hA.ns, func() {
-		if out, err := exec.Command("iptables", "-P", "FORWARD", "DROP").CombinedOutput(); err != nil {
-			t.Fatalf("iptables -P FORWARD DROP: %v: %s", err, out)
-		}
-	})
+	forwardDrop(t, hA)
 	for _, s := range []*side{&a, &b} {
 		s.container = newNS(t)
 		s.setUp(t, vni)
@@ -224,4 +220,14 @@ func neighMAC(t *testing.T, ns netns.NsHandle, ip string) net.HardwareAddr {
 	}
 	t.Errorf("no neighbour entry for %s", ip)
 	return nil
+}
+
+// forwardDrop sets h's FORWARD policy to DROP, as dockerd leaves it.
+func forwardDrop(t *testing.T, h *testHost) {
+	t.Helper()
+	runIn(t, h.ns, func() {
+		if out, err := exec.Command("iptables", "-P", "FORWARD", "DROP").CombinedOutput(); err != nil {
+			t.Fatalf("iptables -P FORWARD DROP: %v: %s", err, out)
+		}
+	})
 }

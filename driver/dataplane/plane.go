@@ -33,6 +33,7 @@ package dataplane
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"sort"
@@ -113,6 +114,9 @@ type Plane struct {
 	// iptables command; egressMu guards both.
 	egressVNIs    map[uint32]bool
 	egressScanned bool
+	// held are the sockets holding the host ports published per endpoint
+	// (id12, publish.go); egressMu guards it.
+	held map[string][]io.Closer
 }
 
 // New prepares NetnsDir and returns a Plane using it.
@@ -141,7 +145,7 @@ func New(o Options) (*Plane, error) {
 	if err := ensureNetnsDir(log, dir); err != nil {
 		return nil, err
 	}
-	return &Plane{dir: dir, sysctl: sysctl, log: log}, nil
+	return &Plane{dir: dir, sysctl: sysctl, log: log, held: map[string][]io.Closer{}}, nil
 }
 
 // Networks returns, sorted, the VNIs whose namespace files in NetnsDir are
@@ -165,16 +169,13 @@ func (p *Plane) Networks() ([]uint32, error) {
 // plugin that died between the two, so it looks once, at the first call
 // (reconcile at start); afterwards DeleteNetwork removes them.
 func (p *Plane) removeStaleEgress() error {
-	p.mu.RLock()
-	defer p.mu.RUnlock()
-	p.egressMu.Lock()
-	defer p.egressMu.Unlock()
+	defer p.lockEgress()()
 	if p.egressScanned {
 		return nil
 	}
 	var ferr error
 	stale := map[uint32]bool{}
-	err := pruneHostRules(p.log, func(link string) bool {
+	err := pruneHostRules(p.log, func(link, _ string) bool {
 		vni, ok := egressLinkVNI(link)
 		if !ok {
 			return false

@@ -155,3 +155,15 @@ func (p *Plane) Peers(vni uint32) []dataplane.Peer {
 	}
 	return nil
 }
+
+// Publish publishes nothing: simulated hosts carry no traffic. It answers
+// with the bindings as asked.
+func (p *Plane) Publish(c dataplane.PublishConfig) ([]dataplane.PortBinding, error) {
+	return c.Ports, nil
+}
+
+// Unpublish has nothing to remove.
+func (p *Plane) Unpublish(uint32, string) error { return nil }
+
+// PrunePublished has nothing to remove.
+func (p *Plane) PrunePublished(uint32) error { return nil }
